@@ -1,0 +1,52 @@
+//! The `oxlink` command line: what a Linkerd user types, with oxlink behind it.
+//!
+//! This crate owns the `oxlink` binary: `install` (CRDs and the control plane, rendered from the
+//! same source as the Helm charts), `check` (pre-flight, control plane and proxy health),
+//! `inject` / `uninject` (the same pure inject function the webhook uses), `identity` and
+//! `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
+//! scripts and habits keep working.
+
+use clap::{Parser, Subcommand};
+
+/// The oxlink release this binary belongs to.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// oxlink manages a Linkerd-compatible service mesh.
+#[derive(Debug, Parser)]
+#[command(name = "oxlink", version = VERSION)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the client version.
+    Version {
+        /// Print the client version only.
+        #[arg(long)]
+        client: bool,
+        /// Print the version number(s) only, with no additional output.
+        #[arg(long)]
+        short: bool,
+    },
+}
+
+impl Cli {
+    /// Runs the parsed command, writing its output to `out`.
+    pub fn run(self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        match self.command {
+            Command::Version { client: _, short } => {
+                if short {
+                    writeln!(out, "{VERSION}")?;
+                } else {
+                    writeln!(out, "Client version: {VERSION}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

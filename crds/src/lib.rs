@@ -1,0 +1,11 @@
+//! The custom resources oxlink serves and reads, and the names Linkerd users and proxies know.
+//!
+//! This crate owns every Kubernetes custom resource type of the mesh (ServiceProfile, the
+//! `policy.linkerd.io` kinds, ExternalWorkload, TrafficSplit …) as Rust types from which the CRD
+//! YAML in the `oxlink-crds` chart is generated, so the schema the API server enforces and the
+//! types the controllers deserialize can never drift apart. It is also the single home of the
+//! names that must match Linkerd's spelling exactly: annotation and label keys, proxy
+//! environment variables, API groups and the control plane's object names. Other crates import
+//! these constants instead of writing the strings again.
+
+pub mod names;

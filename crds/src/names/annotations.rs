@@ -1,0 +1,1 @@
+//! Annotation keys (`linkerd.io/*`, `config.linkerd.io/*`, `config.alpha.linkerd.io/*`).

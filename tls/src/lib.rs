@@ -1,0 +1,7 @@
+//! Certificates and TLS for every oxlink server and for the mesh's certificate authority.
+//!
+//! This crate owns PEM/DER decoding and encoding, trust bundles, the identity issuer (loading a
+//! certificate chain and key, signing a proxy's CSR into a leaf certificate with Linkerd's
+//! validity rules), reloadable serving certificates for our gRPC and admission servers, and the
+//! Certify client our own servers use to obtain their mesh identity. Fixed test certificates
+//! live here too, behind a `test-util` feature, so that tests never mint their own.

@@ -1,0 +1,295 @@
+//! `cargo xtask cluster up|down|status`: the local Kubernetes from `e2e/localkube`.
+//!
+//! `up` builds the localkube binary when its sources changed (the binary is cached by a hash of
+//! its sources, outside the work tree, and Go's build cache is reused), starts it in the
+//! background, and waits until the API server is ready and the controllers and simulated nodes
+//! are up. Every step is idempotent.
+
+use crate::{paths, run};
+use anyhow::{Context, Result, bail};
+use std::{
+    fs,
+    hash::{DefaultHasher, Hash, Hasher},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The API server's port on 127.0.0.1; etcd uses 16379 and 16380.
+pub(crate) const PORT: u16 = 16443;
+const ETCD_PORT: u16 = 16379;
+const READY_TIMEOUT: Duration = Duration::from_secs(240);
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Action {
+    /// Build (if needed) and start the local cluster, and wait until it is ready.
+    Up {
+        /// Start from an empty etcd rather than the state of the last run.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Stop the local cluster (its state stays in target/localkube until the next `up --fresh`).
+    Down,
+    /// Say whether the local cluster runs, and where its kubeconfig is.
+    Status,
+}
+
+pub(crate) fn run(action: Action) -> Result<()> {
+    match action {
+        Action::Up { fresh } => {
+            up(fresh)?;
+            println!("export KUBECONFIG={}", paths::kubeconfig().display());
+            Ok(())
+        }
+        Action::Down => down(),
+        Action::Status => {
+            match running_pid() {
+                Some(pid) if ready() => {
+                    println!("localkube is running (pid {pid}) on https://127.0.0.1:{PORT}");
+                    println!("export KUBECONFIG={}", paths::kubeconfig().display());
+                }
+                Some(pid) => println!("localkube is starting (pid {pid}), not ready yet"),
+                None => println!("localkube is not running"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Starts the cluster unless it already runs, and waits until it is ready.
+pub(crate) fn up(fresh: bool) -> Result<()> {
+    let dir = paths::localkube_dir();
+    if let Some(pid) = running_pid() {
+        if fresh {
+            down()?;
+        } else {
+            eprintln!("localkube is already running (pid {pid})");
+            return wait_ready(pid, &dir);
+        }
+    }
+    let binary = build()?;
+    for port in [PORT, ETCD_PORT, ETCD_PORT + 1] {
+        if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+            bail!(
+                "port {port} on 127.0.0.1 is taken ({e}); stop what holds it \
+                 (`ss -ltnp 'sport = :{port}'` shows it) and try again"
+            );
+        }
+    }
+    if fresh {
+        let _ = fs::remove_dir_all(dir.join("etcd"));
+    }
+    fs::create_dir_all(&dir)?;
+    let log = fs::File::create(dir.join("localkube.log"))?;
+    let mut cmd = Command::new(&binary);
+    cmd.arg("up")
+        .arg("--dir")
+        .arg(&dir)
+        .arg(format!("--port={PORT}"))
+        .arg(format!("--etcd-port={ETCD_PORT}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own process group: the cluster outlives this command and ignores our Ctrl-C.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let started = Instant::now();
+    let child = cmd.spawn().context("starting localkube")?;
+    fs::write(dir.join("pid"), child.id().to_string())?;
+    eprintln!(
+        "started localkube (pid {}), waiting for it to be ready",
+        child.id()
+    );
+    wait_ready(child.id(), &dir)?;
+    eprintln!(
+        "localkube ready after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stops the cluster if it runs: SIGTERM, then SIGKILL after 30 seconds.
+pub(crate) fn down() -> Result<()> {
+    let dir = paths::localkube_dir();
+    let Some(pid) = running_pid() else {
+        eprintln!("localkube is not running");
+        let _ = fs::remove_file(dir.join("pid"));
+        return Ok(());
+    };
+    signal(pid, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        eprintln!("localkube (pid {pid}) did not stop within 30s; killing it");
+        signal(pid, "KILL");
+    }
+    let _ = fs::remove_file(dir.join("pid"));
+    let _ = fs::remove_file(dir.join("ready"));
+    eprintln!("localkube stopped");
+    Ok(())
+}
+
+/// Builds localkube if no binary for the current sources is cached, and returns its path.
+fn build() -> Result<PathBuf> {
+    let src = paths::workspace().join("e2e").join("localkube");
+    let ldflags = version_ldflags(&kubernetes_version(&src)?);
+    let binary = paths::cache()
+        .join("localkube")
+        .join(format!("localkube-{:016x}", source_hash(&src, &ldflags)?));
+    if binary.exists() {
+        return Ok(binary);
+    }
+    if !run::available("go", "version") {
+        bail!(
+            "Go is not installed or not on PATH; localkube needs Go 1.24 or newer (https://go.dev/dl)"
+        );
+    }
+    fs::create_dir_all(binary.parent().expect("cache path has a parent"))?;
+    eprintln!("building localkube (the first build compiles Kubernetes and takes several minutes)");
+    let started = Instant::now();
+    let tmp = binary.with_extension("tmp");
+    run::status(
+        Command::new("go")
+            .current_dir(&src)
+            .env("GOFLAGS", "-buildvcs=false")
+            .args(["build", "-trimpath", &ldflags, "-o"])
+            .arg(&tmp)
+            .arg("."),
+    )
+    .context("building e2e/localkube")?;
+    fs::rename(&tmp, &binary)?;
+    eprintln!(
+        "built localkube in {:.0}s ({} MiB)",
+        started.elapsed().as_secs_f64(),
+        fs::metadata(&binary)?.len() >> 20
+    );
+    Ok(binary)
+}
+
+/// The `k8s.io/kubernetes` version that localkube's go.mod pins, e.g. `v1.34.4`.
+fn kubernetes_version(src: &Path) -> Result<String> {
+    let gomod = fs::read_to_string(src.join("go.mod"))?;
+    gomod
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("k8s.io/kubernetes "))
+        .map(|v| v.trim().to_string())
+        .find(|v| v.starts_with('v'))
+        .context("e2e/localkube/go.mod does not require k8s.io/kubernetes")
+}
+
+/// Linker flags that strip the binary and stamp the Kubernetes version into it, as the upstream
+/// release build does; without them the API server reports `v0.0.0-master`, which kubectl and
+/// Helm refuse to parse.
+fn version_ldflags(version: &str) -> String {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut flags = String::from("-ldflags=-s -w");
+    for pkg in [
+        "k8s.io/component-base/version",
+        "k8s.io/client-go/pkg/version",
+    ] {
+        for (var, value) in [
+            ("gitVersion", version),
+            ("gitMajor", major),
+            ("gitMinor", minor),
+            ("gitTreeState", "clean"),
+        ] {
+            flags.push_str(&format!(" -X {pkg}.{var}={value}"));
+        }
+    }
+    flags
+}
+
+/// A hash of localkube's sources (go.mod, go.sum and the Go files) and build flags, naming its
+/// cached build.
+fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
+    let mut files: Vec<PathBuf> = fs::read_dir(src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "go")
+                || p.file_name()
+                    .is_some_and(|n| n == "go.mod" || n == "go.sum")
+        })
+        .collect();
+    files.sort();
+    let mut h = DefaultHasher::new();
+    ldflags.hash(&mut h);
+    for f in files {
+        f.file_name().hash(&mut h);
+        fs::read(&f)?.hash(&mut h);
+    }
+    Ok(h.finish())
+}
+
+fn wait_ready(pid: u32, dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if !alive(pid) {
+            bail!("localkube exited before it was ready\n{}", log_tails(dir));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "localkube was not ready after {}s\n{}",
+                READY_TIMEOUT.as_secs(),
+                log_tails(dir)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// localkube writes `ready` once the API server, controllers and nodes are up, and removes it
+/// when it stops.
+fn ready() -> bool {
+    paths::localkube_dir().join("ready").exists()
+}
+
+fn running_pid() -> Option<u32> {
+    let pid = fs::read_to_string(paths::localkube_dir().join("pid")).ok()?;
+    let pid = pid.trim().parse().ok()?;
+    alive(pid).then_some(pid)
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn log_tails(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in [
+        "localkube.log",
+        "logs/apiserver.log",
+        "logs/controller-manager.log",
+    ] {
+        let path = dir.join(name);
+        if let Ok(text) = fs::read_to_string(&path) {
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(20)..];
+            out.push_str(&format!(
+                "--- last lines of {} ---\n{}\n",
+                path.display(),
+                tail.join("\n")
+            ));
+        }
+    }
+    out
+}

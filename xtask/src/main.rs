@@ -1,0 +1,60 @@
+//! `cargo xtask`: oxlink's developer tasks. See `cargo xtask --help`.
+
+mod cluster;
+mod paths;
+mod run;
+mod test;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "oxlink's developer tasks")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Start, stop or inspect the local Kubernetes cluster (e2e/localkube).
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::Action,
+    },
+    /// Run the pinned Helm with the given arguments, installing it first if needed.
+    Helm {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the pinned kubectl against the local cluster, installing it first if needed.
+    Kubectl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run everything CI runs: fmt, clippy, unit tests, and the e2e suite on localkube.
+    Test(test::TestArgs),
+    /// The main job on a local cluster (not there yet: see the README).
+    Demo,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let result = match args.task {
+        Task::Cluster { action } => cluster::run(action),
+        Task::Helm { args } => tools::exec(tools::Tool::Helm, &args),
+        Task::Kubectl { args } => tools::exec(tools::Tool::Kubectl, &args),
+        Task::Test(args) => test::run(args),
+        Task::Demo => Err(anyhow::anyhow!(
+            "the demo needs the control plane, which is not built yet; \
+             `cargo xtask cluster up` starts the local cluster on its own"
+        )),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

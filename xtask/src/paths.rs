@@ -1,0 +1,36 @@
+//! Where things live: the workspace, the local cluster's state, and the cache shared by clones.
+
+use std::path::PathBuf;
+
+/// The workspace root (the parent of `xtask/`).
+pub(crate) fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The local cluster's state: etcd data, certificates, logs and the kubeconfig.
+pub(crate) fn localkube_dir() -> PathBuf {
+    workspace().join("target").join("localkube")
+}
+
+/// The admin kubeconfig of the local cluster.
+pub(crate) fn kubeconfig() -> PathBuf {
+    localkube_dir().join("kubeconfig")
+}
+
+/// A cache outside the work tree, reused by every clone on this machine: pinned tools and
+/// localkube builds. `OXLINK_CACHE_DIR` overrides it.
+pub(crate) fn cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OXLINK_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("oxlink");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("oxlink"),
+        None => workspace().join("target").join("cache"),
+    }
+}
