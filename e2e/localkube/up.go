@@ -53,7 +53,7 @@ func up(args []string) int {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	fs.StringVar(&c.dir, "dir", "target/localkube", "state directory: etcd data, certificates, logs, kubeconfig")
 	fs.IntVar(&c.port, "port", 16443, "kube-apiserver secure port on 127.0.0.1")
-	fs.IntVar(&c.etcdPort, "etcd-port", 16379, "etcd client port on 127.0.0.1 (the peer port is one above)")
+	fs.IntVar(&c.etcdPort, "etcd-port", 16444, "etcd client port on 127.0.0.1 (the peer port is one above)")
 	fs.IntVar(&c.nodes, "nodes", 2, "simulated nodes, one zone each")
 	_ = fs.Parse(args)
 	abs, err := filepath.Abs(c.dir)

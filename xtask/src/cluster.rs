@@ -16,9 +16,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The API server's port on 127.0.0.1; etcd uses 16379 and 16380.
-pub(crate) const PORT: u16 = 16443;
-const ETCD_PORT: u16 = 16379;
+/// The API server's default port on 127.0.0.1; `OXLINK_LOCALKUBE_PORT` picks another, so that
+/// two checkouts can each run a cluster. etcd listens on the next two ports.
+const DEFAULT_PORT: u16 = 16443;
+
+/// The API server's port: `OXLINK_LOCALKUBE_PORT`, or 16443.
+fn port() -> Result<u16> {
+    match std::env::var("OXLINK_LOCALKUBE_PORT") {
+        Ok(p) => p
+            .parse()
+            .with_context(|| format!("OXLINK_LOCALKUBE_PORT={p} is not a port number")),
+        Err(_) => Ok(DEFAULT_PORT),
+    }
+}
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[derive(Debug, clap::Subcommand)]
@@ -46,7 +56,10 @@ pub(crate) fn run(action: Action) -> Result<()> {
         Action::Status => {
             match running_pid() {
                 Some(pid) if ready() => {
-                    println!("localkube is running (pid {pid}) on https://127.0.0.1:{PORT}");
+                    println!(
+                        "localkube is running (pid {pid}) on https://127.0.0.1:{}",
+                        port()?
+                    );
                     println!("export KUBECONFIG={}", paths::kubeconfig().display());
                 }
                 Some(pid) => println!("localkube is starting (pid {pid}), not ready yet"),
@@ -69,7 +82,8 @@ pub(crate) fn up(fresh: bool) -> Result<()> {
         }
     }
     let binary = build()?;
-    for port in [PORT, ETCD_PORT, ETCD_PORT + 1] {
+    let port = port()?;
+    for port in [port, port + 1, port + 2] {
         if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
             bail!(
                 "port {port} on 127.0.0.1 is taken ({e}); stop what holds it \
@@ -86,8 +100,8 @@ pub(crate) fn up(fresh: bool) -> Result<()> {
     cmd.arg("up")
         .arg("--dir")
         .arg(&dir)
-        .arg(format!("--port={PORT}"))
-        .arg(format!("--etcd-port={ETCD_PORT}"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--etcd-port={}", port + 1))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
