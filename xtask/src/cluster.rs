@@ -307,3 +307,40 @@ fn log_tails(dir: &Path) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_kubernetes_version_is_read_from_go_mod() {
+        let src = paths::workspace().join("e2e").join("localkube");
+        let version = kubernetes_version(&src).unwrap();
+        assert!(version.starts_with("v1.34."), "{version}");
+    }
+
+    #[test]
+    fn ldflags_stamp_the_version_for_server_and_client_packages() {
+        let flags = version_ldflags("v1.34.4");
+        assert!(flags.starts_with("-ldflags=-s -w "));
+        for pkg in [
+            "k8s.io/component-base/version",
+            "k8s.io/client-go/pkg/version",
+        ] {
+            assert!(
+                flags.contains(&format!("-X {pkg}.gitVersion=v1.34.4")),
+                "{flags}"
+            );
+            assert!(flags.contains(&format!("-X {pkg}.gitMajor=1 ")), "{flags}");
+            assert!(flags.contains(&format!("-X {pkg}.gitMinor=34 ")), "{flags}");
+        }
+    }
+
+    #[test]
+    fn the_build_cache_key_changes_with_the_flags() {
+        let src = paths::workspace().join("e2e").join("localkube");
+        let a = source_hash(&src, "-ldflags=a").unwrap();
+        assert_eq!(a, source_hash(&src, "-ldflags=a").unwrap());
+        assert_ne!(a, source_hash(&src, "-ldflags=b").unwrap());
+    }
+}

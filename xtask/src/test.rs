@@ -18,6 +18,7 @@ pub(crate) struct TestArgs {
 
 pub(crate) fn run(args: TestArgs) -> Result<()> {
     let started = Instant::now();
+    let mut counts = run::TestCounts::default();
     let mut steps: Vec<(&str, f64)> = Vec::new();
     let mut step = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
         eprintln!("\n==> {name}");
@@ -42,7 +43,14 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         ]))
     })?;
     step("unit tests", &mut || {
-        run::status(cargo().args(["test", "--workspace", "--locked", "--exclude", "oxlink-e2e"]))
+        counts.merge(run::tests(cargo().args([
+            "test",
+            "--workspace",
+            "--locked",
+            "--exclude",
+            "oxlink-e2e",
+        ]))?);
+        Ok(())
     })?;
     if !args.no_e2e {
         step("tools", &mut || {
@@ -54,7 +62,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         })?;
         step("cluster up", &mut || cluster::up(true))?;
         let e2e = step("e2e", &mut || {
-            run::status(
+            counts.merge(run::tests(
                 cargo()
                     .args([
                         "test",
@@ -66,7 +74,8 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
                     ])
                     .env("KUBECONFIG", paths::kubeconfig())
                     .env("PATH", path_with_tools()?),
-            )
+            )?);
+            Ok(())
         });
         if !args.keep_cluster {
             cluster::down()?;
@@ -78,8 +87,13 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     for (name, secs) in steps {
-        eprintln!("  {name:<12} {secs:>6.1}s");
+        eprintln!("  {name:<16} {secs:>6.1}s");
     }
+    // The closing line: every test that ran, unit and e2e.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        counts.passed, counts.failed, counts.ignored
+    );
     Ok(())
 }
 
