@@ -46,21 +46,22 @@ pub(crate) enum Action {
 }
 
 pub(crate) fn run(action: Action) -> Result<()> {
+    let cluster = Cluster::from_env()?;
     match action {
         Action::Up { fresh } => {
-            up(fresh)?;
-            println!("export KUBECONFIG={}", paths::kubeconfig().display());
+            cluster.up(fresh)?;
+            println!("export KUBECONFIG={}", cluster.kubeconfig().display());
             Ok(())
         }
-        Action::Down => down(),
+        Action::Down => cluster.down(),
         Action::Status => {
-            match running_pid() {
-                Some(pid) if ready() => {
+            match cluster.running_pid() {
+                Some(pid) if cluster.ready() => {
                     println!(
                         "localkube is running (pid {pid}) on https://127.0.0.1:{}",
-                        port()?
+                        cluster.port
                     );
-                    println!("export KUBECONFIG={}", paths::kubeconfig().display());
+                    println!("export KUBECONFIG={}", cluster.kubeconfig().display());
                 }
                 Some(pid) => println!("localkube is starting (pid {pid}), not ready yet"),
                 None => println!("localkube is not running"),
@@ -70,79 +71,137 @@ pub(crate) fn run(action: Action) -> Result<()> {
     }
 }
 
-/// Starts the cluster unless it already runs, and waits until it is ready.
-pub(crate) fn up(fresh: bool) -> Result<()> {
-    let dir = paths::localkube_dir();
-    if let Some(pid) = running_pid() {
-        if fresh {
-            down()?;
-        } else {
-            eprintln!("localkube is already running (pid {pid})");
-            return wait_ready(pid, &dir);
-        }
-    }
-    let binary = build()?;
-    let port = port()?;
-    for port in [port, port + 1, port + 2] {
-        if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
-            bail!(
-                "port {port} on 127.0.0.1 is taken ({e}); stop what holds it \
-                 (`ss -ltnp 'sport = :{port}'` shows it) and try again"
-            );
-        }
-    }
-    if fresh {
-        let _ = fs::remove_dir_all(dir.join("etcd"));
-    }
-    fs::create_dir_all(&dir)?;
-    let log = fs::File::create(dir.join("localkube.log"))?;
-    let mut cmd = Command::new(&binary);
-    cmd.arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .arg(format!("--port={port}"))
-        .arg(format!("--etcd-port={}", port + 1))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // Its own process group: the cluster outlives this command and ignores our Ctrl-C.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let started = Instant::now();
-    let child = cmd.spawn().context("starting localkube")?;
-    fs::write(dir.join("pid"), child.id().to_string())?;
-    eprintln!(
-        "started localkube (pid {}), waiting for it to be ready",
-        child.id()
-    );
-    wait_ready(child.id(), &dir)?;
-    eprintln!(
-        "localkube ready after {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+/// One local cluster: its state directory and its API server port.
+#[derive(Clone, Debug)]
+pub(crate) struct Cluster {
+    dir: PathBuf,
+    port: u16,
 }
 
-/// Stops the cluster if it runs: SIGTERM, then SIGKILL after 30 seconds.
-pub(crate) fn down() -> Result<()> {
-    let dir = paths::localkube_dir();
-    let Some(pid) = running_pid() else {
-        eprintln!("localkube is not running");
+// === impl Cluster ===
+
+impl Cluster {
+    /// The workspace's cluster: `target/localkube`, on `OXLINK_LOCALKUBE_PORT` or 16443.
+    pub(crate) fn from_env() -> Result<Self> {
+        Ok(Self {
+            dir: paths::localkube_dir(),
+            port: port()?,
+        })
+    }
+
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// Starts the cluster unless it already runs, and waits until it is ready.
+    pub(crate) fn up(&self, fresh: bool) -> Result<()> {
+        let dir = &self.dir;
+        if let Some(pid) = self.running_pid() {
+            if fresh {
+                self.down()?;
+            } else {
+                eprintln!("localkube is already running (pid {pid})");
+                return self.wait_ready(pid);
+            }
+        }
+        for port in [self.port, self.port + 1, self.port + 2] {
+            if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+                bail!(
+                    "port {port} on 127.0.0.1 is taken ({e}); stop what holds it \
+                     (`ss -ltnp 'sport = :{port}'` shows it) or choose other ports with \
+                     OXLINK_LOCALKUBE_PORT"
+                );
+            }
+        }
+        let binary = build()?;
+        if fresh {
+            let _ = fs::remove_dir_all(dir.join("etcd"));
+        }
+        fs::create_dir_all(dir)?;
+        let log = fs::File::create(dir.join("localkube.log"))?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg("up")
+            .arg("--dir")
+            .arg(dir)
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--etcd-port={}", self.port + 1))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Its own process group: the cluster outlives this command and ignores our Ctrl-C.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let started = Instant::now();
+        let child = cmd.spawn().context("starting localkube")?;
+        fs::write(dir.join("pid"), child.id().to_string())?;
+        eprintln!(
+            "started localkube (pid {}), waiting for it to be ready",
+            child.id()
+        );
+        self.wait_ready(child.id())?;
+        eprintln!(
+            "localkube ready after {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Stops the cluster if it runs: SIGTERM, then SIGKILL after 30 seconds.
+    pub(crate) fn down(&self) -> Result<()> {
+        let dir = &self.dir;
+        let Some(pid) = self.running_pid() else {
+            eprintln!("localkube is not running");
+            let _ = fs::remove_file(dir.join("pid"));
+            return Ok(());
+        };
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(pid) {
+            eprintln!("localkube (pid {pid}) did not stop within 30s; killing it");
+            signal(pid, "KILL");
+        }
         let _ = fs::remove_file(dir.join("pid"));
-        return Ok(());
-    };
-    signal(pid, "TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+        let _ = fs::remove_file(dir.join("ready"));
+        eprintln!("localkube stopped");
+        Ok(())
     }
-    if alive(pid) {
-        eprintln!("localkube (pid {pid}) did not stop within 30s; killing it");
-        signal(pid, "KILL");
+
+    fn wait_ready(&self, pid: u32) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if self.ready() {
+                return Ok(());
+            }
+            if !alive(pid) {
+                bail!(
+                    "localkube exited before it was ready\n{}",
+                    log_tails(&self.dir)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "localkube was not ready after {}s\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    log_tails(&self.dir)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
-    let _ = fs::remove_file(dir.join("pid"));
-    let _ = fs::remove_file(dir.join("ready"));
-    eprintln!("localkube stopped");
-    Ok(())
+
+    /// localkube writes `ready` once the API server, controllers and nodes are up, and removes
+    /// it when it stops.
+    fn ready(&self) -> bool {
+        self.dir.join("ready").exists()
+    }
+
+    fn running_pid(&self) -> Option<u32> {
+        let pid = fs::read_to_string(self.dir.join("pid")).ok()?;
+        let pid = pid.trim().parse().ok()?;
+        alive(pid).then_some(pid)
+    }
 }
 
 /// Builds localkube if no binary for the current sources is cached, and returns its path.
@@ -238,38 +297,6 @@ fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
     Ok(h.finish())
 }
 
-fn wait_ready(pid: u32, dir: &Path) -> Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if ready() {
-            return Ok(());
-        }
-        if !alive(pid) {
-            bail!("localkube exited before it was ready\n{}", log_tails(dir));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "localkube was not ready after {}s\n{}",
-                READY_TIMEOUT.as_secs(),
-                log_tails(dir)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// localkube writes `ready` once the API server, controllers and nodes are up, and removes it
-/// when it stops.
-fn ready() -> bool {
-    paths::localkube_dir().join("ready").exists()
-}
-
-fn running_pid() -> Option<u32> {
-    let pid = fs::read_to_string(paths::localkube_dir().join("pid")).ok()?;
-    let pid = pid.trim().parse().ok()?;
-    alive(pid).then_some(pid)
-}
-
 fn alive(pid: u32) -> bool {
     // A zombie (exited, not yet reaped) counts as gone.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -334,6 +361,46 @@ mod tests {
             assert!(flags.contains(&format!("-X {pkg}.gitMajor=1 ")), "{flags}");
             assert!(flags.contains(&format!("-X {pkg}.gitMinor=34 ")), "{flags}");
         }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn up_refuses_a_taken_port_and_starts_nothing() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let dir = scratch("taken");
+        let cluster = Cluster {
+            dir: dir.clone(),
+            port,
+        };
+        let err = cluster.up(false).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("port {port} on 127.0.0.1 is taken")),
+            "{err}"
+        );
+        assert!(!dir.join("pid").exists(), "nothing was started");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn down_and_status_of_a_cluster_that_does_not_run() {
+        let dir = scratch("stopped");
+        // A pid file left behind by a cluster that is gone (pid 0 never names a process we own).
+        fs::write(dir.join("pid"), "0").unwrap();
+        let cluster = Cluster {
+            dir: dir.clone(),
+            port: 1,
+        };
+        assert_eq!(cluster.running_pid(), None);
+        cluster.down().unwrap();
+        assert!(!dir.join("pid").exists(), "the stale pid file is removed");
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

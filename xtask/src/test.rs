@@ -2,7 +2,7 @@
 //!
 //! fmt → clippy → unit tests → local cluster up → e2e suite → cluster down (also on failure).
 
-use crate::{cluster, paths, run, tools};
+use crate::{cluster, run, tools};
 use anyhow::{Context, Result};
 use std::{ffi::OsString, process::Command, time::Instant};
 
@@ -60,7 +60,8 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         step("e2e build", &mut || {
             run::status(cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))
         })?;
-        step("cluster up", &mut || cluster::up(true))?;
+        let cluster = cluster::Cluster::from_env()?;
+        step("cluster up", &mut || cluster.up(true))?;
         let e2e = step("e2e", &mut || {
             counts.merge(run::tests(
                 cargo()
@@ -72,13 +73,13 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
                         "--",
                         "--test-threads=4",
                     ])
-                    .env("KUBECONFIG", paths::kubeconfig())
+                    .env("KUBECONFIG", cluster.kubeconfig())
                     .env("PATH", path_with_tools()?),
             )?);
             Ok(())
         });
         if !args.keep_cluster {
-            cluster::down()?;
+            cluster.down()?;
         }
         e2e?;
     }
