@@ -21,6 +21,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Output Kubernetes configs to install oxlink (pipe them to `kubectl apply -f -`).
+    Install {
+        /// Output the custom resource definitions only.
+        #[arg(long)]
+        crds: bool,
+    },
     /// Print the client version.
     Version {
         /// Print the client version only.
@@ -36,6 +42,13 @@ impl Cli {
     /// Runs the parsed command, writing its output to `out`.
     pub fn run(self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
         match self.command {
+            Command::Install { crds: true } => {
+                out.write_all(oxlink_crds::install::manifest().as_bytes())?;
+            }
+            Command::Install { crds: false } => anyhow::bail!(
+                "installing the control plane is not supported yet; \
+                 `oxlink install --crds | kubectl apply -f -` installs the CRDs"
+            ),
             Command::Version { client: _, short } => {
                 if short {
                     writeln!(out, "{VERSION}")?;

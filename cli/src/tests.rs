@@ -22,3 +22,30 @@ fn unknown_subcommand_is_an_error() {
     let err = Cli::try_parse_from(["oxlink", "frobnicate"]).unwrap_err();
     assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
 }
+
+#[test]
+fn install_crds_prints_the_generated_manifest() {
+    let out = run(&["install", "--crds"]);
+    assert_eq!(out, oxlink_crds::install::manifest());
+    let docs = out.matches("\n---\n").count();
+    assert_eq!(
+        docs,
+        oxlink_crds::install::crds().len(),
+        "one document per CRD"
+    );
+    for crd in oxlink_crds::install::crds() {
+        let name = crd.metadata.name.unwrap();
+        assert!(
+            out.contains(&format!("\n  name: {name}\n")),
+            "{name} is in the output"
+        );
+    }
+}
+
+#[test]
+fn install_without_crds_fails_clearly() {
+    let cli = Cli::try_parse_from(["oxlink", "install"]).expect("arguments parse");
+    let err = cli.run(&mut Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("oxlink install --crds"), "{err}");
+}

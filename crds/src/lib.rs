@@ -7,5 +7,20 @@
 //! names that must match Linkerd's spelling exactly: annotation and label keys, proxy
 //! environment variables, API groups and the control plane's object names. Other crates import
 //! these constants instead of writing the strings again.
+//!
+//! [`install::crds`] lists every CustomResourceDefinition; [`install::manifest`] renders them
+//! as the YAML that `oxlink install --crds` prints and the chart ships.
 
+pub mod install;
 pub mod names;
+pub mod policy;
+mod schema;
+pub mod service_profile;
+pub mod traffic_split;
+pub mod workload;
+
+pub use self::{
+    service_profile::{ServiceProfile, ServiceProfileSpec},
+    traffic_split::{TrafficSplit, TrafficSplitSpec},
+    workload::{ExternalWorkload, ExternalWorkloadSpec},
+};

@@ -1,6 +1,7 @@
 //! `cargo xtask`: oxlink's developer tasks. See `cargo xtask --help`.
 
 mod cluster;
+mod codegen;
 mod paths;
 mod run;
 mod test;
@@ -22,6 +23,8 @@ enum Task {
         #[command(subcommand)]
         action: cluster::Action,
     },
+    /// Write the generated files (the CRD chart's templates); `--check` only compares.
+    Codegen(codegen::CodegenArgs),
     /// Run the pinned Helm with the given arguments, installing it first if needed.
     Helm {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.task {
         Task::Cluster { action } => cluster::run(action),
+        Task::Codegen(args) => codegen::run(args),
         Task::Helm { args } => tools::exec(tools::Tool::Helm, &args),
         Task::Kubectl { args } => tools::exec(tools::Tool::Kubectl, &args),
         Task::Test(args) => test::run(args),

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
-//! fmt → clippy → unit tests → local cluster up → e2e suite → cluster down (also on failure).
+//! fmt → clippy → unit tests → codegen drift → helm lint → local cluster up → e2e suite →
+//! cluster down (also on failure).
 
-use crate::{cluster, run, tools};
+use crate::{cluster, codegen, paths, run, tools};
 use anyhow::{Context, Result};
 use std::{ffi::OsString, process::Command, time::Instant};
 
@@ -51,6 +52,14 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             "oxlink-e2e",
         ]))?);
         Ok(())
+    })?;
+    step("codegen --check", &mut codegen::check)?;
+    step("helm lint", &mut || {
+        run::status(
+            Command::new(tools::ensure(tools::Tool::Helm)?)
+                .arg("lint")
+                .arg(paths::workspace().join("charts/oxlink-crds")),
+        )
     })?;
     if !args.no_e2e {
         step("tools", &mut || {

@@ -1,0 +1,624 @@
+//! The CRDs on a real API server: `oxlink install --crds | kubectl apply -f -` establishes
+//! them, our fixtures apply and read back into our types unchanged, invalid objects are
+//! rejected with the offending field named, and the Helm chart installs the same CRDs.
+//!
+//! CRDs are cluster-scoped and shared by every test here (and stay installed afterwards);
+//! objects live in each test's temporary namespace.
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, CustomResourceExt, Resource,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
+    core::object::HasSpec,
+};
+use oxlink_crds::{
+    ExternalWorkload, ServiceProfile, TrafficSplit,
+    policy::{
+        AuthorizationPolicy, EgressNetwork, HttpLocalRateLimitPolicy, HttpRoute,
+        MeshTlsAuthentication, NetworkAuthentication, Server, ServerAuthorization,
+    },
+};
+use oxlink_e2e::{CONVERGE, client, eventually, with_temp_ns};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use std::{
+    collections::BTreeMap,
+    fmt::Debug,
+    io::Write,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+// === Installing ===
+
+/// `oxlink install --crds | kubectl apply -f -` once per test binary, then waits for every CRD
+/// to be Established. Every test calls this first.
+fn install_crds() -> Result<()> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| run_install().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn run_install() -> Result<()> {
+    let manifest = oxlink_install_crds()?;
+    let mut apply = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kubectl (is it on PATH?)")?;
+    apply
+        .stdin
+        .take()
+        .context("kubectl's stdin")?
+        .write_all(manifest.as_bytes())?;
+    let out = apply.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut wait = Command::new("kubectl");
+    wait.args(["wait", "--for=condition=Established", "--timeout=60s"]);
+    for crd in oxlink_crds::install::crds() {
+        wait.arg(format!("crd/{}", crd.metadata.name.unwrap_or_default()));
+    }
+    command_output(&mut wait)?;
+    Ok(())
+}
+
+/// What `oxlink install --crds` prints (the binary's `main` only calls this).
+fn oxlink_install_crds() -> Result<String> {
+    use clap::Parser;
+    let cli = oxlink_cli::Cli::try_parse_from(["oxlink", "install", "--crds"])?;
+    let mut out = Vec::new();
+    cli.run(&mut out)?;
+    Ok(String::from_utf8(out)?)
+}
+
+fn command_output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Every CRD is Established with its names accepted, and serves exactly our versions.
+#[tokio::test]
+async fn install_crds_establishes_every_crd() -> Result<()> {
+    install_crds()?;
+    let client = client().await?;
+    let api: Api<CustomResourceDefinition> = Api::all(client);
+    for want in oxlink_crds::install::crds() {
+        let name = want.metadata.name.clone().unwrap_or_default();
+        let got = api
+            .get(&name)
+            .await
+            .with_context(|| format!("getting {name}"))?;
+        let status = got.status.clone().unwrap_or_default();
+        for condition in ["Established", "NamesAccepted"] {
+            let ok = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == condition && c.status == "True");
+            ensure!(ok, "{name} is not {condition}: {:?}", status.conditions);
+        }
+        let served: Vec<_> = got
+            .spec
+            .versions
+            .iter()
+            .filter(|v| v.served)
+            .map(|v| &v.name)
+            .collect();
+        let wanted: Vec<_> = want.spec.versions.iter().map(|v| &v.name).collect();
+        assert_eq!(served, wanted, "{name}: served versions");
+        let storage = want
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .map(|v| v.name.clone());
+        assert_eq!(
+            status
+                .stored_versions
+                .as_ref()
+                .and_then(|s| s.last().cloned()),
+            storage
+        );
+        assert_eq!(
+            status
+                .accepted_names
+                .as_ref()
+                .and_then(|n| n.short_names.clone()),
+            want.spec.names.short_names,
+            "{name}: short names"
+        );
+    }
+    Ok(())
+}
+
+// === Fixtures ===
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn fixture(file: &str) -> Result<Value> {
+    let path = fixtures_dir().join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+    serde_saphyr::from_str(&text).with_context(|| format!("parsing {file}"))
+}
+
+/// Creates the fixture in `ns` as written (its own apiVersion), then checks that:
+/// - the API server kept every field we wrote (nothing pruned, nothing rewritten);
+/// - reading it back as our storage-version type gives the spec our type reads from the file;
+/// - our type's serialization of it is accepted back by the API server.
+async fn round_trip<K>(client: &Client, ns: &str, file: &str) -> Result<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasSpec
+        + CustomResourceExt
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    K::Spec: PartialEq + Debug,
+{
+    let mut written = fixture(file)?;
+    written["metadata"]["namespace"] = json!(ns);
+    let name = written["metadata"]["name"]
+        .as_str()
+        .context("fixture has a name")?
+        .to_string();
+    let api_version = written["apiVersion"]
+        .as_str()
+        .context("fixture has an apiVersion")?;
+    let (group, version) = api_version.split_once('/').context("a group/version")?;
+    let gvk = GroupVersionKind::gvk(group, version, &K::kind(&()));
+    let ar = ApiResource::from_gvk_with_plural(&gvk, &K::plural(&()));
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let created = dynamic
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(written.clone())?,
+        )
+        .await
+        .with_context(|| format!("creating {file}"))?;
+    let stored = serde_json::to_value(&created)?;
+    contains(&stored["spec"], &written["spec"], &format!("{file}: spec"))?;
+
+    // What our type reads from the file, as the storage version.
+    let mut as_storage = written.clone();
+    as_storage["apiVersion"] = json!(K::api_version(&()));
+    let want: K = serde_json::from_value(as_storage)
+        .with_context(|| format!("{file} as {}", K::kind(&())))?;
+
+    let typed: Api<K> = Api::namespaced(client.clone(), ns);
+    let got = typed
+        .get(&name)
+        .await
+        .with_context(|| format!("reading back {file}"))?;
+    assert_eq!(
+        got.spec(),
+        want.spec(),
+        "{file}: read back through our type"
+    );
+    assert_eq!(got.meta().labels, want.meta().labels, "{file}: labels");
+
+    let replaced = typed
+        .replace(&name, &PostParams::default(), &got)
+        .await
+        .with_context(|| format!("{file}: writing our type's serialization back"))?;
+    assert_eq!(replaced.spec(), want.spec(), "{file}: after replace");
+    Ok(got)
+}
+
+/// Fails naming the first path where `have` lacks or differs from something in `want`.
+fn contains(have: &Value, want: &Value, at: &str) -> Result<()> {
+    match (have, want) {
+        (Value::Object(have), Value::Object(want)) => {
+            for (k, w) in want {
+                let h = have
+                    .get(k)
+                    .with_context(|| format!("{at}.{k} was dropped"))?;
+                contains(h, w, &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(have), Value::Array(want)) => {
+            ensure!(
+                have.len() == want.len(),
+                "{at}: {} items, wrote {}",
+                have.len(),
+                want.len()
+            );
+            for (i, (h, w)) in have.iter().zip(want).enumerate() {
+                contains(h, w, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(h), Value::Number(w)) if h.as_f64() == w.as_f64() => Ok(()),
+        (h, w) if h == w => Ok(()),
+        (h, w) => bail!("{at}: wrote {w}, read {h}"),
+    }
+}
+
+#[tokio::test]
+async fn workshop_service_profile_round_trips() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-sp-todoui", |client, ns| async move {
+        let sp: ServiceProfile = round_trip(&client, &ns, "serviceprofile-todoui.yaml").await?;
+        let stress = sp
+            .spec
+            .routes
+            .iter()
+            .find(|r| r.name == "GET /stress")
+            .context("route")?;
+        assert_eq!(stress.timeout.as_deref(), Some("100ms"));
+        assert_eq!(stress.condition.path_regex.as_deref(), Some("/stress"));
+        assert_eq!(sp.spec.routes.len(), 4);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn full_service_profile_round_trips() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-sp-full", |client, ns| async move {
+        let sp: ServiceProfile = round_trip(&client, &ns, "serviceprofile-full.yaml").await?;
+        let budget = sp.spec.retry_budget.as_ref().context("retry budget")?;
+        assert_eq!(
+            (budget.retry_ratio, budget.min_retries_per_second),
+            (0.2, 10)
+        );
+        assert_eq!(sp.spec.dst_overrides.len(), 2);
+        let classes = &sp.spec.routes[0].response_classes;
+        assert_eq!(
+            classes[1].condition.any.len(),
+            2,
+            "nested conditions survive"
+        );
+        assert!(sp.spec.routes[1].condition.not.is_some());
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn policy_resources_round_trip() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-policy", |client, ns| async move {
+        round_trip::<Server>(&client, &ns, "server.yaml").await?;
+        round_trip::<ServerAuthorization>(&client, &ns, "serverauthorization.yaml").await?;
+        round_trip::<AuthorizationPolicy>(&client, &ns, "authorizationpolicy.yaml").await?;
+        round_trip::<MeshTlsAuthentication>(&client, &ns, "meshtlsauthentication.yaml").await?;
+        round_trip::<NetworkAuthentication>(&client, &ns, "networkauthentication.yaml").await?;
+        round_trip::<EgressNetwork>(&client, &ns, "egressnetwork.yaml").await?;
+        round_trip::<HttpLocalRateLimitPolicy>(&client, &ns, "httplocalratelimitpolicy.yaml")
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A Linkerd 2.14 `v1beta1` Server applies and reads as the storage version, with the
+/// defaults our type assumes filled in by the API server.
+#[tokio::test]
+async fn older_server_version_reads_as_the_storage_version() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-server-v1beta1", |client, ns| async move {
+        let server: Server = round_trip(&client, &ns, "server-v1beta1.yaml").await?;
+        assert_eq!(
+            server.spec.access_policy,
+            oxlink_crds::policy::AccessPolicy::Deny
+        );
+        assert_eq!(
+            server.spec.proxy_protocol,
+            oxlink_crds::policy::ProxyProtocol::Opaque
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn httproute_round_trips() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-httproute", |client, ns| async move {
+        let route: HttpRoute = round_trip(&client, &ns, "httproute.yaml").await?;
+        let rule = &route.spec.rules[0];
+        assert_eq!(rule.backend_refs.len(), 2);
+        assert_eq!(rule.filters.len(), 2);
+        let timeouts = rule.timeouts.as_ref().context("timeouts")?;
+        assert_eq!(timeouts.request.as_deref(), Some("10s"));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn traffic_split_and_external_workload_round_trip() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-split-ew", |client, ns| async move {
+        let split: TrafficSplit = round_trip(&client, &ns, "trafficsplit.yaml").await?;
+        assert_eq!(split.spec.backends.len(), 2);
+        let ew: ExternalWorkload = round_trip(&client, &ns, "externalworkload.yaml").await?;
+        assert_eq!(ew.spec.mesh_tls.server_name, "legacy-vm.cluster.local");
+        Ok(())
+    })
+    .await
+}
+
+// === Invalid objects ===
+
+/// Each invalid object is refused (422) with a message that names the offending field.
+#[tokio::test]
+async fn invalid_objects_are_rejected_naming_the_field() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-invalid", |client, ns| async move {
+        let server = |spec: Value| ("policy.linkerd.io/v1beta3", "Server", "servers", spec);
+        let cases = [
+            (
+                "wrong proxyProtocol",
+                server(json!({"podSelector": {}, "port": 80, "proxyProtocol": "HTTP/3"})),
+                &["spec.proxyProtocol", "Unsupported value"][..],
+            ),
+            (
+                "missing port",
+                server(json!({"podSelector": {}})),
+                &["spec.port", "Required value"],
+            ),
+            (
+                "port out of range",
+                server(json!({"podSelector": {}, "port": 70000})),
+                &["spec.port", "between 1 and 65535"],
+            ),
+            (
+                "bad port name",
+                server(json!({"podSelector": {}, "port": "Not_A_Port"})),
+                &["spec.port", "port name"],
+            ),
+            (
+                "two selectors",
+                server(json!({"podSelector": {}, "externalWorkloadSelector": {}, "port": 80})),
+                &["spec", "exactly one of podSelector or externalWorkloadSelector"],
+            ),
+            (
+                "wrong accessPolicy",
+                server(json!({"podSelector": {}, "port": 80, "accessPolicy": "allow"})),
+                &["spec.accessPolicy", "Unsupported value"],
+            ),
+            (
+                "route without condition",
+                (
+                    "linkerd.io/v1alpha2",
+                    "ServiceProfile",
+                    "serviceprofiles",
+                    json!({"routes": [{"name": "GET /"}]}),
+                ),
+                &["spec.routes[0].condition", "Required value"],
+            ),
+            (
+                "unparsable timeout",
+                (
+                    "linkerd.io/v1alpha2",
+                    "ServiceProfile",
+                    "serviceprofiles",
+                    json!({"routes": [{"name": "x", "condition": {"method": "GET"}, "timeout": "ten seconds"}]}),
+                ),
+                &["spec.routes[0].timeout"],
+            ),
+            (
+                "inverted status range",
+                (
+                    "linkerd.io/v1alpha2",
+                    "ServiceProfile",
+                    "serviceprofiles",
+                    json!({"routes": [{"name": "x", "condition": {"method": "GET"},
+                        "responseClasses": [{"condition": {"status": {"min": 599, "max": 500}}}]}]}),
+                ),
+                &["spec.routes[0].responseClasses[0].condition.status", "min must not be greater than max"],
+            ),
+            (
+                "wrong HTTP method",
+                (
+                    "policy.linkerd.io/v1beta3",
+                    "HTTPRoute",
+                    "httproutes",
+                    json!({"rules": [{"matches": [{"method": "FETCH"}]}]}),
+                ),
+                &["spec.rules[0].matches[0].method", "Unsupported value"],
+            ),
+            (
+                "backend port out of range",
+                (
+                    "policy.linkerd.io/v1beta3",
+                    "HTTPRoute",
+                    "httproutes",
+                    json!({"rules": [{"backendRefs": [{"name": "web", "port": 0}]}]}),
+                ),
+                &["spec.rules[0].backendRefs[0].port"],
+            ),
+            (
+                "filter without its settings",
+                (
+                    "policy.linkerd.io/v1beta3",
+                    "HTTPRoute",
+                    "httproutes",
+                    json!({"rules": [{"filters": [{"type": "RequestRedirect"}]}]}),
+                ),
+                &["spec.rules[0].filters[0]", "requestRedirect must be set"],
+            ),
+            (
+                "neither identities nor identityRefs",
+                ("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications", json!({})),
+                &["spec", "exactly one of identities or identityRefs"],
+            ),
+            (
+                "network that is not a CIDR",
+                (
+                    "policy.linkerd.io/v1alpha1",
+                    "NetworkAuthentication",
+                    "networkauthentications",
+                    json!({"networks": [{"cidr": "10.0.0.0/33"}]}),
+                ),
+                &["spec.networks[0].cidr", "must be a CIDR"],
+            ),
+            (
+                "wrong trafficPolicy",
+                (
+                    "policy.linkerd.io/v1alpha1",
+                    "EgressNetwork",
+                    "egressnetworks",
+                    json!({"trafficPolicy": "Maybe"}),
+                ),
+                &["spec.trafficPolicy", "Unsupported value"],
+            ),
+            (
+                "external workload port 0",
+                (
+                    "workload.linkerd.io/v1beta1",
+                    "ExternalWorkload",
+                    "externalworkloads",
+                    json!({"meshTLS": {"identity": "a", "serverName": "b"}, "ports": [{"port": 0}]}),
+                ),
+                &["spec.ports[0].port"],
+            ),
+            (
+                "split without backends",
+                ("split.smi-spec.io/v1alpha1", "TrafficSplit", "trafficsplits", json!({"service": "web"})),
+                &["spec.backends", "Required value"],
+            ),
+        ];
+        for (i, (what, (api_version, kind, plural, spec), needles)) in cases.iter().enumerate() {
+            let (group, version) = api_version.split_once('/').unwrap();
+            let ar = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(group, version, kind),
+                plural,
+            );
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+            let obj = json!({
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": format!("invalid-{i}")},
+                "spec": spec,
+            });
+            match api.create(&PostParams::default(), &serde_json::from_value(obj)?).await {
+                Ok(_) => bail!("{what}: the API server accepted {kind} {spec}"),
+                Err(kube::Error::Api(status)) => {
+                    assert_eq!(status.code, 422, "{what}: {status:?}");
+                    for needle in *needles {
+                        assert!(
+                            status.message.contains(needle),
+                            "{what}: message does not mention {needle:?}: {}",
+                            status.message
+                        );
+                    }
+                }
+                Err(e) => bail!("{what}: {e}"),
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+// === Helm ===
+
+fn chart_dir() -> String {
+    format!("{}/../charts/oxlink-crds", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn parse_crds(yaml: &str) -> Result<BTreeMap<String, CustomResourceDefinition>> {
+    let docs: Vec<Option<CustomResourceDefinition>> = serde_saphyr::from_multiple(yaml)?;
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .map(|crd| (crd.metadata.name.clone().unwrap_or_default(), crd))
+        .collect())
+}
+
+/// `helm lint` passes, `helm template` renders exactly `oxlink install --crds`, and
+/// `helm install` (adopting the CRDs kubectl applied) leaves the same CRDs Established.
+#[tokio::test]
+async fn helm_chart_installs_the_same_crds() -> Result<()> {
+    install_crds()?;
+    command_output(Command::new("helm").args(["lint", &chart_dir()]))?;
+
+    let rendered =
+        command_output(Command::new("helm").args(["template", "oxlink-crds", &chart_dir()]))?;
+    let from_helm = parse_crds(&rendered)?;
+    let from_cli = parse_crds(&oxlink_install_crds()?)?;
+    assert_eq!(from_helm.len(), oxlink_crds::install::crds().len());
+    assert!(
+        from_helm == from_cli,
+        "helm template and oxlink install --crds differ"
+    );
+
+    with_temp_ns("crd-helm", |client, ns| async move {
+        let api: Api<CustomResourceDefinition> = Api::all(client);
+        let mut before = BTreeMap::new();
+        for name in from_cli.keys() {
+            before.insert(name.clone(), api.get(name).await?.spec);
+        }
+        command_output(Command::new("helm").args([
+            "install",
+            "oxlink-crds",
+            &chart_dir(),
+            "--namespace",
+            &ns,
+            "--take-ownership",
+            "--wait",
+        ]))?;
+        for (name, spec) in &before {
+            let crd = eventually(
+                &format!("{name} Established and owned by Helm"),
+                CONVERGE,
+                || {
+                    let api = api.clone();
+                    let name = name.clone();
+                    let ns = ns.clone();
+                    async move {
+                        let crd = api.get(&name).await?;
+                        let annotations = crd.metadata.annotations.clone().unwrap_or_default();
+                        let labels = crd.metadata.labels.clone().unwrap_or_default();
+                        let established = crd
+                            .status
+                            .iter()
+                            .flat_map(|s| s.conditions.iter().flatten())
+                            .any(|c| c.type_ == "Established" && c.status == "True");
+                        let owned = labels
+                            .get("app.kubernetes.io/managed-by")
+                            .map(String::as_str)
+                            == Some("Helm")
+                            && annotations.get("meta.helm.sh/release-namespace") == Some(&ns);
+                        Ok(if established && owned {
+                            Ok(crd)
+                        } else {
+                            Err((labels, annotations))
+                        })
+                    }
+                },
+            )
+            .await?;
+            assert!(
+                crd.spec == *spec,
+                "{name}: helm install changed the CRD's spec"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
