@@ -6,3 +6,37 @@
 //! through a Kubernetes TokenReview, checks that the CSR names the identity the token proves and
 //! that its signature holds, and returns a short-lived leaf certificate. It serves gRPC over the
 //! mesh's own mTLS, so proxies can verify it without a sidecar in front of it.
+//!
+//! Layers: `index` (kube: the issuer Secret watch, trust roots, TokenReview, events) →
+//! [`Certifier`] (the CA's decisions, no kube, no tonic) → `grpc` (tonic, no kube).
+
+mod admin;
+mod args;
+mod certify;
+mod duration;
+mod error;
+mod events;
+mod grpc;
+mod index;
+mod metrics;
+mod name;
+mod serve;
+mod token;
+
+#[cfg(test)]
+mod test_support;
+
+pub use self::{
+    admin::{Readiness, serve_admin},
+    args::Args,
+    certify::{Certifier, CertifyRequest, IssuerState},
+    duration::parse_duration,
+    error::CertifyError,
+    events::{Events, RecordedEvent},
+    grpc::IdentityGrpc,
+    index::{IssuerWatch, SecretError, issuer_from_secret, load_trust_roots},
+    metrics::Metrics,
+    name::{IdentityDomain, NameError},
+    serve::{Config, Running, serve_grpc, spawn, spawn_self_certificate},
+    token::{TokenError, TokenReviewer, ValidateToken},
+};

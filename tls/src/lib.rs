@@ -5,3 +5,23 @@
 //! validity rules), reloadable serving certificates for our gRPC and admission servers, and the
 //! Certify client our own servers use to obtain their mesh identity. Fixed test certificates
 //! live here too, behind a `test-util` feature, so that tests never mint their own.
+
+mod bundle;
+mod csr;
+pub mod generate;
+mod issuer;
+pub mod pem;
+mod serving;
+mod time;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
+
+pub use self::{
+    bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},
+    csr::{CertificateRequest, CsrError},
+    issuer::{Issuer, IssuerConfig, IssuerError, Leaf},
+    serving::{ServingCert, ServingError, server_config},
+};
+pub use rcgen::KeyPair;
+pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};

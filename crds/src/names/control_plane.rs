@@ -1,2 +1,66 @@
 //! Names of the control plane's own objects: namespace, ServiceAccounts, Services, Secrets,
 //! ConfigMaps, their keys, ports and identity audiences.
+
+/// The control plane's default namespace.
+pub const NAMESPACE: &str = "linkerd";
+
+/// The default trust domain of mesh identities.
+pub const TRUST_DOMAIN: &str = "cluster.local";
+
+// === identity ===
+
+/// ServiceAccount (and Deployment) of the identity controller.
+pub const IDENTITY_SERVICE_ACCOUNT: &str = "linkerd-identity";
+/// The identity controller's Deployment, the object its issuer events are recorded on.
+pub const IDENTITY_DEPLOYMENT: &str = "linkerd-identity";
+/// The component name identity reports events as.
+pub const IDENTITY_COMPONENT: &str = "linkerd-identity";
+/// ClusterIP Service in front of identity.
+pub const IDENTITY_SERVICE: &str = "linkerd-identity";
+/// Headless Service that proxies resolve to reach identity.
+pub const IDENTITY_HEADLESS_SERVICE: &str = "linkerd-identity-headless";
+/// gRPC port of `io.linkerd.proxy.identity.Identity`.
+pub const IDENTITY_GRPC_PORT: u16 = 8080;
+/// Admin port (`/live`, `/ready`, `/metrics`) of identity.
+pub const IDENTITY_ADMIN_PORT: u16 = 9990;
+
+/// Secret holding the issuer certificate chain and key.
+pub const IDENTITY_ISSUER_SECRET: &str = "linkerd-identity-issuer";
+/// Issuer Secret scheme of Linkerd's chart: keys [`ISSUER_CRT_KEY`] and [`ISSUER_KEY_KEY`].
+pub const ISSUER_SCHEME_LINKERD: &str = "linkerd.io/tls";
+/// Issuer Secret scheme of cert-manager and other external issuers: [`TLS_CRT_KEY`],
+/// [`TLS_KEY_KEY`] and [`CA_CRT_KEY`].
+pub const ISSUER_SCHEME_KUBERNETES: &str = "kubernetes.io/tls";
+/// `linkerd.io/tls` issuer certificate chain (PEM, issuer first).
+pub const ISSUER_CRT_KEY: &str = "crt.pem";
+/// `linkerd.io/tls` issuer private key (PEM).
+pub const ISSUER_KEY_KEY: &str = "key.pem";
+/// `kubernetes.io/tls` certificate chain.
+pub const TLS_CRT_KEY: &str = "tls.crt";
+/// `kubernetes.io/tls` private key.
+pub const TLS_KEY_KEY: &str = "tls.key";
+/// `kubernetes.io/tls` CA certificate (trust anchors, read by the CLI only).
+pub const CA_CRT_KEY: &str = "ca.crt";
+
+/// ConfigMap holding the trust anchors.
+pub const TRUST_ROOTS_CONFIGMAP: &str = "linkerd-identity-trust-roots";
+/// Key of the PEM bundle in [`TRUST_ROOTS_CONFIGMAP`].
+pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
+
+/// Audience of the ServiceAccount tokens proxies present to Certify.
+pub const IDENTITY_TOKEN_AUDIENCE: &str = "identity.l5d.io";
+
+/// The label between the ServiceAccount part and the control-plane namespace of a mesh
+/// identity: `<sa>.<ns>.serviceaccount.identity.<control-ns>.<trust-domain>`.
+pub const IDENTITY_SERVICE_ACCOUNT_LABEL: &str = "serviceaccount";
+
+// === destination and policy ===
+
+/// ServiceAccount (and Deployment) of the destination controller.
+pub const DESTINATION_SERVICE_ACCOUNT: &str = "linkerd-destination";
+/// ServiceAccount (and Deployment) of the proxy injector.
+pub const PROXY_INJECTOR_SERVICE_ACCOUNT: &str = "linkerd-proxy-injector";
+
+/// The control plane's configuration ConfigMap and its key.
+pub const CONFIG_CONFIGMAP: &str = "linkerd-config";
+pub const CONFIG_VALUES_KEY: &str = "values";

@@ -1,0 +1,587 @@
+//! identity against the real API server: it runs in-process under the `linkerd-identity`
+//! ServiceAccount's own token and RBAC, reads its issuer and trust roots from the test
+//! namespace (which plays the control-plane namespace), validates real ServiceAccount tokens
+//! with TokenReviews, and certifies a simulated proxy over TLS.
+
+mod support;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::{ConfigMap, Secret, ServiceAccount},
+        events::v1::Event,
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    },
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ObjectMeta, PostParams},
+};
+use oxlink_identity::{Config, Running};
+use oxlink_tls::fixtures;
+use serde_json::json;
+use std::{future::Future, net::SocketAddr, time::Duration};
+use support::proxy::SimulatedProxy;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+use tonic::Code;
+
+const ISSUER_SECRET: &str = "linkerd-identity-issuer";
+const AUDIENCE: &str = "identity.l5d.io";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The proxy's view of identity: its address and the name it verifies.
+struct ControlPlane {
+    ns: String,
+    running: Running,
+}
+
+impl ControlPlane {
+    fn name(&self, sa: &str) -> String {
+        format!(
+            "{sa}.{}.serviceaccount.identity.{}.cluster.local",
+            self.ns, self.ns
+        )
+    }
+
+    fn proxy(&self, sa: &str) -> Result<SimulatedProxy> {
+        SimulatedProxy::new(&self.name(sa), fixtures::ANCHOR_CRT)
+    }
+
+    async fn channel(&self, proxy: &SimulatedProxy) -> Result<tonic::transport::Channel> {
+        proxy
+            .connect(self.running.grpc_addr, &self.running.identity)
+            .await
+    }
+}
+
+/// Runs `test` against identity started in a fresh namespace whose issuer Secret is
+/// `(crt, key)`. Cluster-scoped RBAC made for it is removed afterwards.
+async fn with_identity<F, Fut>(name: &str, crt: &str, key: &str, test: F) -> Result<()>
+where
+    F: FnOnce(Client, ControlPlane) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    with_identity_mode(name, crt, key, false, test).await
+}
+
+async fn with_identity_mode<F, Fut>(
+    name: &str,
+    crt: &str,
+    key: &str,
+    plaintext: bool,
+    test: F,
+) -> Result<()>
+where
+    F: FnOnce(Client, ControlPlane) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let (crt, key) = (crt.to_string(), key.to_string());
+    oxlink_e2e::with_temp_ns(name, |client, ns| async move {
+        let cluster_rbac = format!("{ns}-identity");
+        let result = async {
+            install(&client, &ns, &cluster_rbac, &crt, &key).await?;
+            let cp = start(&client, &ns, plaintext).await?;
+            test(client.clone(), cp).await
+        }
+        .await;
+        let crs: Api<ClusterRole> = Api::all(client.clone());
+        let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let _ = crbs.delete(&cluster_rbac, &DeleteParams::default()).await;
+        let _ = crs.delete(&cluster_rbac, &DeleteParams::default()).await;
+        result
+    })
+    .await
+}
+
+/// What the chart would install: trust roots, the issuer Secret, ServiceAccounts, and exactly
+/// the RBAC identity needs.
+async fn install(
+    client: &Client,
+    ns: &str,
+    cluster_rbac: &str,
+    crt: &str,
+    key: &str,
+) -> Result<()> {
+    let pp = PostParams::default();
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "linkerd-identity-trust-roots"},
+                "data": {"ca-bundle.crt": fixtures::ANCHOR_CRT},
+            }))?,
+        )
+        .await?;
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&pp, &issuer_secret(crt, key))
+        .await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    for sa in ["linkerd-identity", "web", "db"] {
+        accounts
+            .create(
+                &pp,
+                &serde_json::from_value(json!({"metadata": {"name": sa}}))?,
+            )
+            .await?;
+    }
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "linkerd-identity"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ISSUER_SECRET],
+                     "verbs": ["get", "list", "watch"]},
+                    {"apiGroups": [""], "resources": ["configmaps"],
+                     "resourceNames": ["linkerd-identity-trust-roots"], "verbs": ["get"]},
+                    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+                ],
+            }))?,
+        )
+        .await?;
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "linkerd-identity"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "linkerd-identity"},
+                "subjects": [{"kind": "ServiceAccount", "name": "linkerd-identity", "namespace": ns}],
+            }))?,
+        )
+        .await?;
+    Api::<ClusterRole>::all(client.clone())
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
+                "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
+            }))?,
+        )
+        .await?;
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_rbac},
+                "subjects": [{"kind": "ServiceAccount", "name": "linkerd-identity", "namespace": ns}],
+            }))?,
+        )
+        .await?;
+    Ok(())
+}
+
+fn issuer_secret(crt: &str, key: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(ISSUER_SECRET.into()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            [
+                ("crt.pem".to_string(), ByteString(crt.as_bytes().to_vec())),
+                ("key.pem".to_string(), ByteString(key.as_bytes().to_vec())),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Starts identity in-process under the `linkerd-identity` ServiceAccount's token.
+async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<ControlPlane> {
+    let token = token(admin, ns, "linkerd-identity", None).await?;
+    let mut config = kube::Config::infer().await?;
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    let client = Client::try_from(config)?;
+    let running = oxlink_identity::spawn(
+        client,
+        Config {
+            namespace: ns.to_string(),
+            trust_domain: "cluster.local".into(),
+            issuer: oxlink_tls::IssuerConfig::default(),
+            plaintext,
+        },
+        TcpListener::bind("127.0.0.1:0").await?,
+        Some(TcpListener::bind("127.0.0.1:0").await?),
+    )
+    .await
+    .context("starting identity")?;
+    Ok(ControlPlane {
+        ns: ns.to_string(),
+        running,
+    })
+}
+
+/// A token for `sa`, for `audience` or (None) the API server's default audience.
+async fn token(client: &Client, ns: &str, sa: &str, audience: Option<&str>) -> Result<String> {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("a token for {ns}/{sa}"))?
+        .status
+        .context("TokenRequest status")?
+        .token)
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("an HTTP status line")?;
+    Ok((status, response))
+}
+
+async fn ready(cp: &ControlPlane) -> Result<()> {
+    let admin = cp.running.admin_addr.context("admin server")?;
+    oxlink_e2e::eventually("identity to be ready", WAIT, || async {
+        let (status, body) = http_get(admin, "/ready").await?;
+        Ok(if status == 200 { Ok(()) } else { Err(body) })
+    })
+    .await
+}
+
+async fn event_reasons(client: &Client, ns: &str) -> Result<Vec<(String, String)>> {
+    Ok(Api::<Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|e| {
+            let reason = e.reason.unwrap_or_default();
+            let regarding = e.regarding.and_then(|r| r.name).unwrap_or_default();
+            (reason, regarding)
+        })
+        .collect())
+}
+
+async fn await_event(client: &Client, ns: &str, reason: &str, regarding: &str) -> Result<()> {
+    oxlink_e2e::eventually(&format!("event {reason} on {regarding}"), WAIT, || async {
+        let events = event_reasons(client, ns).await?;
+        Ok(
+            if events.iter().any(|(r, o)| r == reason && o == regarding) {
+                Ok(())
+            } else {
+                Err(events)
+            },
+        )
+    })
+    .await
+}
+
+/// The first intermediate (the issuer) of a fresh certificate for `proxy`.
+async fn issuer_of_next_leaf(
+    cp: &ControlPlane,
+    proxy: &SimulatedProxy,
+    token: &str,
+) -> Result<Vec<u8>> {
+    let certified = proxy
+        .certify(cp.channel(proxy).await?, token)
+        .await?
+        .map_err(|s| anyhow::anyhow!("certify refused: {s:?}"))?;
+    Ok(certified.intermediates[0].to_vec())
+}
+
+fn issuer_der(crt: &str) -> Result<Vec<u8>> {
+    Ok(oxlink_tls::pem::certificates(crt.as_bytes())?[0].to_vec())
+}
+
+#[tokio::test]
+async fn certifies_a_simulated_proxy_over_tls() -> Result<()> {
+    with_identity(
+        "identity-certify",
+        fixtures::ISSUER_CRT,
+        fixtures::ISSUER_KEY,
+        |client, cp| async move {
+            ready(&cp).await?;
+            let ns = cp.ns.clone();
+            let proxy = cp.proxy("web")?;
+            let token = token(&client, &ns, "web", Some(AUDIENCE)).await?;
+            let certified = proxy
+                .certify(cp.channel(&proxy).await?, &token)
+                .await?
+                .map_err(|s| anyhow::anyhow!("certify refused: {s:?}"))?;
+            assert_eq!(
+                certified.intermediates[0].to_vec(),
+                issuer_der(fixtures::ISSUER_CRT)?
+            );
+            let leaf =
+                oxlink_tls::ChainSummary::from_der(&certified.leaf).map_err(anyhow::Error::msg)?;
+            assert_eq!(leaf.dns_names, std::slice::from_ref(&proxy.name));
+            assert!(!leaf.is_ca);
+            let refresh = SimulatedProxy::refresh_in(&certified);
+            ensure!(
+                refresh > Duration::from_secs(16 * 3600)
+                    && refresh < Duration::from_secs(17 * 3600),
+                "a 24h leaf is renewed after ~16.8h, not {refresh:?}"
+            );
+            await_event(&client, &ns, "IssuedLeafCertificate", "web").await?;
+
+            // A token minted without the identity audience passes through the legacy retry.
+            let legacy = token_default_audience(&client, &ns).await?;
+            proxy
+                .certify(cp.channel(&proxy).await?, &legacy)
+                .await?
+                .map_err(|s| anyhow::anyhow!("legacy token refused: {s:?}"))?;
+
+            let (status, metrics) =
+                http_get(cp.running.admin_addr.context("admin")?, "/metrics").await?;
+            assert_eq!(status, 200);
+            assert!(
+                metrics.contains("identity_certify_total{result=\"issued\"} 2"),
+                "{metrics}"
+            );
+            assert!(
+                metrics.contains("identity_issuer_expiry_seconds"),
+                "{metrics}"
+            );
+            assert!(
+                metrics.contains("identity_token_review_duration_seconds_count 3"),
+                "{metrics}"
+            );
+            Ok(())
+        },
+    )
+    .await
+}
+
+async fn token_default_audience(client: &Client, ns: &str) -> Result<String> {
+    token(client, ns, "web", None).await
+}
+
+#[tokio::test]
+async fn refuses_bad_requests_and_issues_nothing() -> Result<()> {
+    with_identity(
+        "identity-refuse",
+        fixtures::ISSUER_CRT,
+        fixtures::ISSUER_KEY,
+        |client, cp| async move {
+            ready(&cp).await?;
+            let ns = cp.ns.clone();
+            let web = cp.proxy("web")?;
+            let web_token = token(&client, &ns, "web", Some(AUDIENCE)).await?;
+            let db_token = token(&client, &ns, "db", Some(AUDIENCE)).await?;
+            let foreign = token(&client, &ns, "web", Some("other.example")).await?;
+            let mut forged = web_token.clone().into_bytes();
+            let last = forged.len() - 2;
+            forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged)?;
+
+            let db_name = cp.name("db");
+            let cases = [
+                (
+                    "a CSR for another name",
+                    web.name.clone(),
+                    web_token.clone(),
+                    web.csr_for(&db_name),
+                    Code::FailedPrecondition,
+                ),
+                (
+                    "another ServiceAccount's identity",
+                    db_name.clone(),
+                    web_token.clone(),
+                    web.csr_for(&db_name),
+                    Code::FailedPrecondition,
+                ),
+                (
+                    "another ServiceAccount's token",
+                    web.name.clone(),
+                    db_token,
+                    web.csr_for(&web.name),
+                    Code::FailedPrecondition,
+                ),
+                (
+                    "a garbage token",
+                    web.name.clone(),
+                    "not-a-token".into(),
+                    web.csr_for(&web.name),
+                    Code::InvalidArgument,
+                ),
+                (
+                    "a forged token",
+                    web.name.clone(),
+                    forged,
+                    web.csr_for(&web.name),
+                    Code::InvalidArgument,
+                ),
+                (
+                    "a token for another audience",
+                    web.name.clone(),
+                    foreign,
+                    web.csr_for(&web.name),
+                    Code::InvalidArgument,
+                ),
+                (
+                    "a garbage CSR",
+                    web.name.clone(),
+                    web_token.clone(),
+                    b"garbage".to_vec(),
+                    Code::InvalidArgument,
+                ),
+            ];
+            for (what, identity, token, csr, code) in cases {
+                let status = web
+                    .certify_as(cp.channel(&web).await?, &identity, &token, csr)
+                    .await?
+                    .err()
+                    .with_context(|| format!("{what} was certified"))?;
+                ensure!(
+                    status.code() == code,
+                    "{what}: expected {code:?}, got {status:?}"
+                );
+            }
+            ensure!(
+                cp.running.metrics.certify_count("issued") == 0,
+                "nothing was issued"
+            );
+            let events = event_reasons(&client, &ns).await?;
+            ensure!(
+                !events.iter().any(|(r, _)| r == "IssuedLeafCertificate"),
+                "no issuance was recorded: {events:?}"
+            );
+            Ok(())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<()> {
+    with_identity(
+        "identity-rotate",
+        fixtures::ISSUER_CRT,
+        fixtures::ISSUER_KEY,
+        |client, cp| async move {
+            ready(&cp).await?;
+            let ns = cp.ns.clone();
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+            let proxy = cp.proxy("web")?;
+            let token = token(&client, &ns, "web", Some(AUDIENCE)).await?;
+            assert_eq!(
+                issuer_of_next_leaf(&cp, &proxy, &token).await?,
+                issuer_der(fixtures::ISSUER_CRT)?
+            );
+
+            // A new issuer from the same anchor serves the next Certify.
+            secrets
+                .replace(
+                    ISSUER_SECRET,
+                    &PostParams::default(),
+                    &issuer_secret(fixtures::ISSUER_2_CRT, fixtures::ISSUER_2_KEY),
+                )
+                .await?;
+            let issuer_2 = issuer_der(fixtures::ISSUER_2_CRT)?;
+            oxlink_e2e::eventually("leaves from the new issuer", WAIT, || async {
+                let issuer = issuer_of_next_leaf(&cp, &proxy, &token).await?;
+                Ok(if issuer == issuer_2 {
+                    Ok(())
+                } else {
+                    Err("still the old issuer")
+                })
+            })
+            .await?;
+            await_event(&client, &ns, "IssuerUpdated", "linkerd-identity").await?;
+
+            // A broken one and one from another anchor are skipped; issuance goes on unchanged.
+            for (crt, key) in [
+                (
+                    fixtures::ISSUER_CRT,
+                    "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+                ),
+                (fixtures::OTHER_ISSUER_CRT, fixtures::OTHER_ISSUER_KEY),
+            ] {
+                secrets
+                    .replace(
+                        ISSUER_SECRET,
+                        &PostParams::default(),
+                        &issuer_secret(crt, key),
+                    )
+                    .await?;
+            }
+            await_event(&client, &ns, "IssuerUpdateSkipped", "linkerd-identity").await?;
+            assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// In `--plaintext` mode (behind a sidecar), a broken issuer Secret yields UNAVAILABLE and
+/// issues nothing until a valid issuer arrives, with no restart.
+#[tokio::test]
+async fn unavailable_until_a_valid_issuer_arrives() -> Result<()> {
+    let (crt, key) = (fixtures::OTHER_ISSUER_CRT, fixtures::OTHER_ISSUER_KEY);
+    with_identity_mode(
+        "identity-unavailable",
+        crt,
+        key,
+        true,
+        |client, cp| async move {
+            let ns = cp.ns.clone();
+            let admin = cp.running.admin_addr.context("admin")?;
+            await_event(&client, &ns, "IssuerUpdateSkipped", "linkerd-identity").await?;
+            let (status, body) = http_get(admin, "/ready").await?;
+            ensure!(status == 503 && body.contains("no valid issuer"), "{body}");
+
+            let proxy = cp.proxy("web")?;
+            let token = token(&client, &ns, "web", Some(AUDIENCE)).await?;
+            let channel = proxy.connect_plaintext(cp.running.grpc_addr).await?;
+            let status = proxy
+                .certify(channel.clone(), &token)
+                .await?
+                .err()
+                .context("certified without an issuer")?;
+            ensure!(
+                status.code() == Code::Unavailable
+                    && status.message() == "cert issuer not ready yet",
+                "{status:?}"
+            );
+            ensure!(cp.running.metrics.certify_count("issued") == 0);
+
+            Api::<Secret>::namespaced(client.clone(), &ns)
+                .replace(
+                    ISSUER_SECRET,
+                    &PostParams::default(),
+                    &issuer_secret(fixtures::ISSUER_CRT, fixtures::ISSUER_KEY),
+                )
+                .await?;
+            ready(&cp).await?;
+            let certified = proxy
+                .certify(channel, &token)
+                .await?
+                .map_err(|s| anyhow::anyhow!("certify refused: {s:?}"))?;
+            assert_eq!(
+                certified.intermediates[0].to_vec(),
+                issuer_der(fixtures::ISSUER_CRT)?
+            );
+            Ok(())
+        },
+    )
+    .await
+}

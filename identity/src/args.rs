@@ -1,0 +1,148 @@
+//! Command-line flags of `oxlink-identity` and the process around the library.
+
+use crate::{
+    duration::parse_duration,
+    serve::{Config, spawn},
+};
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use oxlink_crds::names::control_plane::{
+    IDENTITY_ADMIN_PORT, IDENTITY_GRPC_PORT, NAMESPACE, TRUST_DOMAIN,
+};
+use oxlink_tls::IssuerConfig;
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use tokio::net::TcpListener;
+
+/// The mesh certificate authority: answers linkerd2-proxy's Certify.
+#[derive(Debug, Parser)]
+#[command(name = "oxlink-identity", version)]
+pub struct Args {
+    /// Address of the gRPC server.
+    #[arg(long, env = "OXLINK_IDENTITY_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], IDENTITY_GRPC_PORT)))]
+    addr: SocketAddr,
+
+    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "OXLINK_IDENTITY_ADMIN_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], IDENTITY_ADMIN_PORT)))]
+    admin_addr: SocketAddr,
+
+    /// Namespace of the control plane (issuer Secret, trust roots, identity names).
+    #[arg(long, env = "OXLINK_CONTROLLER_NAMESPACE", default_value = NAMESPACE)]
+    controller_namespace: String,
+
+    /// Trust domain of mesh identities.
+    #[arg(long, env = "OXLINK_IDENTITY_TRUST_DOMAIN", default_value = TRUST_DOMAIN)]
+    identity_trust_domain: String,
+
+    /// Lifetime of issued leaf certificates (Go duration syntax).
+    #[arg(long, env = "OXLINK_IDENTITY_ISSUANCE_LIFETIME", default_value = "24h0m0s", value_parser = parse_duration)]
+    identity_issuance_lifetime: Duration,
+
+    /// How far leaves are backdated, and extended, to allow for clock skew.
+    #[arg(long, env = "OXLINK_IDENTITY_CLOCK_SKEW_ALLOWANCE", default_value = "20s", value_parser = parse_duration)]
+    identity_clock_skew_allowance: Duration,
+
+    /// Serve plaintext HTTP/2 instead of TLS, for running behind a proxy sidecar.
+    #[arg(long, env = "OXLINK_IDENTITY_PLAINTEXT")]
+    plaintext: bool,
+
+    /// Log format.
+    #[arg(long, env = "OXLINK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "OXLINK_LOG", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+impl Args {
+    /// Parses the command line and runs identity until SIGINT or SIGTERM.
+    pub fn parse_and_run() -> ExitCode {
+        let args = Self::parse();
+        match args.run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                eprintln!("oxlink-identity: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        let Self {
+            addr,
+            admin_addr,
+            controller_namespace,
+            identity_trust_domain,
+            identity_issuance_lifetime,
+            identity_clock_skew_allowance,
+            plaintext,
+            log_format,
+            log_level,
+        } = self;
+        let filter = tracing_subscriber::EnvFilter::try_new(&log_level).context("--log-level")?;
+        let logs = tracing_subscriber::fmt().with_env_filter(filter);
+        match log_format {
+            LogFormat::Plain => logs.init(),
+            LogFormat::Json => logs.json().init(),
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = Config {
+            namespace: controller_namespace,
+            trust_domain: identity_trust_domain,
+            issuer: IssuerConfig {
+                lifetime: identity_issuance_lifetime,
+                clock_skew: identity_clock_skew_allowance,
+            },
+            plaintext,
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(async move {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("Kubernetes client")?;
+                let grpc = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                let admin = TcpListener::bind(admin_addr)
+                    .await
+                    .with_context(|| format!("binding {admin_addr}"))?;
+                let running = spawn(client, config, grpc, Some(admin)).await?;
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                running.shutdown().await;
+                Ok(())
+            })
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,327 @@
+//! Wiring: the gRPC server (native TLS or plaintext), the server's own certificate, the issuer
+//! watch and the admin server, started together.
+
+use crate::{
+    admin::{Readiness, serve_admin},
+    certify::{Certifier, IssuerState},
+    events::Events,
+    grpc::IdentityGrpc,
+    index::{IssuerWatch, SecretError, load_trust_roots},
+    metrics::Metrics,
+    name::{IdentityDomain, NameError},
+    token::{TokenReviewer, ValidateToken},
+};
+use futures::{Stream, StreamExt, stream};
+use linkerd2_proxy_api::identity::identity_server::IdentityServer;
+use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
+use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
+use prometheus_client::registry::Registry;
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+
+/// What one identity server needs to know.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The control-plane namespace: where the issuer Secret and trust roots live, and the
+    /// namespace part of every identity.
+    pub namespace: String,
+    pub trust_domain: String,
+    pub issuer: IssuerConfig,
+    /// Serve h2c instead of TLS (behind a proxy sidecar).
+    pub plaintext: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    TrustRoots(#[from] SecretError),
+    #[error(transparent)]
+    Tls(#[from] ServingError),
+    #[error("listener address: {0}")]
+    Addr(std::io::Error),
+}
+
+/// A started identity server. Dropping it stops every task.
+pub struct Running {
+    /// The identity the server presents over TLS.
+    pub identity: String,
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub ready: Readiness,
+    pub metrics: Arc<Metrics>,
+    pub issuer: IssuerState,
+    shutdown: watch::Sender<bool>,
+    /// Servers that stop by themselves on shutdown.
+    servers: Vec<JoinHandle<()>>,
+    /// Background loops that are aborted.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts identity for the cluster `client` talks to: reads the trust roots, watches the issuer
+/// Secret, keeps its own certificate, and serves gRPC on `grpc` and the admin endpoints on
+/// `admin`.
+pub async fn spawn(
+    client: kube::Client,
+    config: Config,
+    grpc: TcpListener,
+    admin: Option<TcpListener>,
+) -> Result<Running, StartError> {
+    let domain = IdentityDomain::new(&config.namespace, &config.trust_domain)?;
+    let anchors = load_trust_roots(client.clone(), &config.namespace).await?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let issuer = IssuerState::default();
+    let ready = Readiness::new(issuer.clone());
+    let events = Events::kube(client.clone(), &config.namespace);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let watch = IssuerWatch::new(
+        issuer.clone(),
+        anchors.clone(),
+        config.issuer,
+        events.clone(),
+    );
+    let (ns, c, r) = (config.namespace.clone(), client.clone(), ready.clone());
+    tasks.push(tokio::spawn(async move { watch.run(c, &ns, r).await }));
+
+    let identity = domain.service_account(IDENTITY_SERVICE_ACCOUNT, &config.namespace);
+    let tls = if config.plaintext {
+        None
+    } else {
+        let cert = Arc::new(ServingCert::default());
+        tasks.push(spawn_self_certificate(
+            issuer.clone(),
+            identity.clone(),
+            cert.clone(),
+        ));
+        Some(Arc::new(server_config(cert, Some(&anchors))?))
+    };
+
+    let tokens = TokenReviewer::new(client, metrics.clone());
+    let certifier = Arc::new(Certifier::new(
+        issuer.clone(),
+        tokens,
+        domain,
+        events,
+        metrics.clone(),
+    ));
+    let grpc_addr = grpc.local_addr().map_err(StartError::Addr)?;
+    let svc = IdentityGrpc::new(certifier).svc();
+    let mut servers = vec![tokio::spawn(serve_grpc(
+        grpc,
+        svc,
+        tls,
+        signalled(shutdown_rx.clone()),
+    ))];
+
+    let admin_addr = match admin {
+        Some(listener) => {
+            let addr = listener.local_addr().map_err(StartError::Addr)?;
+            servers.push(tokio::spawn(serve_admin(
+                listener,
+                Arc::new(registry),
+                metrics.clone(),
+                ready.clone(),
+                signalled(shutdown_rx),
+            )));
+            Some(addr)
+        }
+        None => None,
+    };
+    tracing::info!(%grpc_addr, ?admin_addr, %identity, plaintext = config.plaintext, "identity started");
+    Ok(Running {
+        identity,
+        grpc_addr,
+        admin_addr,
+        ready,
+        metrics,
+        issuer,
+        shutdown,
+        servers,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight calls finish, and stops the background tasks.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for server in self.servers.drain(..) {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.servers.iter().chain(&self.tasks) {
+            task.abort();
+        }
+    }
+}
+
+async fn signalled(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Serves Identity on `listener`, over TLS with `tls` or as h2c without, until `shutdown`.
+pub async fn serve_grpc<V: ValidateToken>(
+    listener: TcpListener,
+    svc: IdentityServer<IdentityGrpc<V>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let server = tonic::transport::Server::builder().add_service(svc);
+    let result = match tls {
+        None => {
+            server
+                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                .await
+        }
+        Some(config) => {
+            server
+                .serve_with_incoming_shutdown(
+                    tls_incoming(listener, TlsAcceptor::from(config)),
+                    shutdown,
+                )
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "the gRPC server failed");
+    }
+}
+
+fn plain_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
+    stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((Ok(stream), listener));
+                }
+                Err(error) => accept_failed(error).await,
+            }
+        }
+    })
+}
+
+/// Accepts connections and completes TLS handshakes concurrently, so that a slow or broken
+/// client never holds up others.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
+    let (tx, rx) = mpsc::channel(128);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = tx.closed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+async fn accept_failed(error: std::io::Error) {
+    tracing::warn!(%error, "accept failed");
+    // Out of file descriptors and the like: back off instead of spinning.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Keeps `cert` holding a certificate for `name` signed by the current issuer: re-signed when
+/// the issuer changes and at 70% of each certificate's lifetime.
+pub fn spawn_self_certificate(
+    issuer: IssuerState,
+    name: String,
+    cert: Arc<ServingCert>,
+) -> JoinHandle<()> {
+    let mut rx = issuer.subscribe();
+    tokio::spawn(async move {
+        let key = match KeyPair::generate() {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(%error, "generating the serving key failed");
+                return;
+            }
+        };
+        loop {
+            let current = rx.borrow_and_update().clone();
+            let mut renew = None;
+            if let Some(issuer) = current {
+                let now = SystemTime::now();
+                match issuer.sign_for(&name, &key, now) {
+                    Ok(leaf) => {
+                        let lifetime = leaf.not_after.duration_since(now).unwrap_or_default();
+                        let der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+                        match cert.set(&leaf, der) {
+                            Ok(()) => {
+                                tracing::info!(%name, not_after = ?leaf.not_after, "serving certificate issued");
+                                renew = Some(lifetime.mul_f64(0.7).max(Duration::from_secs(10)));
+                            }
+                            Err(error) => tracing::error!(%error, "serving certificate"),
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot sign the serving certificate");
+                        renew = Some(Duration::from_secs(10));
+                    }
+                }
+            }
+            let sleep = async {
+                match renew {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                _ = sleep => {}
+            }
+        }
+    })
+}
