@@ -8,6 +8,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod identity;
+
 /// The oxlink release this binary belongs to.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -26,6 +28,11 @@ enum Command {
         /// Output the custom resource definitions only.
         #[arg(long)]
         crds: bool,
+    },
+    /// Generate the mesh's trust anchor and issuer, or inspect certificate chains.
+    Identity {
+        #[command(subcommand)]
+        command: identity::IdentityCommand,
     },
     /// Print the client version.
     Version {
@@ -49,6 +56,7 @@ impl Cli {
                 "installing the control plane is not supported yet; \
                  `oxlink install --crds | kubectl apply -f -` installs the CRDs"
             ),
+            Command::Identity { command } => identity::run(command, out)?,
             Command::Version { client: _, short } => {
                 if short {
                     writeln!(out, "{VERSION}")?;

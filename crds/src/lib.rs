@@ -11,6 +11,7 @@
 //! [`install::crds`] lists every CustomResourceDefinition; [`install::manifest`] renders them
 //! as the YAML that `oxlink install --crds` prints and the chart ships.
 
+pub mod duration;
 pub mod install;
 pub mod names;
 pub mod policy;

@@ -1,11 +1,9 @@
 //! Command-line flags of `oxlink-identity` and the process around the library.
 
-use crate::{
-    duration::parse_duration,
-    serve::{Config, spawn},
-};
+use crate::serve::{Config, spawn};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use oxlink_crds::duration::parse_duration;
 use oxlink_crds::names::control_plane::{
     IDENTITY_ADMIN_PORT, IDENTITY_GRPC_PORT, NAMESPACE, TRUST_DOMAIN,
 };

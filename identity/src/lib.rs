@@ -13,7 +13,6 @@
 mod admin;
 mod args;
 mod certify;
-mod duration;
 mod error;
 mod events;
 mod grpc;
@@ -30,7 +29,6 @@ pub use self::{
     admin::{Readiness, serve_admin},
     args::Args,
     certify::{Certifier, CertifyRequest, IssuerState},
-    duration::parse_duration,
     error::CertifyError,
     events::{Events, RecordedEvent},
     grpc::IdentityGrpc,
@@ -40,3 +38,4 @@ pub use self::{
     serve::{Config, Running, serve_grpc, spawn, spawn_self_certificate},
     token::{TokenError, TokenReviewer, ValidateToken},
 };
+pub use oxlink_crds::duration::parse_duration;

@@ -17,6 +17,7 @@ mod time;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 
+pub use self::time::utc_rfc3339;
 pub use self::{
     bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},
     csr::{CertificateRequest, CsrError},

@@ -21,3 +21,17 @@ pub(crate) fn unix(t: SystemTime) -> i64 {
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
+
+/// A UTC timestamp as RFC 3339, to the second: `2026-11-26T10:35:11Z`.
+pub fn utc_rfc3339(t: SystemTime) -> String {
+    let t = to_offset(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask`: oxlink's developer tasks. See `cargo xtask --help`.
 
+mod bench;
 mod cluster;
 mod codegen;
 mod paths;
@@ -18,6 +19,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Run a benchmark (optimized build); `cargo xtask bench list` names them.
+    Bench(bench::BenchArgs),
     /// Start, stop or inspect the local Kubernetes cluster (e2e/localkube).
     Cluster {
         #[command(subcommand)]
@@ -44,6 +47,7 @@ enum Task {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.task {
+        Task::Bench(args) => bench::run(args),
         Task::Cluster { action } => cluster::run(action),
         Task::Codegen(args) => codegen::run(args),
         Task::Helm { args } => tools::exec(tools::Tool::Helm, &args),
