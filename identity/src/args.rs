@@ -2,7 +2,8 @@
 
 use crate::serve::{Config, spawn};
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use oxlink_admin::{LogArgs, shutdown_signal};
 use oxlink_crds::duration::parse_duration;
 use oxlink_crds::names::control_plane::{
     IDENTITY_ADMIN_PORT, IDENTITY_GRPC_PORT, NAMESPACE, TRUST_DOMAIN,
@@ -43,19 +44,8 @@ pub struct Args {
     #[arg(long, env = "OXLINK_IDENTITY_PLAINTEXT")]
     plaintext: bool,
 
-    /// Log format.
-    #[arg(long, env = "OXLINK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
-    log_format: LogFormat,
-
-    /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "OXLINK_LOG", default_value = "info")]
-    log_level: String,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
+    #[command(flatten)]
+    logs: LogArgs,
 }
 
 impl Args {
@@ -81,15 +71,9 @@ impl Args {
             identity_issuance_lifetime,
             identity_clock_skew_allowance,
             plaintext,
-            log_format,
-            log_level,
+            logs,
         } = self;
-        let filter = tracing_subscriber::EnvFilter::try_new(&log_level).context("--log-level")?;
-        let logs = tracing_subscriber::fmt().with_env_filter(filter);
-        match log_format {
-            LogFormat::Plain => logs.init(),
-            LogFormat::Json => logs.json().init(),
-        }
+        logs.init().context("--log-level")?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = Config {
             namespace: controller_namespace,
@@ -120,27 +104,5 @@ impl Args {
                 running.shutdown().await;
                 Ok(())
             })
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,13 +1,14 @@
 //! The Kubernetes side of identity: trust roots from their ConfigMap, and the issuer from its
 //! Secret, watched so that a rotated issuer serves the next Certify without a restart.
 
-use crate::{admin::Readiness, certify::IssuerState, events::Events};
+use crate::{certify::IssuerState, events::Events};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api,
     runtime::{WatchStreamExt, watcher},
 };
+use oxlink_admin::Latch;
 use oxlink_crds::names::control_plane::{
     IDENTITY_ISSUER_SECRET, ISSUER_CRT_KEY, ISSUER_KEY_KEY, ISSUER_SCHEME_KUBERNETES, TLS_CRT_KEY,
     TLS_KEY_KEY, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
@@ -141,7 +142,7 @@ impl IssuerWatch {
 
     /// Watches the Secret in `ns` until the stream ends (never, in practice). `ready` learns
     /// when the first list has been applied.
-    pub async fn run(mut self, client: kube::Client, ns: &str, ready: Readiness) {
+    pub async fn run(mut self, client: kube::Client, ns: &str, synced: Latch) {
         let api = Api::<Secret>::namespaced(client, ns);
         let config =
             watcher::Config::default().fields(&format!("metadata.name={IDENTITY_ISSUER_SECRET}"));
@@ -154,7 +155,7 @@ impl IssuerWatch {
                     self.last_seen = None;
                 }
                 Ok(watcher::Event::Init) => {}
-                Ok(watcher::Event::InitDone) => ready.set_synced(),
+                Ok(watcher::Event::InitDone) => synced.release(),
                 Err(error) => tracing::warn!(%error, "watching the issuer Secret"),
             }
         }

@@ -10,7 +10,6 @@
 //! Layers: `index` (kube: the issuer Secret watch, trust roots, TokenReview, events) →
 //! [`Certifier`] (the CA's decisions, no kube, no tonic) → `grpc` (tonic, no kube).
 
-mod admin;
 mod args;
 mod certify;
 mod error;
@@ -26,7 +25,6 @@ mod token;
 mod test_support;
 
 pub use self::{
-    admin::{Readiness, serve_admin},
     args::Args,
     certify::{Certifier, CertifyRequest, IssuerState},
     error::CertifyError,

@@ -93,7 +93,16 @@ impl Metrics {
         self.certify.get_or_create(&ResultLabels { result }).get()
     }
 
-    pub(crate) fn set_issuer_expiry(&self, seconds: f64) {
+    /// Sets the issuer-expiry gauge from the issuer loaded now (0 when none is), at scrape time.
+    pub(crate) fn refresh_issuer_expiry(&self, issuer: &crate::IssuerState) {
+        let seconds = issuer
+            .current()
+            .and_then(|i| {
+                i.not_after()
+                    .duration_since(std::time::SystemTime::now())
+                    .ok()
+            })
+            .map_or(0.0, |d| d.as_secs_f64());
         self.issuer_expiry.set(seconds);
     }
 }

@@ -2,7 +2,6 @@
 //! watch and the admin server, started together.
 
 use crate::{
-    admin::{Readiness, serve_admin},
     certify::{Certifier, IssuerState},
     events::Events,
     grpc::IdentityGrpc,
@@ -13,6 +12,7 @@ use crate::{
 };
 use futures::{Stream, StreamExt, stream};
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
+use oxlink_admin::{Readiness, ScrapeHook, serve_admin};
 use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
 use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
 use prometheus_client::registry::Registry;
@@ -83,7 +83,12 @@ pub async fn spawn(
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let issuer = IssuerState::default();
-    let ready = Readiness::new(issuer.clone());
+    let ready = Readiness::default();
+    let synced = ready.latch("the issuer Secret watch has not synced");
+    let loaded = issuer.clone();
+    ready.require("no valid issuer is loaded", move || {
+        loaded.current().is_some()
+    });
     let events = Events::kube(client.clone(), &config.namespace);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -94,8 +99,8 @@ pub async fn spawn(
         config.issuer,
         events.clone(),
     );
-    let (ns, c, r) = (config.namespace.clone(), client.clone(), ready.clone());
-    tasks.push(tokio::spawn(async move { watch.run(c, &ns, r).await }));
+    let (ns, c) = (config.namespace.clone(), client.clone());
+    tasks.push(tokio::spawn(async move { watch.run(c, &ns, synced).await }));
 
     let identity = domain.service_account(IDENTITY_SERVICE_ACCOUNT, &config.namespace);
     let tls = if config.plaintext {
@@ -130,11 +135,13 @@ pub async fn spawn(
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr().map_err(StartError::Addr)?;
+            let (m, i) = (metrics.clone(), issuer.clone());
+            let refresh_expiry: ScrapeHook = Arc::new(move || m.refresh_issuer_expiry(&i));
             servers.push(tokio::spawn(serve_admin(
                 listener,
                 Arc::new(registry),
-                metrics.clone(),
                 ready.clone(),
+                Some(refresh_expiry),
                 signalled(shutdown_rx),
             )));
             Some(addr)

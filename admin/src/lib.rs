@@ -1,0 +1,33 @@
+//! What every oxlink server process shares, written once.
+//!
+//! This crate owns the plumbing around the controllers: the `--log-level` / `--log-format`
+//! flags and the `tracing` subscriber they configure, the [`Readiness`] latch each subsystem
+//! holds until it has synced, the admin HTTP server (`/live`, `/ready`, `/metrics` from one
+//! `prometheus-client` registry), and the SIGTERM/Ctrl-C shutdown signal. Identity,
+//! destination and the proxy-injector use it unchanged, so their operational surface is the same.
+
+mod logs;
+mod ready;
+mod server;
+
+pub use self::{
+    logs::{LogArgs, LogFormat},
+    ready::{Latch, Readiness},
+    server::{ScrapeHook, serve_admin},
+};
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
