@@ -8,7 +8,14 @@
 
 use clap::{Parser, Subcommand};
 
+mod check;
 mod identity;
+
+/// Whether `error` was already reported on the output (a failed `check`), so that only the
+/// exit code is left to give.
+pub fn is_reported(error: &anyhow::Error) -> bool {
+    error.is::<check::ChecksFailed>()
+}
 
 /// The oxlink release this binary belongs to.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,6 +36,8 @@ enum Command {
         #[arg(long)]
         crds: bool,
     },
+    /// Check the cluster before installing, the CRDs, or the control plane's health.
+    Check(check::CheckArgs),
     /// Generate the mesh's trust anchor and issuer, or inspect certificate chains.
     Identity {
         #[command(subcommand)]
@@ -56,6 +65,7 @@ impl Cli {
                 "installing the control plane is not supported yet; \
                  `oxlink install --crds | kubectl apply -f -` installs the CRDs"
             ),
+            Command::Check(args) => check::run(args, out, &mut std::io::stderr().lock())?,
             Command::Identity { command } => identity::run(command, out)?,
             Command::Version { client: _, short } => {
                 if short {

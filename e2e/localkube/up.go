@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"log"
@@ -175,6 +179,9 @@ func apiserverFlags(c config) []string {
 		"--tls-cert-file=" + pki("apiserver.crt"),
 		"--tls-private-key-file=" + pki("apiserver.key"),
 		"--token-auth-file=" + pki("tokens.csv"),
+		// A client CA makes the API server publish kube-system/extension-apiserver-authentication,
+		// as every real cluster has; admin access itself uses the token.
+		"--client-ca-file=" + pki("client-ca.crt"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + pki("sa.key"),
@@ -220,6 +227,19 @@ func ensurePKI(c config) (string, error) {
 			return "", err
 		}
 	}
+	if _, err := os.Stat(pki("client-ca.crt")); os.IsNotExist(err) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", err
+		}
+		ca, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "localkube-client-ca"}, key)
+		if err != nil {
+			return "", err
+		}
+		if err := certutil.WriteCert(pki("client-ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})); err != nil {
+			return "", err
+		}
+	}
 	if _, err := os.Stat(pki("tokens.csv")); os.IsNotExist(err) {
 		token, err := randomToken()
 		if err != nil {
@@ -239,12 +259,7 @@ func ensurePKI(c config) (string, error) {
 
 func randomToken() (string, error) {
 	b := make([]byte, 24)
-	f, err := os.Open("/dev/urandom")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if _, err := f.Read(b); err != nil {
+	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%x", b), nil
