@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod identity;
+mod inject;
+mod uninject;
 
 /// Whether `error` was already reported on the output (a failed `check`), so that only the
 /// exit code is left to give.
@@ -43,6 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: identity::IdentityCommand,
     },
+    /// Add the Linkerd proxy to the workloads of Kubernetes manifests.
+    Inject(Box<inject::InjectArgs>),
+    /// Remove the Linkerd proxy from the workloads of Kubernetes manifests.
+    Uninject(uninject::UninjectArgs),
     /// Print the client version.
     Version {
         /// Print the client version only.
@@ -67,6 +73,20 @@ impl Cli {
             ),
             Command::Check(args) => check::run(args, out, &mut std::io::stderr().lock())?,
             Command::Identity { command } => identity::run(command, out)?,
+            Command::Inject(args) => {
+                args.run(
+                    &mut std::io::stdin().lock(),
+                    out,
+                    &mut std::io::stderr().lock(),
+                )?;
+            }
+            Command::Uninject(args) => {
+                args.run(
+                    &mut std::io::stdin().lock(),
+                    out,
+                    &mut std::io::stderr().lock(),
+                )?;
+            }
             Command::Version { client: _, short } => {
                 if short {
                     writeln!(out, "{VERSION}")?;

@@ -8,12 +8,20 @@ use anyhow::Result;
 use std::process::Command;
 
 /// The benchmarks: (name on the command line, package, bench target, what it measures).
-const BENCHES: &[(&str, &str, &str, &str)] = &[(
-    "identity",
-    "oxlink-identity",
-    "certify",
-    "Certify: certs/s and per CPU-second, p50/p99, RSS (add `-- --token-review` for TokenReview against the cluster in KUBECONFIG)",
-)];
+const BENCHES: &[(&str, &str, &str, &str)] = &[
+    (
+        "identity",
+        "oxlink-identity",
+        "certify",
+        "Certify: certs/s and per CPU-second, p50/p99, RSS (add `-- --token-review` for TokenReview against the cluster in KUBECONFIG)",
+    ),
+    (
+        "injector",
+        "oxlink-proxy-injector",
+        "admission",
+        "inject function throughput; admission p50/p99 over TLS at a paced rate; CPU; RSS",
+    ),
+];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {

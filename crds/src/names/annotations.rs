@@ -124,6 +124,19 @@ pub const PROXY_ENABLE_NATIVE_SIDECAR_ALPHA: &str =
 /// A JSON list of `EnvVar`s merged into the proxy container by name.
 pub const PROXY_ADDITIONAL_ENV: &str = "config.linkerd.io/proxy-additional-env";
 
+/// The proxy's group id (`runAsGroup`, proxy-init `--proxy-gid`).
+pub const PROXY_GID: &str = "config.linkerd.io/proxy-gid";
+/// `insecure` keeps HTTP headers in the proxy's debug logs.
+pub const PROXY_LOG_HTTP_HEADERS: &str = "config.linkerd.io/proxy-log-http-headers";
+/// `true` enables the proxy's admin `/shutdown` endpoint.
+pub const PROXY_ADMIN_SHUTDOWN: &str = "config.linkerd.io/proxy-admin-shutdown";
+/// `true` turns off the outbound protocol-detection timeout.
+pub const PROXY_DISABLE_OUTBOUND_PROTOCOL_DETECT_TIMEOUT: &str =
+    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout";
+/// `true` turns off the inbound protocol-detection timeout.
+pub const PROXY_DISABLE_INBOUND_PROTOCOL_DETECT_TIMEOUT: &str =
+    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout";
+
 // === Extensions ===
 
 /// Set by the viz tap injector on pods it enabled tap for.
@@ -178,4 +191,9 @@ pub const PROXY_CONFIG: &[&str] = &[
     PROXY_ENABLE_NATIVE_SIDECAR_BETA,
     PROXY_ENABLE_NATIVE_SIDECAR_ALPHA,
     PROXY_ADDITIONAL_ENV,
+    PROXY_GID,
+    PROXY_LOG_HTTP_HEADERS,
+    PROXY_ADMIN_SHUTDOWN,
+    PROXY_DISABLE_OUTBOUND_PROTOCOL_DETECT_TIMEOUT,
+    PROXY_DISABLE_INBOUND_PROTOCOL_DETECT_TIMEOUT,
 ];

@@ -64,3 +64,31 @@ pub const PROXY_INJECTOR_SERVICE_ACCOUNT: &str = "linkerd-proxy-injector";
 /// The control plane's configuration ConfigMap and its key.
 pub const CONFIG_CONFIGMAP: &str = "linkerd-config";
 pub const CONFIG_VALUES_KEY: &str = "values";
+
+// === proxy-injector ===
+
+/// Secret holding the admission server's serving certificate.
+pub const PROXY_INJECTOR_TLS_SECRET: &str = "linkerd-proxy-injector-k8s-tls";
+/// The MutatingWebhookConfiguration the injector is registered in.
+pub const PROXY_INJECTOR_WEBHOOK_CONFIG: &str = "linkerd-proxy-injector-webhook-config";
+/// The Service in front of the admission server.
+pub const PROXY_INJECTOR_SERVICE: &str = "linkerd-proxy-injector";
+/// Port of the admission server.
+pub const PROXY_INJECTOR_PORT: u16 = 8443;
+/// Port of the admission server's admin endpoints.
+pub const PROXY_INJECTOR_ADMIN_PORT: u16 = 9995;
+/// Trust roots file mounted into the injector (ConfigMap `linkerd-identity-trust-roots`).
+pub const TRUST_ROOTS_PATH: &str = "/var/run/linkerd/identity/trust-roots/ca-bundle.crt";
+/// Values file mounted into the injector (ConfigMap `linkerd-config`).
+pub const CONFIG_VALUES_PATH: &str = "/var/run/linkerd/config/values";
+
+// === Services the proxy is pointed at ===
+
+/// Headless Service of the destination controller.
+pub const DESTINATION_HEADLESS_SERVICE: &str = "linkerd-dst-headless";
+/// gRPC port of `io.linkerd.proxy.destination.Destination`.
+pub const DESTINATION_GRPC_PORT: u16 = 8086;
+/// Headless Service of the policy controller.
+pub const POLICY_SERVICE: &str = "linkerd-policy";
+/// gRPC port of the inbound and outbound policy APIs.
+pub const POLICY_GRPC_PORT: u16 = 8090;

@@ -7,3 +7,4 @@ pub mod control_plane;
 pub mod env;
 pub mod groups;
 pub mod labels;
+pub mod proxy;

@@ -1,0 +1,393 @@
+//! `AdmissionReview` (admission.k8s.io/v1) handling for `/inject`: decode the review, run the
+//! inject function on a Pod (or annotate a Service), and answer with a JSON patch.
+//!
+//! Bodies that are not an AdmissionReview get an HTTP error with the reason; a review whose
+//! object cannot be handled is denied with a message, so the API server reports why.
+
+use crate::{
+    inject::{InjectContext, Origin, Owner, SkipReason, inject_template, service_patch},
+    patch::{self, PatchOp},
+    values::Values,
+};
+use k8s_openapi::{
+    api::core::v1::{Pod, PodTemplateSpec, Service},
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
+
+/// The API version of the reviews we accept and return.
+pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
+
+/// What the handler asks of the cluster: a namespace's annotations and a pod's owning workload.
+pub trait Cluster: Send + Sync + 'static {
+    fn namespace_annotations<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, LookupError>>;
+
+    /// The workload to name in the `linkerd.io/proxy-<kind>` label: a ReplicaSet's
+    /// Deployment, a Job's CronJob, or the controller itself.
+    fn owner<'a>(
+        &'a self,
+        namespace: &'a str,
+        controller: &'a OwnerReference,
+    ) -> BoxFuture<'a, Result<Owner, LookupError>>;
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LookupError(pub String);
+
+/// The values and trust anchors the injector renders with.
+pub trait ConfigSource: Send + Sync + 'static {
+    fn load(&self) -> Result<(Arc<Values>, Arc<str>), String>;
+}
+
+/// Values and anchors fixed at startup.
+#[derive(Clone, Debug)]
+pub struct StaticConfig {
+    pub values: Arc<Values>,
+    pub trust_anchors_pem: Arc<str>,
+}
+
+impl ConfigSource for StaticConfig {
+    fn load(&self) -> Result<(Arc<Values>, Arc<str>), String> {
+        Ok((self.values.clone(), self.trust_anchors_pem.clone()))
+    }
+}
+
+/// Values and anchors read from files (the mounted ConfigMaps) on every request, so that a
+/// change to either applies without a restart.
+#[derive(Clone, Debug)]
+pub struct FileConfig {
+    /// The `values` key of `linkerd-config`; the defaults apply when `None`.
+    pub values: Option<std::path::PathBuf>,
+    pub trust_anchors: std::path::PathBuf,
+}
+
+impl ConfigSource for FileConfig {
+    fn load(&self) -> Result<(Arc<Values>, Arc<str>), String> {
+        let values = match &self.values {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                Values::from_yaml(&text).map_err(|e| e.to_string())?
+            }
+            None => Values::default(),
+        };
+        let anchors = std::fs::read_to_string(&self.trust_anchors)
+            .map_err(|e| format!("reading {}: {e}", self.trust_anchors.display()))?;
+        Ok((Arc::new(values), anchors.into()))
+    }
+}
+
+/// An incoming review.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    api_version: String,
+    kind: String,
+    request: Option<Request>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    uid: String,
+    kind: GroupVersionKind,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: String,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupVersionKind {
+    #[serde(default)]
+    group: String,
+    kind: String,
+}
+
+/// The response review.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseReview {
+    api_version: &'static str,
+    kind: &'static str,
+    response: Response,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response {
+    uid: String,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    code: u16,
+    message: String,
+}
+
+/// Why a body is not a review we can answer (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not an AdmissionReview: {0}")]
+    Decode(String),
+    #[error(
+        "unsupported AdmissionReview {api_version}/{kind}; expected {ADMISSION_API_VERSION}/AdmissionReview"
+    )]
+    Version { api_version: String, kind: String },
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// What was decided for one request, for logs, metrics and events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Not a CREATE of a pod or service: allowed untouched.
+    Ignored,
+    Injected,
+    /// Skipped for this reason; the patch may still add annotations.
+    Skipped(SkipReason),
+    /// A Service, possibly annotated.
+    Service,
+    /// Denied because the webhook itself failed.
+    Denied(String),
+}
+
+/// The outcome of one review: the response body and what was decided.
+#[derive(Debug)]
+pub struct Reviewed {
+    pub body: Vec<u8>,
+    pub decision: Decision,
+    /// The resolved owner, when there is one.
+    pub owner: Option<Owner>,
+    pub namespace: String,
+}
+
+/// Handles `/inject` admission reviews.
+pub struct Injector {
+    cluster: Arc<dyn Cluster>,
+    config: Arc<dyn ConfigSource>,
+    control_plane_namespace: String,
+    created_by: String,
+}
+
+// === impl Injector ===
+
+impl Injector {
+    pub fn new(
+        cluster: Arc<dyn Cluster>,
+        config: Arc<dyn ConfigSource>,
+        control_plane_namespace: String,
+    ) -> Self {
+        Self {
+            cluster,
+            config,
+            control_plane_namespace,
+            created_by: format!("oxlink/proxy-injector {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Answers one review body.
+    pub async fn review(&self, body: &[u8]) -> Result<Reviewed, ReviewError> {
+        let review: Review =
+            serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
+        if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
+            return Err(ReviewError::Version {
+                api_version: review.api_version,
+                kind: review.kind,
+            });
+        }
+        let request = review.request.ok_or(ReviewError::NoRequest)?;
+        let namespace = request.namespace.clone().unwrap_or_default();
+        let (result, owner) = self.decide(&request).await;
+        let (response, decision) = match result {
+            Ok((ops, decision)) => (allow(&request.uid, &ops), decision),
+            Err(message) => (
+                Response {
+                    uid: request.uid.clone(),
+                    allowed: false,
+                    patch_type: None,
+                    patch: None,
+                    status: Some(Status {
+                        code: 500,
+                        message: format!(
+                            "{}: {message}",
+                            oxlink_crds::names::control_plane::PROXY_INJECTOR_SERVICE
+                        ),
+                    }),
+                },
+                Decision::Denied(message),
+            ),
+        };
+        let body = serde_json::to_vec(&ResponseReview {
+            api_version: ADMISSION_API_VERSION,
+            kind: "AdmissionReview",
+            response,
+        })
+        .map_err(|e| ReviewError::Decode(e.to_string()))?;
+        Ok(Reviewed {
+            body,
+            decision,
+            owner,
+            namespace,
+        })
+    }
+
+    async fn decide(
+        &self,
+        request: &Request,
+    ) -> (Result<(Vec<PatchOp>, Decision), String>, Option<Owner>) {
+        let core = request.kind.group.is_empty();
+        if request.operation != "CREATE" || !core {
+            return (Ok((Vec::new(), Decision::Ignored)), None);
+        }
+        match request.kind.kind.as_str() {
+            "Pod" => self.pod(request).await,
+            "Service" => (self.service(request).await, None),
+            _ => (Ok((Vec::new(), Decision::Ignored)), None),
+        }
+    }
+
+    async fn service(&self, request: &Request) -> Result<(Vec<PatchOp>, Decision), String> {
+        let object = request.object.clone().ok_or("the request has no object")?;
+        let service: Service = serde_json::from_value(object)
+            .map_err(|e| format!("the Service does not parse: {e}"))?;
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let (values, _) = self.config.load()?;
+        let ns_annotations = self
+            .cluster
+            .namespace_annotations(namespace)
+            .await
+            .map_err(|e| format!("namespace {namespace}: {e}"))?;
+        Ok((
+            service_patch(&service, &ns_annotations, &values),
+            Decision::Service,
+        ))
+    }
+
+    async fn pod(
+        &self,
+        request: &Request,
+    ) -> (Result<(Vec<PatchOp>, Decision), String>, Option<Owner>) {
+        let Some(object) = request.object.clone() else {
+            return (Err("the request has no object".into()), None);
+        };
+        let pod: Pod = match serde_json::from_value(object) {
+            Ok(pod) => pod,
+            Err(e) => return (Err(format!("the Pod does not parse: {e}")), None),
+        };
+        let namespace = request
+            .namespace
+            .clone()
+            .or_else(|| pod.metadata.namespace.clone())
+            .unwrap_or_default();
+        let owner = match pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))
+        {
+            Some(controller) => match self.cluster.owner(&namespace, controller).await {
+                Ok(owner) => Some(owner),
+                Err(e) => return (Err(format!("owner of the pod: {e}")), None),
+            },
+            None => None,
+        };
+        let result = self.inject_pod(pod, &namespace, owner.as_ref()).await;
+        (result, owner)
+    }
+
+    async fn inject_pod(
+        &self,
+        pod: Pod,
+        namespace: &str,
+        owner: Option<&Owner>,
+    ) -> Result<(Vec<PatchOp>, Decision), String> {
+        let ns_annotations = self
+            .cluster
+            .namespace_annotations(namespace)
+            .await
+            .map_err(|e| format!("namespace {namespace}: {e}"))?;
+        let (values, anchors) = self.config.load()?;
+        let template = PodTemplateSpec {
+            metadata: Some(pod.metadata),
+            spec: pod.spec,
+        };
+        let ctx = InjectContext {
+            values: &values,
+            trust_anchors_pem: &anchors,
+            control_plane_namespace: &self.control_plane_namespace,
+            namespace,
+            namespace_annotations: &ns_annotations,
+            owner,
+            created_by: &self.created_by,
+            origin: Origin::Webhook,
+        };
+        let injection = inject_template(&template, &ctx);
+        let before = serde_json::to_value(&template).map_err(|e| e.to_string())?;
+        let ops = patch::diff(&before, &injection.template, "");
+        let decision = match &injection.outcome {
+            Ok(()) => Decision::Injected,
+            Err(reason) => Decision::Skipped(reason.clone()),
+        };
+        for warning in &injection.warnings {
+            tracing::warn!(%namespace, "{warning}");
+        }
+        Ok((ops, decision))
+    }
+}
+
+fn allow(uid: &str, ops: &[PatchOp]) -> Response {
+    let patch = (!ops.is_empty()).then(|| {
+        let json = serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec());
+        base64(&json)
+    });
+    Response {
+        uid: uid.to_string(),
+        allowed: true,
+        patch_type: patch.as_ref().map(|_| "JSONPatch"),
+        patch,
+        status: None,
+    }
+}
+
+/// Standard base64 with padding, as `patch` and `caBundle` are sent.
+pub(crate) fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

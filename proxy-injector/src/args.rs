@@ -1,0 +1,235 @@
+//! Command-line flags of `oxlink-proxy-injector` and the process around the library.
+
+use crate::{
+    admission::{FileConfig, Injector},
+    cert::SelfManagedCert,
+    cluster::CachedCluster,
+    events::Events,
+    server::{self, Admission, DEFAULT_MAX_BODY_BYTES},
+};
+use anyhow::Context;
+use clap::Parser;
+use oxlink_admin::{LogArgs, shutdown_signal};
+use oxlink_crds::names;
+use oxlink_crds::names::control_plane::NAMESPACE;
+use oxlink_tls::ServingCert;
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+
+/// How often the self-managed certificate is checked for renewal.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The admission webhook that injects linkerd2-proxy into pods.
+#[derive(Debug, Parser)]
+#[command(name = "oxlink-proxy-injector", version)]
+pub struct Args {
+    /// Address of the HTTPS admission server.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], names::control_plane::PROXY_INJECTOR_PORT)))]
+    addr: SocketAddr,
+
+    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_ADMIN_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], names::control_plane::PROXY_INJECTOR_ADMIN_PORT)))]
+    admin_addr: SocketAddr,
+
+    /// Namespace of the control plane.
+    #[arg(long, env = "OXLINK_CONTROLLER_NAMESPACE", default_value = NAMESPACE)]
+    controller_namespace: String,
+
+    /// Serve the certificate in `--tls-cert` / `--tls-key` (from cert-manager or the chart)
+    /// instead of managing one in Secret `linkerd-proxy-injector-k8s-tls`.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_EXTERNAL_CERT")]
+    external_cert: bool,
+
+    /// The MutatingWebhookConfiguration whose `caBundle` the self-managed certificate is
+    /// written to.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_WEBHOOK_CONFIG", default_value = names::control_plane::PROXY_INJECTOR_WEBHOOK_CONFIG)]
+    webhook_config: String,
+
+    /// Serving certificate chain (PEM) with `--external-cert`, re-read when it changes.
+    #[arg(
+        long,
+        env = "OXLINK_PROXY_INJECTOR_TLS_CERT",
+        default_value = "/var/run/linkerd/tls/tls.crt"
+    )]
+    tls_cert: PathBuf,
+
+    /// Serving certificate key (PEM) with `--external-cert`.
+    #[arg(
+        long,
+        env = "OXLINK_PROXY_INJECTOR_TLS_KEY",
+        default_value = "/var/run/linkerd/tls/tls.key"
+    )]
+    tls_key: PathBuf,
+
+    /// The `values` document of ConfigMap `linkerd-config`, read on every request.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_CONFIG_VALUES", default_value = names::control_plane::CONFIG_VALUES_PATH)]
+    config_values: PathBuf,
+
+    /// The trust anchors' PEM bundle, read on every request.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_TRUST_ANCHORS", default_value = names::control_plane::TRUST_ROOTS_PATH)]
+    trust_anchors: PathBuf,
+
+    /// Largest AdmissionReview body accepted, in bytes.
+    #[arg(long, env = "OXLINK_PROXY_INJECTOR_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+
+    #[command(flatten)]
+    logs: LogArgs,
+}
+
+impl Args {
+    /// Parses the command line and runs the injector until SIGINT or SIGTERM.
+    pub fn parse_and_run() -> ExitCode {
+        match Self::parse().run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                eprintln!("oxlink-proxy-injector: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        let Self {
+            addr,
+            admin_addr,
+            controller_namespace,
+            external_cert,
+            webhook_config,
+            tls_cert,
+            tls_key,
+            config_values,
+            trust_anchors,
+            max_body_bytes,
+            logs,
+        } = self;
+        logs.init().context("--log-level")?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert = Arc::new(ServingCert::default());
+        let loaded = if external_cert {
+            Some(load_cert(&cert, &tls_cert, &tls_key)?)
+        } else {
+            None
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(async move {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("Kubernetes client")?;
+                match loaded {
+                    Some(loaded) => {
+                        tokio::spawn(reload_cert(cert.clone(), tls_cert, tls_key, loaded));
+                    }
+                    None => {
+                        let managed = SelfManagedCert::for_service(
+                            &controller_namespace,
+                            names::control_plane::PROXY_INJECTOR_SERVICE,
+                            &webhook_config,
+                        );
+                        managed
+                            .ensure(&client, &cert)
+                            .await
+                            .context("the self-managed serving certificate")?;
+                        tokio::spawn(managed.run(
+                            client.clone(),
+                            cert.clone(),
+                            CERT_CHECK_INTERVAL,
+                        ));
+                    }
+                }
+                let config = FileConfig {
+                    values: Some(config_values),
+                    trust_anchors,
+                };
+                let (cluster, synced) = CachedCluster::spawn(client.clone());
+                let admission = Admission::with_events(
+                    Injector::new(Arc::new(cluster), Arc::new(config), controller_namespace),
+                    Events::new(client),
+                    max_body_bytes,
+                );
+                admission.set_ready(false);
+                tokio::spawn({
+                    let admission = admission.clone();
+                    async move {
+                        synced.await;
+                        tracing::info!("metadata caches synced");
+                        admission.set_ready(true);
+                    }
+                });
+                let https = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                let admin = TcpListener::bind(admin_addr)
+                    .await
+                    .with_context(|| format!("binding {admin_addr}"))?;
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                let tls = server::tls_config(cert.clone())?;
+                tracing::info!(
+                    addr = %https.local_addr()?,
+                    admin_addr = %admin.local_addr()?,
+                    "serving"
+                );
+                let https_task = tokio::spawn(server::serve_https(
+                    https,
+                    tls,
+                    admission.clone(),
+                    stopped(stop_rx.clone()),
+                ));
+                let admin_task = tokio::spawn(oxlink_admin::serve_admin(
+                    admin,
+                    admission.registry.clone(),
+                    admission.readiness(),
+                    None,
+                    stopped(stop_rx.clone()),
+                ));
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = stop_tx.send(true);
+                let _ = tokio::join!(https_task, admin_task);
+                Ok(())
+            })
+    }
+}
+
+/// Loads the serving certificate; returns the files' contents to detect changes.
+fn load_cert(cert: &ServingCert, crt: &PathBuf, key: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let crt_pem = std::fs::read(crt).with_context(|| format!("reading {}", crt.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+    let chain = oxlink_tls::pem::certificates(&crt_pem)
+        .with_context(|| format!("certificates in {}", crt.display()))?;
+    let private = oxlink_tls::pem::private_key(&key_pem)
+        .with_context(|| format!("private key in {}", key.display()))?;
+    cert.set_chain(chain, private)
+        .context("the serving certificate and key do not work together")?;
+    Ok([crt_pem, key_pem].concat())
+}
+
+/// Re-reads the serving certificate every 30 seconds and swaps it in when it changed.
+async fn reload_cert(cert: Arc<ServingCert>, crt: PathBuf, key: PathBuf, mut last: Vec<u8>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let current = [
+            std::fs::read(&crt).unwrap_or_default(),
+            std::fs::read(&key).unwrap_or_default(),
+        ]
+        .concat();
+        if current == last {
+            continue;
+        }
+        match load_cert(&cert, &crt, &key) {
+            Ok(loaded) => {
+                tracing::info!("reloaded the serving certificate");
+                last = loaded;
+            }
+            Err(error) => tracing::warn!("keeping the current serving certificate: {error:#}"),
+        }
+    }
+}

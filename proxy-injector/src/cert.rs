@@ -1,0 +1,291 @@
+//! The admission server's self-managed serving certificate: kept in a `kubernetes.io/tls`
+//! Secret, created when missing, renewed well before it expires, and published as the
+//! `caBundle` of the webhook configuration the injector is registered in.
+//!
+//! The certificate is self-signed (it is its own CA bundle), like the one Linkerd's chart
+//! generates, but it is minted here rather than in a template, so upgrades do not rotate it.
+
+use crate::admission::base64;
+use k8s_openapi::{
+    ByteString,
+    api::{admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Secret},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use oxlink_crds::names::control_plane::{TLS_CRT_KEY, TLS_KEY_KEY};
+use oxlink_tls::{ChainSummary, ServingCert};
+use serde_json::json;
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+/// How the serving certificate is kept.
+#[derive(Clone, Debug)]
+pub struct SelfManagedCert {
+    pub namespace: String,
+    /// The Secret holding `tls.crt` and `tls.key`.
+    pub secret: String,
+    /// The MutatingWebhookConfiguration whose `caBundle`s are written.
+    pub webhook_config: String,
+    /// Subject alternative names: DNS names or IP addresses.
+    pub names: Vec<String>,
+    pub lifetime: Duration,
+    /// Renew when less than this remains.
+    pub renew_before: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("minting the serving certificate: {0}")]
+    Mint(#[from] rcgen::Error),
+    #[error("the serving certificate does not load: {0}")]
+    Load(String),
+}
+
+/// A certificate and key in PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPem {
+    pub crt: String,
+    pub key: String,
+}
+
+// === impl SelfManagedCert ===
+
+impl SelfManagedCert {
+    /// The defaults for the injector's Service in `namespace`: `<service>.<namespace>.svc`,
+    /// a year of validity, renewed 90 days before expiry.
+    pub fn for_service(namespace: &str, service: &str, webhook_config: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            secret: oxlink_crds::names::control_plane::PROXY_INJECTOR_TLS_SECRET.into(),
+            webhook_config: webhook_config.into(),
+            names: vec![format!("{service}.{namespace}.svc")],
+            lifetime: Duration::from_secs(365 * 24 * 3600),
+            renew_before: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+
+    /// Makes sure a valid certificate is stored, served and published; returns it.
+    pub async fn ensure(
+        &self,
+        client: &Client,
+        serving: &ServingCert,
+    ) -> Result<CertPem, CertError> {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        let existing = secrets.get_opt(&self.secret).await?;
+        let current = existing.as_ref().and_then(read_secret);
+        let pem = match current.filter(|pem| self.still_good(pem, SystemTime::now())) {
+            Some(pem) => pem,
+            None => {
+                let pem = self.mint(SystemTime::now())?;
+                self.store(&secrets, existing, &pem).await?;
+                tracing::info!(secret = %self.secret, "stored a new serving certificate");
+                pem
+            }
+        };
+        load(serving, &pem)?;
+        self.publish_ca_bundle(client, &pem.crt).await?;
+        Ok(pem)
+    }
+
+    /// Runs [`Self::ensure`] every `interval` (after a first `interval`), logging failures,
+    /// forever.
+    pub async fn run(self, client: Client, serving: Arc<ServingCert>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        // The first tick is immediate; the caller has just ensured.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.ensure(&client, &serving).await {
+                tracing::warn!(%error, "keeping the serving certificate up to date");
+            }
+        }
+    }
+
+    /// Whether `pem` parses, covers our DNS names and is not due for renewal at `now`.
+    fn still_good(&self, pem: &CertPem, now: SystemTime) -> bool {
+        let Ok(summary) = ChainSummary::from_pem(pem.crt.as_bytes()) else {
+            return false;
+        };
+        let Some(leaf) = summary.first() else {
+            return false;
+        };
+        let covers = self
+            .names
+            .iter()
+            .filter(|n| n.parse::<std::net::IpAddr>().is_err())
+            .all(|n| leaf.dns_names.contains(n));
+        let fresh = leaf
+            .not_after
+            .duration_since(now)
+            .is_ok_and(|left| left > self.renew_before);
+        covers && fresh && oxlink_tls::pem::private_key(pem.key.as_bytes()).is_ok()
+    }
+
+    /// A new self-signed certificate valid from an hour ago for [`Self::lifetime`].
+    pub fn mint(&self, now: SystemTime) -> Result<CertPem, CertError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(self.names.clone())?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(first) = self.names.first() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, first.clone());
+        }
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+            rcgen::KeyUsagePurpose::KeyCertSign,
+        ];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = (now - Duration::from_secs(3600)).into();
+        params.not_after = (now + self.lifetime).into();
+        let cert = params.self_signed(&key)?;
+        Ok(CertPem {
+            crt: cert.pem(),
+            key: key.serialize_pem(),
+        })
+    }
+
+    async fn store(
+        &self,
+        secrets: &Api<Secret>,
+        existing: Option<Secret>,
+        pem: &CertPem,
+    ) -> Result<(), CertError> {
+        let data = BTreeMap::from([
+            (
+                TLS_CRT_KEY.to_string(),
+                ByteString(pem.crt.clone().into_bytes()),
+            ),
+            (
+                TLS_KEY_KEY.to_string(),
+                ByteString(pem.key.clone().into_bytes()),
+            ),
+        ]);
+        match existing {
+            Some(mut secret) => {
+                // The resourceVersion makes a concurrent writer fail rather than be overwritten.
+                secret.data = Some(data);
+                secret.type_ = Some("kubernetes.io/tls".into());
+                secrets
+                    .replace(&self.secret, &PostParams::default(), &secret)
+                    .await?;
+            }
+            None => {
+                let secret = Secret {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(self.secret.clone()),
+                        namespace: Some(self.namespace.clone()),
+                        ..Default::default()
+                    },
+                    type_: Some("kubernetes.io/tls".into()),
+                    data: Some(data),
+                    ..Default::default()
+                };
+                secrets.create(&PostParams::default(), &secret).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `crt` as the `caBundle` of every webhook of the configuration that lacks it.
+    async fn publish_ca_bundle(&self, client: &Client, crt: &str) -> Result<(), CertError> {
+        let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let Some(config) = configs.get_opt(&self.webhook_config).await? else {
+            tracing::warn!(
+                name = %self.webhook_config,
+                "the webhook configuration does not exist (yet); its caBundle is not written"
+            );
+            return Ok(());
+        };
+        let stale = config
+            .webhooks
+            .iter()
+            .flatten()
+            .filter(|w| {
+                w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(crt.as_bytes())
+            })
+            .map(|w| json!({"name": w.name, "clientConfig": {"caBundle": base64(crt.as_bytes())}}))
+            .collect::<Vec<_>>();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        configs
+            .patch(
+                &self.webhook_config,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"webhooks": stale})),
+            )
+            .await?;
+        tracing::info!(name = %self.webhook_config, "wrote the caBundle");
+        Ok(())
+    }
+}
+
+fn read_secret(secret: &Secret) -> Option<CertPem> {
+    let data = secret.data.as_ref()?;
+    let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+    Some(CertPem {
+        crt: text(TLS_CRT_KEY)?,
+        key: text(TLS_KEY_KEY)?,
+    })
+}
+
+/// Presents `pem` on the next handshakes.
+pub fn load(serving: &ServingCert, pem: &CertPem) -> Result<(), CertError> {
+    let chain = oxlink_tls::pem::certificates(pem.crt.as_bytes())
+        .map_err(|e| CertError::Load(e.to_string()))?;
+    let key = oxlink_tls::pem::private_key(pem.key.as_bytes())
+        .map_err(|e| CertError::Load(e.to_string()))?;
+    serving
+        .set_chain(chain, key)
+        .map_err(|e| CertError::Load(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manager() -> SelfManagedCert {
+        SelfManagedCert::for_service("linkerd", "linkerd-proxy-injector", "hook")
+    }
+
+    #[test]
+    fn a_minted_certificate_covers_the_service_and_is_fresh_until_renewal() {
+        let m = manager();
+        let now = SystemTime::now();
+        let pem = m.mint(now).unwrap();
+        let leaf = &ChainSummary::from_pem(pem.crt.as_bytes()).unwrap()[0];
+        assert_eq!(leaf.dns_names, ["linkerd-proxy-injector.linkerd.svc"]);
+        assert!(leaf.is_ca, "self-signed, it is its own CA bundle");
+        assert!(m.still_good(&pem, now));
+        let due = now + m.lifetime - m.renew_before + Duration::from_secs(60);
+        assert!(!m.still_good(&pem, due), "renewed 90 days before expiry");
+        load(&ServingCert::default(), &pem).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_for_other_names_or_without_a_key_is_replaced() {
+        let m = manager();
+        let mut other = manager();
+        other.names = vec!["elsewhere.example".into()];
+        let now = SystemTime::now();
+        assert!(!m.still_good(&other.mint(now).unwrap(), now));
+        let mut keyless = m.mint(now).unwrap();
+        keyless.key = "not a key".into();
+        assert!(!m.still_good(&keyless, now));
+        let garbage = CertPem {
+            crt: "garbage".into(),
+            key: String::new(),
+        };
+        assert!(!m.still_good(&garbage, now));
+    }
+}

@@ -1,0 +1,159 @@
+//! Parsers for annotation values: port lists and ranges, Go durations, resource quantities.
+
+use std::collections::BTreeSet;
+
+/// One entry of a port list: a port, an inclusive range, or a container port's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PortSpec {
+    Range(u16, u16),
+    Named(String),
+}
+
+/// Parses `25,587,8000-8100,http`; empty items are ignored, malformed ones returned as errors.
+pub(crate) fn port_specs(text: &str) -> Result<Vec<PortSpec>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if item.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            let (lo, hi) = match item.split_once('-') {
+                Some((lo, hi)) => (lo.trim(), hi.trim()),
+                None => (item, item),
+            };
+            let lo: u16 = lo.parse().map_err(|_| format!("invalid port {item:?}"))?;
+            let hi: u16 = hi.parse().map_err(|_| format!("invalid port {item:?}"))?;
+            if lo == 0 || lo > hi {
+                return Err(format!("invalid port range {item:?}"));
+            }
+            out.push(PortSpec::Range(lo, hi));
+        } else if is_port_name(item) {
+            out.push(PortSpec::Named(item.to_string()));
+        } else {
+            return Err(format!("invalid port {item:?}"));
+        }
+    }
+    Ok(out)
+}
+
+fn is_port_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars().any(|c| c.is_ascii_lowercase())
+}
+
+/// A list of ports only (no ranges or names), as proxy-init and most env vars take them.
+pub(crate) fn ports(text: &str) -> Result<BTreeSet<u16>, String> {
+    let mut out = BTreeSet::new();
+    for spec in port_specs(text)? {
+        match spec {
+            PortSpec::Range(lo, hi) => out.extend(lo..=hi),
+            PortSpec::Named(name) => {
+                return Err(format!("a port number is required, not {name:?}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Renders ports as `a,b,c-d` (consecutive runs become ranges).
+pub(crate) fn render_ports(ports: &BTreeSet<u16>) -> String {
+    let mut parts = Vec::new();
+    let mut iter = ports.iter().copied().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end.wrapping_add(1))) && end < u16::MAX {
+            end += 1;
+            iter.next();
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    parts.join(",")
+}
+
+/// Joins ports with commas, one by one, in ascending order.
+pub(crate) fn join_ports(ports: impl IntoIterator<Item = u16>) -> String {
+    ports
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks a Kubernetes resource quantity (`100m`, `1.5`, `64Mi`, `1e3`).
+pub(crate) fn quantity(text: &str) -> Result<f64, String> {
+    let bad = || format!("invalid quantity {text:?}");
+    let s = text.trim();
+    let num_len = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let number: f64 = s[..num_len].parse().map_err(|_| bad())?;
+    let suffix = &s[num_len..];
+    let scale = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e if e.starts_with(['e', 'E']) => {
+            let exp: i32 = e[1..].parse().map_err(|_| bad())?;
+            10f64.powi(exp)
+        }
+        _ => return Err(bad()),
+    };
+    if number < 0.0 {
+        return Err(bad());
+    }
+    Ok(number * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(
+            port_specs(" 25, 8000-8002 ,http,,").unwrap(),
+            vec![
+                PortSpec::Range(25, 25),
+                PortSpec::Range(8000, 8002),
+                PortSpec::Named("http".into())
+            ]
+        );
+        for bad in ["0", "9-3", "70000", "HTTP", "a b", "1-x"] {
+            assert!(port_specs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(join_ports(ports("3306,25,4-5").unwrap()), "4,5,25,3306");
+        assert_eq!(
+            render_ports(&ports("1,2,3,5,7-8,65535").unwrap()),
+            "1-3,5,7-8,65535"
+        );
+        assert!(ports("http").is_err());
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity("100m").unwrap(), 0.1);
+        assert_eq!(quantity("2").unwrap(), 2.0);
+        assert_eq!(quantity("64Mi").unwrap(), 64.0 * 1024.0 * 1024.0);
+        assert_eq!(quantity("1e3").unwrap(), 1000.0);
+        for bad in ["", "m", "1x", "-1", "1.2.3"] {
+            assert!(quantity(bad).is_err(), "{bad}");
+        }
+    }
+}

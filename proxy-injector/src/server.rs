@@ -1,0 +1,254 @@
+//! The HTTPS admission server (`/inject`, `/live`, `/ready`). The plain-HTTP admin server
+//! (`/live`, `/ready`, `/metrics`) is `oxlink_admin::serve_admin` over [`Admission::readiness`].
+
+use crate::{admission::Injector, events::Events, metrics::Metrics};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header::{CONTENT_TYPE, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use oxlink_admin::Readiness;
+use oxlink_tls::ServingCert;
+use prometheus_client::registry::Registry;
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// The largest AdmissionReview accepted by default (as the API server's own limit).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What both servers share.
+pub struct Admission {
+    pub injector: Injector,
+    /// Where `Injected` / `InjectionSkipped` events go, if anywhere.
+    pub events: Option<Events>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    pub max_body_bytes: usize,
+    /// `/ready` answers 503 until this is set (the metadata caches have synced).
+    ready: Arc<AtomicBool>,
+    /// The same condition, as the admin server asks it.
+    readiness: Readiness,
+}
+
+// === impl Admission ===
+
+impl Admission {
+    /// Wraps `injector` with its own metrics registry, recording events to `events`.
+    pub fn with_events(injector: Injector, events: Events, max_body_bytes: usize) -> Arc<Self> {
+        let mut admission = Self::build(injector, max_body_bytes);
+        admission.events = Some(events);
+        Arc::new(admission)
+    }
+
+    /// Wraps `injector` with its own metrics registry, without events.
+    pub fn new(injector: Injector, max_body_bytes: usize) -> Arc<Self> {
+        Arc::new(Self::build(injector, max_body_bytes))
+    }
+
+    /// Marks the server ready (or not) for `/ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// The readiness the admin server reports.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    fn build(injector: Injector, max_body_bytes: usize) -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let ready = Arc::new(AtomicBool::new(true));
+        let readiness = Readiness::default();
+        let flag = ready.clone();
+        readiness.require("the metadata caches have not synced", move || {
+            flag.load(Ordering::Acquire)
+        });
+        Self {
+            injector,
+            events: None,
+            metrics,
+            registry: Arc::new(registry),
+            max_body_bytes,
+            ready,
+            readiness,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A TLS server configuration (TLS 1.2 and 1.3, HTTP/1.1) presenting `cert`.
+pub fn tls_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves admission requests over TLS on `listener` until `shutdown` completes.
+pub async fn serve_https(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    admission: Arc<Admission>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => {
+                // Kept-alive connections must not outlive the server.
+                connections.abort_all();
+                return;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept");
+                    continue;
+                }
+            },
+        };
+        // Responses are written whole; waiting to coalesce them only adds latency.
+        let _ = stream.set_nodelay(true);
+        let (acceptor, admission) = (acceptor.clone(), admission.clone());
+        connections.spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let svc = service_fn(move |req| {
+                let admission = admission.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(req, &admission).await) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!(%peer, %error, "admission connection");
+            }
+        });
+    }
+}
+
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut rsp = Response::new(Full::new(body.into()));
+    *rsp.status_mut() = status;
+    rsp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    rsp
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+async fn route(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/live") => reply(StatusCode::OK, TEXT, "live\n"),
+        (&Method::GET, "/ready") => match admission.readiness.not_ready() {
+            None => reply(StatusCode::OK, TEXT, "ready\n"),
+            Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
+        },
+        (&Method::POST, "/inject" | "/") => inject(req, admission).await,
+        (_, "/inject") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n"),
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
+    }
+}
+
+async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    admission.metrics.request();
+    let body = match Limited::new(req.into_body(), admission.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            admission
+                .metrics
+                .response(None, start.elapsed().as_secs_f64());
+            let too_large = error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return if too_large {
+                reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    TEXT,
+                    format!(
+                        "the AdmissionReview is larger than {} bytes\n",
+                        admission.max_body_bytes
+                    ),
+                )
+            } else {
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    format!("reading the body: {error}\n"),
+                )
+            };
+        }
+    };
+    match admission.injector.review(&body).await {
+        Ok(reviewed) => {
+            tracing::info!(
+                namespace = %reviewed.namespace,
+                owner = ?reviewed.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)),
+                decision = ?reviewed.decision,
+                "admission review"
+            );
+            admission
+                .metrics
+                .response(Some(&reviewed.decision), start.elapsed().as_secs_f64());
+            if let Some(events) = &admission.events {
+                events.record(&reviewed);
+            }
+            reply(StatusCode::OK, "application/json", reviewed.body)
+        }
+        Err(error) => {
+            tracing::info!(%error, "rejected a malformed admission request");
+            admission
+                .metrics
+                .response(None, start.elapsed().as_secs_f64());
+            reply(StatusCode::BAD_REQUEST, TEXT, format!("{error}\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+use super::*;
+use crate::{
+    admission::{BoxFuture, Cluster, LookupError, StaticConfig},
+    inject::Owner,
+    values::Values,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct EveryNamespaceEnabled;
+
+impl Cluster for EveryNamespaceEnabled {
+    fn namespace_annotations<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, LookupError>> {
+        Box::pin(async {
+            Ok(BTreeMap::from([(
+                "linkerd.io/inject".to_string(),
+                "enabled".to_string(),
+            )]))
+        })
+    }
+
+    fn owner<'a>(
+        &'a self,
+        _: &'a str,
+        controller: &'a OwnerReference,
+    ) -> BoxFuture<'a, Result<Owner, LookupError>> {
+        let owner = Owner {
+            kind: controller.kind.clone(),
+            name: controller.name.clone(),
+        };
+        Box::pin(async move { Ok(owner) })
+    }
+}
+
+struct Running {
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    roots: rustls::RootCertStore,
+    admission: Arc<Admission>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(max_body_bytes: usize) -> Running {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let serving = Arc::new(ServingCert::default());
+    serving
+        .set_chain(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(cert.der().to_vec()))
+        .unwrap();
+
+    let config = StaticConfig {
+        values: Arc::new(Values::default()),
+        trust_anchors_pem: oxlink_tls::fixtures::ANCHOR_CRT.into(),
+    };
+    let admission = Admission::new(
+        Injector::new(
+            Arc::new(EveryNamespaceEnabled),
+            Arc::new(config),
+            "linkerd".into(),
+        ),
+        max_body_bytes,
+    );
+    let admission_handle = admission.clone();
+    let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, admin_addr) = (https.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shared = async move {
+        let _ = stopped.await;
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shared.await;
+        let _ = tx.send(true);
+    });
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(serve_https(
+        https,
+        tls_config(serving).unwrap(),
+        admission.clone(),
+        wait(rx.clone()),
+    ));
+    tokio::spawn(oxlink_admin::serve_admin(
+        admin,
+        admission.registry.clone(),
+        admission.readiness(),
+        None,
+        wait(rx),
+    ));
+    Running {
+        addr,
+        admin: admin_addr,
+        roots,
+        admission: admission_handle,
+        _stop: stop,
+    }
+}
+
+/// Sends one HTTP/1.1 request over TLS and returns (status, body).
+async fn https(server: &Running, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(server.roots.clone())
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let stream = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    exchange(stream, method, path, body).await
+}
+
+async fn http(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    exchange(tcp, "GET", path, b"").await
+}
+
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A server may answer (and close) before reading a body it refuses.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn review() -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "web",
+            "operation": "CREATE",
+            "object": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}},
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn serves_reviews_health_and_errors_over_tls() {
+    let server = start(64 * 1024).await;
+    assert_eq!(https(&server, "GET", "/live", b"").await.0, 200);
+    assert_eq!(https(&server, "GET", "/ready", b"").await.0, 200);
+
+    let (status, body) = https(&server, "POST", "/inject", &review()).await;
+    assert_eq!(status, 200, "{body}");
+    let response: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["response"]["uid"], "u-1");
+    assert_eq!(response["response"]["allowed"], true);
+    assert_eq!(response["response"]["patchType"], "JSONPatch");
+
+    let (status, body) = https(&server, "POST", "/inject", b"{not json").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not an AdmissionReview"), "{body}");
+
+    let (status, body) = https(&server, "POST", "/inject", &vec![b' '; 100 * 1024]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
+
+    assert_eq!(https(&server, "GET", "/inject", b"").await.0, 405);
+    assert_eq!(https(&server, "GET", "/metrics", b"").await.0, 404);
+
+    let (status, metrics) = http(server.admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("proxy_inject_admission_requests_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "proxy_inject_admission_responses_total{result=\"injected\",skip_reason=\"\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert_eq!(http(server.admin, "/live").await.0, 200);
+    assert_eq!(http(server.admin, "/ready").await.0, 200);
+    server.admission.set_ready(false);
+    assert_eq!(http(server.admin, "/ready").await.0, 503);
+    assert_eq!(https(&server, "GET", "/ready", b"").await.0, 503);
+    assert_eq!(http(server.admin, "/inject").await.0, 404);
+}
