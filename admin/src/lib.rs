@@ -16,6 +16,22 @@ pub use self::{
     server::{ScrapeHook, serve_admin},
 };
 
+/// A server's exit code for the result of its run: on failure, the error (with its causes, as
+/// `{:#}` shows them) is logged and printed as `program: error`.
+pub fn exit_code<E: std::fmt::Display>(
+    program: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("{program}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

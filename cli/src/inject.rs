@@ -275,12 +275,7 @@ impl InjectArgs {
             })?;
         }
         write_output(&docs, output, out)?;
-        writeln!(err)?;
-        for line in report {
-            writeln!(err, "{line}")?;
-        }
-        writeln!(err)?;
-        Ok(())
+        write_report(&report, err)
     }
 }
 
@@ -379,6 +374,16 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
             files.push(entry);
         }
     }
+    Ok(())
+}
+
+/// The stderr report, as Linkerd frames it: a blank line, one line per object, a blank line.
+pub(crate) fn write_report(report: &[String], err: &mut dyn Write) -> Result<()> {
+    writeln!(err)?;
+    for line in report {
+        writeln!(err, "{line}")?;
+    }
+    writeln!(err)?;
     Ok(())
 }
 

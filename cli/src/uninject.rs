@@ -1,6 +1,6 @@
 //! `oxlink uninject`: remove what `oxlink inject` (or the webhook) added to manifests.
 
-use crate::inject::{Output, describe, for_each_object, read_input, write_output};
+use crate::inject::{Output, describe, for_each_object, read_input, write_output, write_report};
 use anyhow::Result;
 use oxlink_proxy_injector::workload::uninject_object;
 use std::io::{Read, Write};
@@ -40,11 +40,6 @@ impl UninjectArgs {
             })?;
         }
         write_output(&docs, output, out)?;
-        writeln!(err)?;
-        for line in report {
-            writeln!(err, "{line}")?;
-        }
-        writeln!(err)?;
-        Ok(())
+        write_report(&report, err)
     }
 }

@@ -51,15 +51,7 @@ pub struct Args {
 impl Args {
     /// Parses the command line and runs identity until SIGINT or SIGTERM.
     pub fn parse_and_run() -> ExitCode {
-        let args = Self::parse();
-        match args.run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("{error:#}");
-                eprintln!("oxlink-identity: {error:#}");
-                ExitCode::FAILURE
-            }
-        }
+        oxlink_admin::exit_code("oxlink-identity", Self::parse().run())
     }
 
     fn run(self) -> anyhow::Result<()> {

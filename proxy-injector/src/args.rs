@@ -80,14 +80,7 @@ pub struct Args {
 impl Args {
     /// Parses the command line and runs the injector until SIGINT or SIGTERM.
     pub fn parse_and_run() -> ExitCode {
-        match Self::parse().run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("{error:#}");
-                eprintln!("oxlink-proxy-injector: {error:#}");
-                ExitCode::FAILURE
-            }
-        }
+        oxlink_admin::exit_code("oxlink-proxy-injector", Self::parse().run())
     }
 
     fn run(self) -> anyhow::Result<()> {
