@@ -3,17 +3,20 @@
 //! This crate owns the plumbing around the controllers: the `--log-level` / `--log-format`
 //! flags and the `tracing` subscriber they configure, the [`Readiness`] latch each subsystem
 //! holds until it has synced, the admin HTTP server (`/live`, `/ready`, `/metrics` from one
-//! `prometheus-client` registry), and the SIGTERM/Ctrl-C shutdown signal. Identity,
+//! `prometheus-client` registry), the SIGTERM/Ctrl-C shutdown signal, and [`Tasks`], which
+//! stops a server's tasks in order: servers drain, background loops are aborted. Identity,
 //! destination and the proxy-injector use it unchanged, so their operational surface is the same.
 
 mod logs;
 mod ready;
 mod server;
+mod tasks;
 
 pub use self::{
     logs::{LogArgs, LogFormat},
     ready::{Latch, Readiness},
     server::{ScrapeHook, serve_admin},
+    tasks::Tasks,
 };
 
 /// A server's exit code for the result of its run: on failure, the error (with its causes, as

@@ -12,7 +12,7 @@ use crate::{
 };
 use futures::{Stream, StreamExt, stream};
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
-use oxlink_admin::{Readiness, ScrapeHook, serve_admin};
+use oxlink_admin::{Readiness, ScrapeHook, Tasks, serve_admin};
 use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
 use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
 use prometheus_client::registry::Registry;
@@ -24,7 +24,7 @@ use std::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{mpsc, watch},
+    sync::mpsc,
     task::JoinHandle,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
@@ -62,11 +62,7 @@ pub struct Running {
     pub ready: Readiness,
     pub metrics: Arc<Metrics>,
     pub issuer: IssuerState,
-    shutdown: watch::Sender<bool>,
-    /// Servers that stop by themselves on shutdown.
-    servers: Vec<JoinHandle<()>>,
-    /// Background loops that are aborted.
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 /// Starts identity for the cluster `client` talks to: reads the trust roots, watches the issuer
@@ -90,8 +86,7 @@ pub async fn spawn(
         loaded.current().is_some()
     });
     let events = Events::kube(client.clone(), &config.namespace);
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut tasks = Tasks::default();
 
     let watch = IssuerWatch::new(
         issuer.clone(),
@@ -100,14 +95,14 @@ pub async fn spawn(
         events.clone(),
     );
     let (ns, c) = (config.namespace.clone(), client.clone());
-    tasks.push(tokio::spawn(async move { watch.run(c, &ns, synced).await }));
+    tasks.background(async move { watch.run(c, &ns, synced).await });
 
     let identity = domain.service_account(IDENTITY_SERVICE_ACCOUNT, &config.namespace);
     let tls = if config.plaintext {
         None
     } else {
         let cert = Arc::new(ServingCert::default());
-        tasks.push(spawn_self_certificate(
+        tasks.adopt(spawn_self_certificate(
             issuer.clone(),
             identity.clone(),
             cert.clone(),
@@ -125,25 +120,20 @@ pub async fn spawn(
     ));
     let grpc_addr = grpc.local_addr().map_err(StartError::Addr)?;
     let svc = IdentityGrpc::new(certifier).svc();
-    let mut servers = vec![tokio::spawn(serve_grpc(
-        grpc,
-        svc,
-        tls,
-        signalled(shutdown_rx.clone()),
-    ))];
+    tasks.server(serve_grpc(grpc, svc, tls, tasks.signal()));
 
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr().map_err(StartError::Addr)?;
             let (m, i) = (metrics.clone(), issuer.clone());
             let refresh_expiry: ScrapeHook = Arc::new(move || m.refresh_issuer_expiry(&i));
-            servers.push(tokio::spawn(serve_admin(
+            tasks.server(serve_admin(
                 listener,
                 Arc::new(registry),
                 ready.clone(),
                 Some(refresh_expiry),
-                signalled(shutdown_rx),
-            )));
+                tasks.signal(),
+            ));
             Some(addr)
         }
         None => None,
@@ -156,42 +146,16 @@ pub async fn spawn(
         ready,
         metrics,
         issuer,
-        shutdown,
-        servers,
         tasks,
     })
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight calls finish, and stops the background tasks.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        for server in self.servers.drain(..) {
-            let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), server)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+    /// Stops accepting, lets in-flight calls finish (up to 5 seconds), and stops the
+    /// background tasks.
+    pub async fn shutdown(self) {
+        self.tasks.shutdown(Duration::from_secs(5)).await;
     }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        for task in self.servers.iter().chain(&self.tasks) {
-            task.abort();
-        }
-    }
-}
-
-async fn signalled(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Serves Identity on `listener`, over TLS with `tls` or as h2c without, until `shutdown`.
