@@ -9,7 +9,7 @@ use crate::{
 };
 use anyhow::Context;
 use clap::Parser;
-use oxlink_admin::{LogArgs, shutdown_signal};
+use oxlink_admin::{LogArgs, Tasks, shutdown_signal};
 use oxlink_crds::names;
 use oxlink_crds::names::control_plane::NAMESPACE;
 use oxlink_tls::ServingCert;
@@ -77,6 +77,9 @@ pub struct Args {
     logs: LogArgs,
 }
 
+/// How long in-flight admission requests get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 impl Args {
     /// Parses the command line and runs the injector until SIGINT or SIGTERM.
     pub fn parse_and_run() -> ExitCode {
@@ -110,12 +113,13 @@ impl Args {
             .build()
             .context("starting the runtime")?
             .block_on(async move {
+                let mut tasks = Tasks::default();
                 let client = kube::Client::try_default()
                     .await
                     .context("Kubernetes client")?;
                 match loaded {
                     Some(loaded) => {
-                        tokio::spawn(reload_cert(cert.clone(), tls_cert, tls_key, loaded));
+                        tasks.background(reload_cert(cert.clone(), tls_cert, tls_key, loaded));
                     }
                     None => {
                         let managed = SelfManagedCert::for_service(
@@ -127,7 +131,7 @@ impl Args {
                             .ensure(&client, &cert)
                             .await
                             .context("the self-managed serving certificate")?;
-                        tokio::spawn(managed.run(
+                        tasks.background(managed.run(
                             client.clone(),
                             cert.clone(),
                             CERT_CHECK_INTERVAL,
@@ -145,7 +149,7 @@ impl Args {
                     max_body_bytes,
                 );
                 admission.set_ready(false);
-                tokio::spawn({
+                tasks.background({
                     let admission = admission.clone();
                     async move {
                         synced.await;
@@ -159,33 +163,28 @@ impl Args {
                 let admin = TcpListener::bind(admin_addr)
                     .await
                     .with_context(|| format!("binding {admin_addr}"))?;
-                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
                 let tls = server::tls_config(cert.clone())?;
                 tracing::info!(
                     addr = %https.local_addr()?,
                     admin_addr = %admin.local_addr()?,
                     "serving"
                 );
-                let https_task = tokio::spawn(server::serve_https(
+                tasks.server(server::serve_https(
                     https,
                     tls,
                     admission.clone(),
-                    stopped(stop_rx.clone()),
+                    tasks.signal(),
                 ));
-                let admin_task = tokio::spawn(oxlink_admin::serve_admin(
+                tasks.server(oxlink_admin::serve_admin(
                     admin,
                     admission.registry.clone(),
                     admission.readiness(),
                     None,
-                    stopped(stop_rx.clone()),
+                    tasks.signal(),
                 ));
                 shutdown_signal().await;
                 tracing::info!("shutting down");
-                let _ = stop_tx.send(true);
-                let _ = tokio::join!(https_task, admin_task);
+                tasks.shutdown(SHUTDOWN_GRACE).await;
                 Ok(())
             })
     }
