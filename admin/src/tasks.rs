@@ -33,6 +33,12 @@ impl Tasks {
         }
     }
 
+    /// The shutdown flag itself, for code that selects on it in many places (long-lived
+    /// streams); it turns `true` when [`Tasks::shutdown`] begins.
+    pub fn flag(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Runs a server that stops by itself once [`Tasks::signal`] fires.
     pub fn server(&mut self, server: impl Future<Output = ()> + Send + 'static) {
         self.servers.push(tokio::spawn(server));

@@ -6,6 +6,7 @@
 //! defaults of the current chart.
 
 use k8s_openapi::api::core::v1::EnvVar;
+use oxlink_crds::names::control_plane;
 use serde::{Deserialize, Serialize};
 
 /// The proxy release injected when neither the values nor an annotation name one.
@@ -226,7 +227,7 @@ impl Default for Values {
     fn default() -> Self {
         Self {
             linkerd_version: DEFAULT_LINKERD_VERSION.into(),
-            cluster_domain: "cluster.local".into(),
+            cluster_domain: control_plane::CLUSTER_DOMAIN.into(),
             identity_trust_domain: String::new(),
             cluster_networks: "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
                 .into(),
@@ -255,7 +256,7 @@ impl Default for PortsValues {
         Self {
             admin: 4191,
             control: 4190,
-            inbound: 4143,
+            inbound: control_plane::DEFAULT_PROXY_INBOUND_PORT,
             outbound: 4140,
         }
     }
@@ -303,7 +304,7 @@ impl Default for ProxyValues {
             log_level: "warn,linkerd=info,hickory=error".into(),
             log_format: "plain".into(),
             log_http_headers: "off".into(),
-            opaque_ports: "25,587,3306,4444,5432,6379,9300,11211".into(),
+            opaque_ports: control_plane::DEFAULT_OPAQUE_PORTS.into(),
             await_: true,
             native_sidecar: true,
             default_inbound_policy: "all-unauthenticated".into(),

@@ -7,6 +7,16 @@ pub const NAMESPACE: &str = "linkerd";
 /// The default trust domain of mesh identities.
 pub const TRUST_DOMAIN: &str = "cluster.local";
 
+/// The default cluster DNS domain (`clusterDomain`).
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Ports treated as opaque when neither the pod nor the Service says otherwise (the chart's
+/// `proxy.opaquePorts`).
+pub const DEFAULT_OPAQUE_PORTS: &str = "25,587,3306,4444,5432,6379,9300,11211";
+
+/// The proxy's inbound port when the pod does not say otherwise (`proxy.ports.inbound`).
+pub const DEFAULT_PROXY_INBOUND_PORT: u16 = 4143;
+
 // === identity ===
 
 /// ServiceAccount (and Deployment) of the identity controller.
@@ -88,6 +98,8 @@ pub const CONFIG_VALUES_PATH: &str = "/var/run/linkerd/config/values";
 pub const DESTINATION_HEADLESS_SERVICE: &str = "linkerd-dst-headless";
 /// gRPC port of `io.linkerd.proxy.destination.Destination`.
 pub const DESTINATION_GRPC_PORT: u16 = 8086;
+/// Admin port (`/live`, `/ready`, `/metrics`) of destination.
+pub const DESTINATION_ADMIN_PORT: u16 = 9996;
 /// Headless Service of the policy controller.
 pub const POLICY_SERVICE: &str = "linkerd-policy";
 /// gRPC port of the inbound and outbound policy APIs.

@@ -43,3 +43,12 @@ pub fn proxy_owner(kind: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+// === Kubernetes' own labels that the control plane reads ===
+
+/// Set by the Deployment controller on the ReplicaSets and pods it creates.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// Names the Service an EndpointSlice belongs to.
+pub const SLICE_SERVICE_NAME: &str = "kubernetes.io/service-name";
+/// Names the zone a Node is in.
+pub const TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";

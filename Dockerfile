@@ -1,0 +1,20 @@
+# One small image holding the three controllers: static (musl) binaries, no shell, non-root.
+#
+#   docker build -t oxlink/controller:dev .
+#   containers run /oxlink-identity, /oxlink-destination or /oxlink-proxy-injector
+FROM rust:1-alpine AS build
+RUN apk add --no-cache musl-dev gcc
+WORKDIR /src
+COPY . .
+# On Alpine the host target is x86_64-unknown-linux-musl, which links statically.
+RUN cargo build --release --locked \
+        -p oxlink-identity -p oxlink-destination -p oxlink-proxy-injector \
+    && mkdir /out \
+    && cp target/release/oxlink-identity target/release/oxlink-destination \
+          target/release/oxlink-proxy-injector /out/
+
+FROM scratch
+COPY --from=build /out/ /
+# The same unprivileged user as distroless "nonroot".
+USER 65532:65532
+ENTRYPOINT ["/oxlink-identity"]

@@ -1,0 +1,114 @@
+//! Command-line flags of `oxlink-destination` and the process around the library.
+
+use crate::{index::Config, ports::PortSet, serve::spawn};
+use anyhow::Context;
+use clap::Parser;
+use oxlink_admin::{LogArgs, shutdown_signal};
+use oxlink_crds::{
+    duration::parse_duration,
+    names::control_plane::{
+        CLUSTER_DOMAIN, DEFAULT_OPAQUE_PORTS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT,
+        NAMESPACE, TRUST_DOMAIN,
+    },
+};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use tokio::net::TcpListener;
+
+/// Service discovery for linkerd2-proxy: answers Destination.Get and GetProfile.
+#[derive(Debug, Parser)]
+#[command(name = "oxlink-destination", version)]
+pub struct Args {
+    /// Address of the gRPC server.
+    #[arg(long, env = "OXLINK_DESTINATION_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], DESTINATION_GRPC_PORT)))]
+    addr: SocketAddr,
+
+    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "OXLINK_DESTINATION_ADMIN_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], DESTINATION_ADMIN_PORT)))]
+    admin_addr: SocketAddr,
+
+    /// Namespace of the control plane; pods labelled with it get TLS identities.
+    #[arg(long, env = "OXLINK_CONTROLLER_NAMESPACE", default_value = NAMESPACE)]
+    controller_namespace: String,
+
+    /// Trust domain of mesh identities.
+    #[arg(long, env = "OXLINK_IDENTITY_TRUST_DOMAIN", default_value = TRUST_DOMAIN)]
+    identity_trust_domain: String,
+
+    /// The cluster's DNS domain.
+    #[arg(long, env = "OXLINK_CLUSTER_DOMAIN", default_value = CLUSTER_DOMAIN)]
+    cluster_domain: String,
+
+    /// Opaque ports of pods and Services without an opaque-ports annotation.
+    #[arg(long, env = "OXLINK_DEFAULT_OPAQUE_PORTS", default_value = DEFAULT_OPAQUE_PORTS)]
+    default_opaque_ports: String,
+
+    /// Hint HTTP/2 for meshed endpoints on non-opaque ports.
+    #[arg(long, env = "OXLINK_ENABLE_H2_UPGRADE", default_value_t = true, action = clap::ArgAction::Set)]
+    enable_h2_upgrade: bool,
+
+    /// How long open streams get to finish on shutdown (Go duration syntax).
+    #[arg(long, env = "OXLINK_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = parse_duration)]
+    shutdown_grace_period: Duration,
+
+    #[command(flatten)]
+    logs: LogArgs,
+}
+
+impl Args {
+    /// Parses the command line and runs destination until SIGINT or SIGTERM.
+    pub fn parse_and_run() -> ExitCode {
+        match Self::parse().run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                eprintln!("oxlink-destination: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        let Self {
+            addr,
+            admin_addr,
+            controller_namespace,
+            identity_trust_domain,
+            cluster_domain,
+            default_opaque_ports,
+            enable_h2_upgrade,
+            shutdown_grace_period,
+            logs,
+        } = self;
+        logs.init().context("--log-level")?;
+        let config = Config {
+            controller_namespace,
+            identity_trust_domain,
+            cluster_domain,
+            default_opaque_ports: PortSet::parse(&default_opaque_ports, |_| None),
+            enable_h2_upgrade,
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(async move {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("Kubernetes client")?;
+                let grpc = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                let admin = TcpListener::bind(admin_addr)
+                    .await
+                    .with_context(|| format!("binding {admin_addr}"))?;
+                let running = spawn(client, config, grpc, Some(admin)).context("starting")?;
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                running.shutdown(shutdown_grace_period).await;
+                Ok(())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

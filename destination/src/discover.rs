@@ -1,0 +1,68 @@
+//! The seam between the index and the gRPC services: what a lookup asks for and what it gets.
+//!
+//! The gRPC layer sees only this trait, so its tests can serve any implementation and the
+//! index never learns about tonic.
+
+pub use crate::index::{
+    EndpointsFilter, EndpointsRx, EndpointsSnapshot, EndpointsState, ObjKey, ProfileRx,
+    ProfileTarget,
+};
+use crate::index::{Index, ServiceKind, SharedIndex};
+
+/// Looks up endpoints and profiles as watch receivers holding the latest state.
+pub trait Discover: Send + Sync + 'static {
+    /// The endpoints of a Service port; fails if the Service does not exist or has no
+    /// endpoints to discover.
+    fn endpoints(
+        &self,
+        svc: &ObjKey,
+        filter: &EndpointsFilter,
+    ) -> Result<EndpointsRx, DiscoverError>;
+
+    /// The profile of a Service or an address, as a client in `client_ns` sees it. Always
+    /// succeeds: an unknown target gets a default profile.
+    fn profile(&self, target: &ProfileTarget, client_ns: Option<&str>) -> ProfileRx;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("service {}/{} not found", .0.ns, .0.name)]
+    ServiceNotFound(ObjKey),
+    #[error("service {}/{} is an ExternalName service, which has no endpoints", .0.ns, .0.name)]
+    ExternalName(ObjKey),
+}
+
+fn check_service(index: &Index, svc: &ObjKey) -> Result<(), DiscoverError> {
+    match index.service_kind(svc) {
+        None => Err(DiscoverError::ServiceNotFound(svc.clone())),
+        Some(ServiceKind::ExternalName) => Err(DiscoverError::ExternalName(svc.clone())),
+        Some(ServiceKind::Endpoints) => Ok(()),
+    }
+}
+
+impl Discover for SharedIndex {
+    fn endpoints(
+        &self,
+        svc: &ObjKey,
+        filter: &EndpointsFilter,
+    ) -> Result<EndpointsRx, DiscoverError> {
+        {
+            // Most lookups join an existing subscription under the read lock.
+            let index = self.read();
+            check_service(&index, svc)?;
+            if let Some(rx) = index.existing_endpoints(svc, filter) {
+                return Ok(rx);
+            }
+        }
+        let mut index = self.write();
+        check_service(&index, svc)?;
+        Ok(index.watch_endpoints(svc, filter))
+    }
+
+    fn profile(&self, target: &ProfileTarget, client_ns: Option<&str>) -> ProfileRx {
+        if let Some(rx) = self.read().existing_profile(target, client_ns) {
+            return rx;
+        }
+        self.write().watch_profile(target, client_ns)
+    }
+}

@@ -1,0 +1,335 @@
+//! `io.linkerd.proxy.destination.Destination`: Get and GetProfile over the discovery trait.
+//!
+//! Each stream holds a watch receiver and the last snapshot it sent; it waits for the next
+//! change or for shutdown, whichever comes first, and sends the updates from what it last sent
+//! to the latest state. Updates between consecutive versions are built and protobuf-encoded
+//! once in the index and shared by every stream, so this module routes the two methods itself
+//! with a codec that sends those bytes as they are (the generated server would encode every
+//! message again for every stream). Requests are checked up front: a path that is not a
+//! cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which the proxy does not retry.
+
+mod codec;
+mod target;
+
+#[cfg(test)]
+mod tests;
+
+use self::{
+    codec::PreEncodedCodec,
+    target::{ClusterName, Host, context_token, parse_cluster_name, parse_path},
+};
+use crate::{
+    discover::{
+        Discover, DiscoverError, EndpointsFilter, EndpointsRx, EndpointsSnapshot, ProfileRx,
+        ProfileTarget,
+    },
+    metrics::Metrics,
+};
+use futures::{StreamExt, stream::BoxStream};
+use linkerd2_proxy_api::destination as pb;
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tokio::sync::watch;
+use tonic::{
+    Request, Response, Status,
+    codegen::{Body, BoxFuture, Bytes, StdError, http},
+    server::{Grpc, NamedService, ServerStreamingService},
+};
+
+/// A stream of messages encoded once and shared.
+type EncodedStream = BoxStream<'static, Result<Bytes, Status>>;
+
+/// The Destination service: a discovery implementation, the shutdown signal its streams
+/// watch, and metrics.
+#[derive(Debug)]
+pub struct DestinationGrpc<D> {
+    discover: Arc<D>,
+    cluster_domain: Arc<str>,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+}
+
+/// The tonic service for [`DestinationGrpc`], speaking `io.linkerd.proxy.destination.Destination`.
+#[derive(Debug)]
+pub struct DestinationServer<D>(Arc<DestinationGrpc<D>>);
+
+impl<D> Clone for DestinationServer<D> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<D: Discover> DestinationGrpc<D> {
+    /// Streams end when `shutdown` turns true (or its sender is dropped).
+    pub fn new(
+        discover: Arc<D>,
+        cluster_domain: &str,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            discover,
+            cluster_domain: cluster_domain.into(),
+            shutdown,
+            metrics,
+        }
+    }
+
+    pub fn svc(self) -> DestinationServer<D> {
+        DestinationServer(Arc::new(self))
+    }
+
+    fn get(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
+        let (host, port) = parse_path(&dst.path)?;
+        let Host::Name(name) = host else {
+            return Err(Status::invalid_argument(
+                "IP queries are not supported by the Get API",
+            ));
+        };
+        let (service, hostname) = match parse_cluster_name(&name, &self.cluster_domain)? {
+            ClusterName::Service(service) => (service, None),
+            ClusterName::Pod { hostname, service } => (service, Some(hostname)),
+        };
+        let node = context_token(&dst.context_token).node_name;
+        let filter = EndpointsFilter {
+            port,
+            hostname,
+            node,
+        };
+        let rx = self
+            .discover
+            .endpoints(&service, &filter)
+            .map_err(|e| match e {
+                DiscoverError::ServiceNotFound(_) => Status::not_found(e.to_string()),
+                DiscoverError::ExternalName(_) => Status::invalid_argument(e.to_string()),
+            })?;
+        tracing::debug!(path = %dst.path, "Get");
+        Ok(endpoint_stream(
+            rx,
+            self.shutdown.clone(),
+            self.metrics.clone(),
+        ))
+    }
+
+    fn get_profile(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
+        let (host, port) = parse_path(&dst.path)?;
+        let target = match host {
+            Host::Ip(ip) => ProfileTarget::Addr(SocketAddr::new(ip, port)),
+            Host::Name(name) => match parse_cluster_name(&name, &self.cluster_domain)? {
+                ClusterName::Service(service) => ProfileTarget::Service(service, port),
+                ClusterName::Pod { hostname, service } => ProfileTarget::Pod {
+                    service,
+                    hostname,
+                    port,
+                },
+            },
+        };
+        let client_ns = context_token(&dst.context_token).ns;
+        let rx = self.discover.profile(&target, client_ns.as_deref());
+        tracing::debug!(path = %dst.path, ?client_ns, "GetProfile");
+        Ok(profile_stream(
+            rx,
+            self.shutdown.clone(),
+            self.metrics.clone(),
+        ))
+    }
+}
+
+// === impl DestinationServer ===
+
+impl<D> NamedService for DestinationServer<D> {
+    const NAME: &'static str = "io.linkerd.proxy.destination.Destination";
+}
+
+/// The service's name in metrics.
+const SERVICE: &str = "io.linkerd.proxy.destination.Destination";
+
+/// One of the service's two server-streaming methods.
+struct Method<D> {
+    grpc: Arc<DestinationGrpc<D>>,
+    name: &'static str,
+    call: fn(&DestinationGrpc<D>, pb::GetDestination) -> Result<EncodedStream, Status>,
+}
+
+impl<D: Discover> ServerStreamingService<pb::GetDestination> for Method<D> {
+    type Response = Bytes;
+    type ResponseStream = EncodedStream;
+    type Future = BoxFuture<Response<EncodedStream>, Status>;
+
+    fn call(&mut self, req: Request<pb::GetDestination>) -> Self::Future {
+        let metrics = &self.grpc.metrics;
+        metrics.record_started(SERVICE, self.name);
+        let result = (self.call)(&self.grpc, req.into_inner());
+        if let Err(status) = &result {
+            metrics.record_handled(SERVICE, self.name, status.code());
+        }
+        Box::pin(std::future::ready(result.map(Response::new)))
+    }
+}
+
+impl<D, B> tonic::codegen::Service<http::Request<B>> for DestinationServer<D>
+where
+    D: Discover,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (name, call): (_, fn(&DestinationGrpc<D>, _) -> _) = match req.uri().path() {
+            "/io.linkerd.proxy.destination.Destination/Get" => ("Get", DestinationGrpc::get),
+            "/io.linkerd.proxy.destination.Destination/GetProfile" => {
+                ("GetProfile", DestinationGrpc::get_profile)
+            }
+            _ => {
+                return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
+            }
+        };
+        let method = Method {
+            grpc: self.0.clone(),
+            name,
+            call,
+        };
+        Box::pin(async move {
+            let mut grpc = Grpc::new(PreEncodedCodec::<pb::GetDestination>::default());
+            Ok(grpc.server_streaming(method, req).await)
+        })
+    }
+}
+
+/// Counts an open stream for as long as it lives, and as handled when it ends.
+struct Open {
+    metrics: Arc<Metrics>,
+    api: &'static str,
+    method: &'static str,
+}
+
+impl Open {
+    fn new(metrics: Arc<Metrics>, api: &'static str, method: &'static str) -> Self {
+        metrics
+            .subscriptions
+            .get_or_create(&Metrics::api(api))
+            .inc();
+        Self {
+            metrics,
+            api,
+            method,
+        }
+    }
+
+    fn sent(&self) {
+        self.metrics
+            .updates_sent
+            .get_or_create(&Metrics::api(self.api))
+            .inc();
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics
+            .subscriptions
+            .get_or_create(&Metrics::api(self.api))
+            .dec();
+        self.metrics
+            .record_handled(SERVICE, self.method, tonic::Code::Ok);
+    }
+}
+
+/// Resolves when shutdown is signalled or its sender is gone.
+async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct EndpointStream {
+    rx: EndpointsRx,
+    shutdown: watch::Receiver<bool>,
+    last: Option<Arc<EndpointsSnapshot>>,
+    pending: Arc<[Bytes]>,
+    next: usize,
+    open: Open,
+}
+
+fn endpoint_stream(
+    rx: EndpointsRx,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) -> EncodedStream {
+    let state = EndpointStream {
+        rx,
+        shutdown,
+        last: None,
+        pending: Arc::new([]),
+        next: 0,
+        open: Open::new(metrics, "get", "Get"),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(update) = st.pending.get(st.next) {
+                st.next += 1;
+                st.open.sent();
+                return Some((Ok(update.clone()), st));
+            }
+            if st.last.is_some() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown_signalled(&mut st.shutdown) => return None,
+                    changed = st.rx.changed() => if changed.is_err() { return None },
+                }
+            }
+            let snapshot = st.rx.borrow_and_update().clone();
+            st.pending = snapshot.updates_since(st.last.as_deref());
+            st.next = 0;
+            st.last = Some(snapshot);
+        }
+    })
+    .boxed()
+}
+
+struct ProfileStream {
+    rx: ProfileRx,
+    shutdown: watch::Receiver<bool>,
+    started: bool,
+    open: Open,
+}
+
+fn profile_stream(
+    rx: ProfileRx,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) -> EncodedStream {
+    let state = ProfileStream {
+        rx,
+        shutdown,
+        started: false,
+        open: Open::new(metrics, "get_profile", "GetProfile"),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.started {
+            tokio::select! {
+                biased;
+                _ = shutdown_signalled(&mut st.shutdown) => return None,
+                changed = st.rx.changed() => if changed.is_err() { return None },
+            }
+        }
+        st.started = true;
+        let profile = st.rx.borrow_and_update().encoded.clone();
+        st.open.sent();
+        Some((Ok(profile), st))
+    })
+    .boxed()
+}

@@ -1,0 +1,552 @@
+use super::target::*;
+use super::*;
+use crate::{discover::ObjKey, index::SharedIndex, test_util::*};
+use k8s_openapi::api::core::v1::Service;
+use linkerd2_proxy_api::destination::{destination_client::DestinationClient, update::Update};
+use serde_json::json;
+use std::{collections::BTreeSet, time::Duration};
+use tokio::net::TcpListener;
+use tonic::{Code, Streaming, transport::Channel};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// An in-process Destination server on 127.0.0.1:0 over `index`.
+struct TestServer {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+}
+
+impl TestServer {
+    async fn start(index: &SharedIndex) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let svc = DestinationGrpc::new(
+            Arc::new(index.clone()),
+            "cluster.local",
+            rx.clone(),
+            metrics.clone(),
+        )
+        .svc();
+        let mut stop = rx;
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                ),
+        );
+        Self {
+            addr,
+            shutdown,
+            metrics,
+        }
+    }
+
+    /// A new client on its own connection, as each proxy has.
+    async fn client(&self) -> DestinationClient<Channel> {
+        DestinationClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// A client whose HTTP/2 windows are the protocol's minimum (64 KiB), so a stream it does
+    /// not read stops the server's sends quickly.
+    async fn small_window_client(&self) -> DestinationClient<Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .unwrap();
+        DestinationClient::new(channel)
+    }
+}
+
+fn req(path: &str) -> pb::GetDestination {
+    pb::GetDestination {
+        path: path.into(),
+        context_token: r#"{"ns":"client","nodeName":"node-1"}"#.into(),
+        ..Default::default()
+    }
+}
+
+async fn next<T>(stream: &mut Streaming<T>) -> T {
+    tokio::time::timeout(LIMIT, stream.message())
+        .await
+        .expect("a message in time")
+        .expect("no error")
+        .expect("the stream is open")
+}
+
+/// Applies updates to `set` until it equals `want`, failing after [`LIMIT`].
+async fn converge(
+    stream: &mut Streaming<pb::Update>,
+    set: &mut BTreeSet<SocketAddr>,
+    want: &BTreeSet<SocketAddr>,
+) {
+    tokio::time::timeout(LIMIT, async {
+        while set != want {
+            let update = stream.message().await.unwrap().expect("open");
+            apply(set, update);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("converging to {want:?}; holding {set:?}"));
+}
+
+fn apply(set: &mut BTreeSet<SocketAddr>, update: pb::Update) {
+    match update.update.unwrap() {
+        Update::Add(add) => {
+            for a in add.addrs {
+                set.insert(a.addr.unwrap().try_into().unwrap());
+            }
+        }
+        Update::Remove(remove) => {
+            for a in remove.addrs {
+                set.remove(&a.try_into().unwrap());
+            }
+        }
+        Update::NoEndpoints(_) => set.clear(),
+    }
+}
+
+fn addrs(ips: impl IntoIterator<Item = String>, port: u16) -> BTreeSet<SocketAddr> {
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+        .collect()
+}
+
+fn web_index() -> SharedIndex {
+    let index = mk_index();
+    {
+        let mut idx = index.write();
+        idx.apply(&mk_service(
+            "web",
+            "10.96.0.10",
+            &[("http", 80, json!("http"))],
+        ));
+        idx.apply(&mk_pod("web-1", "10.0.0.1", true));
+        idx.apply(&mk_pod("web-2", "10.0.0.2", true));
+        idx.apply(&mk_slice(
+            "web",
+            "web-abc",
+            ("http", 8080),
+            &[("10.0.0.1", "web-1"), ("10.0.0.2", "web-2")],
+        ));
+    }
+    index
+}
+
+// === path parsing ===
+
+#[test]
+fn paths_and_context_tokens() {
+    let name = |n: &str| Host::Name(n.into());
+    assert_eq!(
+        parse_path("web.ns.svc.cluster.local:8080").unwrap(),
+        (name("web.ns.svc.cluster.local"), 8080)
+    );
+    assert_eq!(
+        parse_path("Web.NS.svc.cluster.local.").unwrap(),
+        (name("web.ns.svc.cluster.local"), 80)
+    );
+    assert_eq!(
+        parse_path("10.0.0.1:9").unwrap(),
+        (Host::Ip("10.0.0.1".parse().unwrap()), 9)
+    );
+    assert_eq!(
+        parse_path("[fd00::1]:9").unwrap(),
+        (Host::Ip("fd00::1".parse().unwrap()), 9)
+    );
+    assert_eq!(
+        parse_path("fd00::1").unwrap(),
+        (Host::Ip("fd00::1".parse().unwrap()), 80)
+    );
+    for bad in ["", "web:http", "web:70000", ":80", "[fd00::1", "[fd00::1]x"] {
+        assert_eq!(
+            parse_path(bad).unwrap_err().code(),
+            Code::InvalidArgument,
+            "{bad:?}"
+        );
+    }
+
+    assert_eq!(
+        parse_cluster_name("web.ns.svc.cluster.local", "cluster.local").unwrap(),
+        ClusterName::Service(ObjKey::new("ns", "web"))
+    );
+    assert_eq!(
+        parse_cluster_name("web-0.web.ns.svc.cluster.local", "cluster.local").unwrap(),
+        ClusterName::Pod {
+            hostname: "web-0".into(),
+            service: ObjKey::new("ns", "web")
+        }
+    );
+    for bad in [
+        "web.ns",
+        "example.com",
+        "ns.svc.cluster.local",
+        "a.b.c.d.svc.cluster.local",
+        "web..svc.cluster.local",
+    ] {
+        assert!(parse_cluster_name(bad, "cluster.local").is_err(), "{bad:?}");
+    }
+
+    assert_eq!(
+        context_token(r#"{"ns":"emojivoto","nodeName":"n"}"#),
+        ContextToken {
+            ns: Some("emojivoto".into()),
+            node_name: Some("n".into())
+        }
+    );
+    assert_eq!(
+        context_token(r#"{"ns":"a","nodeName":"n","pod":"p"}"#)
+            .ns
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        context_token("ns:emojivoto").ns.as_deref(),
+        Some("emojivoto")
+    );
+    assert_eq!(context_token("").ns, None);
+    assert_eq!(context_token("{not json").ns, None);
+}
+
+// === Get ===
+
+#[tokio::test]
+async fn get_rejects_what_it_cannot_serve() {
+    let index = web_index();
+    let mut alias = mk_service("alias", "", &[]);
+    let spec = alias.spec.as_mut().unwrap();
+    (spec.type_, spec.external_name) = (Some("ExternalName".into()), Some("example.com".into()));
+    (spec.cluster_ip, spec.cluster_ips) = (None, None);
+    index.write().apply(&alias);
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    for (path, code) in [
+        ("10.0.0.1:8080", Code::InvalidArgument),
+        ("example.com:80", Code::InvalidArgument),
+        ("web.ns.svc.cluster.local:http", Code::InvalidArgument),
+        ("missing.ns.svc.cluster.local:80", Code::NotFound),
+        ("alias.ns.svc.cluster.local:80", Code::InvalidArgument),
+    ] {
+        let status = client.get(req(path)).await.expect_err(path);
+        assert_eq!(status.code(), code, "{path}: {status:?}");
+    }
+    let handled = |code: &str| {
+        server
+            .metrics
+            .handled
+            .get_or_create(&crate::metrics::HandledLabels {
+                grpc_service: "io.linkerd.proxy.destination.Destination",
+                grpc_method: "Get",
+                grpc_code: code.into(),
+            })
+            .get()
+    };
+    assert_eq!((handled("InvalidArgument"), handled("NotFound")), (4, 1));
+}
+
+#[tokio::test]
+async fn get_streams_adds_removes_and_no_endpoints() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut stream = client
+        .get(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let first = next(&mut stream).await;
+    let Some(Update::Add(add)) = first.update else {
+        panic!("the first message is an add: {first:?}");
+    };
+    assert_eq!(add.metric_labels["service"], "web");
+    assert_eq!(add.addrs.len(), 2);
+    let wa = add
+        .addrs
+        .iter()
+        .find(|a| a.metric_labels["pod"] == "web-1")
+        .unwrap();
+    assert_eq!(
+        SocketAddr::try_from(wa.addr.unwrap()).unwrap(),
+        "10.0.0.1:8080".parse().unwrap()
+    );
+    assert_eq!(
+        wa.tls_identity
+            .as_ref()
+            .unwrap()
+            .server_name
+            .as_ref()
+            .unwrap()
+            .name,
+        "web-sa.ns.serviceaccount.identity.linkerd.cluster.local"
+    );
+    let mut set = BTreeSet::new();
+    apply(
+        &mut set,
+        pb::Update {
+            update: Some(Update::Add(add)),
+        },
+    );
+
+    index.write().apply(&mk_pod("web-3", "10.0.0.3", true));
+    index.write().apply(&mk_slice(
+        "web",
+        "web-abc",
+        ("http", 8080),
+        &[("10.0.0.2", "web-2"), ("10.0.0.3", "web-3")],
+    ));
+    let update = next(&mut stream).await;
+    assert!(matches!(&update.update, Some(Update::Add(a)) if a.addrs.len() == 1));
+    apply(&mut set, update);
+    let update = next(&mut stream).await;
+    assert!(matches!(&update.update, Some(Update::Remove(r)) if r.addrs.len() == 1));
+    apply(&mut set, update);
+    assert_eq!(set, addrs(["10.0.0.2".into(), "10.0.0.3".into()], 8080));
+
+    index.write().delete::<Service>(NS, "web");
+    assert_eq!(
+        next(&mut stream).await.update,
+        Some(Update::NoEndpoints(pb::NoEndpoints { exists: false }))
+    );
+    assert_eq!(
+        server
+            .metrics
+            .subscriptions
+            .get_or_create(&Metrics::api("get"))
+            .get(),
+        1
+    );
+}
+
+/// One subscriber's stream stalls (it never reads, so HTTP/2 flow control stops its sends);
+/// another keeps up with every change. Both hold the same key, so they share snapshots.
+#[tokio::test]
+async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut idle_client = server.small_window_client().await;
+    let mut idle = idle_client
+        .get(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut client = server.client().await;
+    let mut stream = client
+        .get(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut set = BTreeSet::new();
+    converge(
+        &mut stream,
+        &mut set,
+        &addrs(["10.0.0.1".into(), "10.0.0.2".into()], 8080),
+    )
+    .await;
+
+    // Each round swaps between two sets of 500 endpoints: about 10 KiB a round, far past the
+    // idle stream's 64 KiB window after a few rounds.
+    let mut last = BTreeSet::new();
+    for round in 0..100u32 {
+        let ips: Vec<String> = (0..500u32)
+            .map(|i| format!("10.{}.{}.{}", 1 + round % 2, i / 250, i % 250))
+            .collect();
+        let endpoints: Vec<(&str, &str)> = ips.iter().map(|ip| (ip.as_str(), "")).collect();
+        index
+            .write()
+            .apply(&mk_slice("web", "web-abc", ("http", 8080), &endpoints));
+        last = addrs(ips, 8080);
+        converge(&mut stream, &mut set, &last).await;
+    }
+    assert_eq!(
+        index.read().sizes().endpoint_keys,
+        1,
+        "both streams share one key"
+    );
+
+    // The idle subscriber was never dropped: once it reads, it catches up with the latest
+    // state, skipping the versions it missed.
+    let mut idle_set = BTreeSet::new();
+    let mut messages = 0;
+    tokio::time::timeout(LIMIT, async {
+        while idle_set != last {
+            apply(&mut idle_set, idle.message().await.unwrap().expect("open"));
+            messages += 1;
+        }
+    })
+    .await
+    .expect("the idle subscriber catches up");
+    assert!(
+        messages < 200,
+        "missed versions are coalesced ({messages} messages for 100 rounds)"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut get = client
+        .get(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut profile = client
+        .get_profile(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut get).await;
+    next(&mut profile).await;
+    server.shutdown.send(true).unwrap();
+    let ended = tokio::time::timeout(LIMIT, get.message())
+        .await
+        .expect("in time");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    let ended = tokio::time::timeout(LIMIT, profile.message())
+        .await
+        .expect("in time");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+}
+
+// === GetProfile ===
+
+#[tokio::test]
+async fn get_profile_by_name_follows_the_service_profile() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut stream = client
+        .get_profile(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut stream).await;
+    assert_eq!(first.fully_qualified_name, "web.ns.svc.cluster.local");
+    assert!(first.routes.is_empty());
+    assert_eq!(first.retry_budget.unwrap().retry_ratio, 0.2);
+
+    index.write().apply(&mk_profile(
+        NS,
+        "web.ns.svc.cluster.local",
+        json!({"routes": [{"name": "GET /stress", "condition": {"method": "GET", "pathRegex": "/stress"}, "timeout": "100ms"}]}),
+    ));
+    let second = next(&mut stream).await;
+    assert_eq!(second.routes.len(), 1);
+    assert_eq!(
+        second.routes[0].timeout,
+        Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 100_000_000
+        })
+    );
+
+    // The client's own namespace (from the context token) wins.
+    index.write().apply(&mk_profile(
+        "client",
+        "web.ns.svc.cluster.local",
+        json!({"routes": [{"name": "mine", "condition": {"pathRegex": "/"}}]}),
+    ));
+    let third = next(&mut stream).await;
+    assert_eq!(third.routes[0].metrics_labels["route"], "mine");
+}
+
+#[tokio::test]
+async fn get_profile_by_address_and_invalid_names() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+
+    let by_cluster_ip = next(
+        &mut client
+            .get_profile(req("10.96.0.10:80"))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(
+        by_cluster_ip.fully_qualified_name,
+        "web.ns.svc.cluster.local"
+    );
+
+    let by_pod_ip = next(
+        &mut client
+            .get_profile(req("10.0.0.1:8080"))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    let endpoint = by_pod_ip.endpoint.unwrap();
+    assert_eq!(endpoint.metric_labels["pod"], "web-1");
+    assert_eq!(endpoint.metric_labels["namespace"], NS);
+    assert!(matches!(
+        endpoint.protocol_hint.unwrap().protocol,
+        Some(pb::protocol_hint::Protocol::H2(_))
+    ));
+
+    let unknown = next(
+        &mut client
+            .get_profile(req("192.0.2.7:443"))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(unknown.fully_qualified_name, "");
+    assert!(!unknown.opaque_protocol);
+    let endpoint = unknown.endpoint.unwrap();
+    assert_eq!(
+        SocketAddr::try_from(endpoint.addr.unwrap()).unwrap(),
+        "192.0.2.7:443".parse().unwrap()
+    );
+    assert!(endpoint.metric_labels.is_empty() && endpoint.tls_identity.is_none());
+
+    let mut slice = mk_slice("web", "web-abc", ("http", 8080), &[("10.0.0.1", "web-1")]);
+    slice.endpoints[0].hostname = Some("web-1".into());
+    index.write().apply(&slice);
+    let by_pod_name = next(
+        &mut client
+            .get_profile(req("web-1.web.ns.svc.cluster.local:8080"))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(by_pod_name.endpoint.unwrap().metric_labels["pod"], "web-1");
+    let mut by_hostname = client
+        .get(req("web-1.web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut set = BTreeSet::new();
+    converge(
+        &mut by_hostname,
+        &mut set,
+        &addrs(["10.0.0.1".into()], 8080),
+    )
+    .await;
+
+    for path in [
+        "example.com:80",
+        "web.ns:80",
+        "a.b.c.d.svc.cluster.local:80",
+        "",
+    ] {
+        let status = client.get_profile(req(path)).await.expect_err(path);
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+    }
+}
