@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
-//! fmt → clippy → unit tests → codegen drift → helm lint → local cluster up → e2e suite →
-//! cluster down (also on failure).
+//! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint → local cluster
+//! up → e2e suite → cluster down (also on failure).
 
 use crate::{cluster, codegen, paths, run, tools};
 use anyhow::{Context, Result};
@@ -54,6 +54,19 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         Ok(())
     })?;
     step("codegen --check", &mut codegen::check)?;
+    step("fuzz build", &mut || {
+        run::status(
+            cargo().args([
+                "build",
+                "--locked",
+                "--manifest-path",
+                &paths::workspace()
+                    .join("fuzz/Cargo.toml")
+                    .display()
+                    .to_string(),
+            ]),
+        )
+    })?;
     step("helm lint", &mut || {
         run::status(
             Command::new(tools::ensure(tools::Tool::Helm)?)
