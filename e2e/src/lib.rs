@@ -7,12 +7,13 @@
 //! passes. The local cluster itself lives in `e2e/localkube`.
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{
     Api, Client,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
 };
-use std::{fmt::Debug, future::Future, time::Duration};
+use serde_json::{Value, json};
+use std::{collections::BTreeSet, fmt::Debug, future::Future, time::Duration};
 
 /// How long a test waits for the cluster to converge before it gives up.
 pub const CONVERGE: Duration = Duration::from_secs(60);
@@ -86,6 +87,64 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// A Deployment of `replicas` pods labelled `app: <name>`, each with one container `<name>`
+/// listening on port 8080 (named `http`). No image is ever pulled: localkube runs no containers.
+pub fn deployment(name: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": name,
+                    "image": format!("example.invalid/{name}:1"),
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                }]},
+            },
+        },
+    })
+}
+
+/// The IPs of the pods that match `selector`, once there are exactly `n` pods, none
+/// terminating, all Ready, each with its own IP; otherwise what was seen, for the timeout
+/// message of [`eventually`].
+pub async fn ready_pod_ips(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+    n: usize,
+) -> Result<std::result::Result<BTreeSet<String>, Vec<String>>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut ips = BTreeSet::new();
+    let mut seen = Vec::new();
+    for pod in pods.list(&ListParams::default().labels(selector)).await? {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let status = pod.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        seen.push(format!(
+            "{name} ip={:?} ready={ready} terminating={terminating}",
+            status.pod_ip
+        ));
+        if let (false, true, Some(ip)) = (terminating, ready, status.pod_ip) {
+            ips.insert(ip);
+        }
+    }
+    Ok(if ips.len() == n && seen.len() == n {
+        Ok(ips)
+    } else {
+        Err(seen)
+    })
 }
 
 fn dump_namespace(ns: &str) {

@@ -16,7 +16,7 @@ use kube::{
     config::Kubeconfig,
 };
 use oxlink_crds::names::control_plane as cp;
-use oxlink_e2e::with_temp_ns;
+use oxlink_e2e::{deployment, with_temp_ns};
 use serde_json::{Value, json};
 use std::{io::Write, path::PathBuf, process::Command};
 
@@ -297,24 +297,10 @@ async fn control_plane_checks_report_missing_pods_and_a_short_lived_issuer() -> 
 async fn deploy(client: &Client, ns: &str, name: &str) -> Result<()> {
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(client.clone(), ns);
+    let mut component = deployment(name, 1);
+    component["spec"]["template"]["spec"]["serviceAccountName"] = json!(name);
     deployments
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": {
-                        "metadata": {"labels": {"app": name}},
-                        "spec": {
-                            "serviceAccountName": name,
-                            "containers": [{"name": "main", "image": "example.invalid/oxlink:test"}],
-                        },
-                    },
-                },
-            }))?,
-        )
+        .create(&PostParams::default(), &serde_json::from_value(component)?)
         .await?;
     Ok(())
 }

@@ -7,22 +7,23 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{Pod, Service},
-    },
+    api::{apps::v1::Deployment, core::v1::Service},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, CustomResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use linkerd2_proxy_api::destination::{
     self as pb, destination_client::DestinationClient, request_match::Match, update::Update,
 };
-use oxlink_crds::{ServiceProfile, policy::Server};
+use oxlink_crds::{
+    ServiceProfile,
+    names::{control_plane::NAMESPACE, labels},
+    policy::Server,
+};
 use oxlink_destination::{Running, index::Config};
-use oxlink_e2e::{CONVERGE, eventually, with_temp_ns};
+use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
 use serde_json::{Value, json};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -131,27 +132,12 @@ impl Endpoints {
     }
 }
 
-/// A Deployment whose pods are labelled as meshed by the `linkerd` control plane, with a
-/// container port named `http`.
+/// The test's Deployment, its pods labelled as meshed by the `linkerd` control plane.
 fn web_deployment(replicas: i32) -> Value {
-    json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web", "linkerd.io/control-plane-ns": "linkerd"}},
-                "spec": {
-                    "serviceAccountName": "default",
-                    "containers": [{
-                        "name": "web",
-                        "image": "example.invalid/web:1",
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                    }],
-                },
-            },
-        },
-    })
+    let mut web = deployment("web", replicas);
+    web["spec"]["template"]["metadata"]["labels"][labels::CONTROL_PLANE_NS] = json!(NAMESPACE);
+    web["spec"]["template"]["spec"]["serviceAccountName"] = json!("default");
+    web
 }
 
 /// The `ip:8080` of each of the namespace's web pods, once there are exactly `n`, none
@@ -161,29 +147,12 @@ async fn pod_addrs(
     ns: &str,
     n: usize,
 ) -> Result<Result<BTreeSet<SocketAddr>, Vec<String>>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut addrs = BTreeSet::new();
-    let mut seen = Vec::new();
-    for pod in pods.list(&ListParams::default().labels("app=web")).await? {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.unwrap_or_default();
-        let ready = status
-            .conditions
+    Ok(match ready_pod_ips(client, ns, "app=web", n).await? {
+        Ok(ips) => Ok(ips
             .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        seen.push(format!("{name} ip={:?} ready={ready}", status.pod_ip));
-        if pod.metadata.deletion_timestamp.is_some() || !ready {
-            continue;
-        }
-        if let Some(ip) = status.pod_ip {
-            addrs.insert(SocketAddr::new(ip.parse()?, 8080));
-        }
-    }
-    Ok(if addrs.len() == n && seen.len() == n {
-        Ok(addrs)
-    } else {
-        Err(seen)
+            .map(|ip| Ok(SocketAddr::new(ip.parse()?, 8080)))
+            .collect::<Result<_>>()?),
+        Err(seen) => Err(seen),
     })
 }
 

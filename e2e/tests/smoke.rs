@@ -4,14 +4,14 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec},
-    core::v1::{Pod, Service, ServiceAccount},
+    core::v1::{Service, ServiceAccount},
     discovery::v1::EndpointSlice,
 };
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams, PostParams},
 };
-use oxlink_e2e::{CONVERGE, eventually, with_temp_ns};
+use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -22,7 +22,7 @@ async fn deployment_pods_get_ips_and_endpoint_slices_follow_scaling() -> Result<
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         deployments
-            .create(&PostParams::default(), &serde_json::from_value(web_deployment(3))?)
+            .create(&PostParams::default(), &serde_json::from_value(deployment("web", 3))?)
             .await?;
         services
             .create(
@@ -35,7 +35,7 @@ async fn deployment_pods_get_ips_and_endpoint_slices_follow_scaling() -> Result<
             .await?;
 
         let ips = eventually("3 ready pods with distinct IPs", CONVERGE, || {
-            ready_pods(&client, &ns, 3)
+            ready_pod_ips(&client, &ns, "app=web", 3)
         })
         .await?;
         eventually("the EndpointSlice to list the 3 pod IPs", CONVERGE, || {
@@ -51,7 +51,7 @@ async fn deployment_pods_get_ips_and_endpoint_slices_follow_scaling() -> Result<
             )
             .await?;
         let one = eventually("exactly 1 pod left after scaling to 1", CONVERGE, || {
-            ready_pods(&client, &ns, 1)
+            ready_pod_ips(&client, &ns, "app=web", 1)
         })
         .await?;
         assert!(one.is_subset(&ips), "the remaining pod is one of the three");
@@ -133,56 +133,6 @@ async fn token_review_authenticates_the_requested_audience_only() -> Result<()> 
         Ok(())
     })
     .await
-}
-
-fn web_deployment(replicas: i32) -> serde_json::Value {
-    json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{
-                    "name": "web",
-                    "image": "example.invalid/web:1",
-                    "ports": [{"containerPort": 8080}],
-                }]},
-            },
-        },
-    })
-}
-
-/// The IPs of the namespace's pods, once there are exactly `n`, not terminating, all Running
-/// and Ready, each with its own IP.
-async fn ready_pods(
-    client: &Client,
-    ns: &str,
-    n: usize,
-) -> Result<Result<BTreeSet<String>, Vec<String>>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut ips = Vec::new();
-    for pod in pods.list(&ListParams::default().labels("app=web")).await? {
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let status = pod.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        match (status.phase.as_deref(), ready, status.pod_ip) {
-            (Some("Running"), true, Some(ip)) => ips.push(ip),
-            _ => return Ok(Err(ips)),
-        }
-    }
-    let set: BTreeSet<String> = ips.iter().cloned().collect();
-    Ok(if set.len() == n && ips.len() == n {
-        Ok(set)
-    } else {
-        Err(ips)
-    })
 }
 
 /// Whether the Service's EndpointSlices list exactly `want` as ready addresses.
