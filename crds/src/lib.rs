@@ -15,6 +15,7 @@ pub mod duration;
 pub mod install;
 pub mod names;
 pub mod policy;
+pub mod ports;
 mod schema;
 pub mod service_profile;
 pub mod traffic_split;

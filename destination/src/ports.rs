@@ -1,5 +1,6 @@
 //! Port sets as annotations spell them: `25,587,4000-4100,http`.
 
+use oxlink_crds::ports::{self, PortSpec};
 use std::ops::RangeInclusive;
 
 /// A set of TCP ports.
@@ -12,16 +13,11 @@ impl PortSet {
     /// skipped, as Linkerd does, so one typo does not discard the rest of the list.
     pub fn parse(list: &str, named: impl Fn(&str) -> Option<u16>) -> Self {
         let mut ranges = Vec::new();
-        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let range = match item.split_once('-') {
-                Some((lo, hi)) => match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
-                    (Ok(lo), Ok(hi)) if lo <= hi => Some(lo..=hi),
-                    _ => None,
-                },
-                None => match item.parse::<u16>() {
-                    Ok(port) => Some(port..=port),
-                    Err(_) => named(item).map(|port| port..=port),
-                },
+        for item in ports::items(list) {
+            let range = match ports::port_spec(item) {
+                Ok(PortSpec::Range(lo, hi)) => Some(lo..=hi),
+                Ok(PortSpec::Named(name)) => named(&name).map(|port| port..=port),
+                Err(_) => None,
             };
             match range {
                 Some(range) => ranges.push(range),

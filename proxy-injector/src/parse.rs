@@ -2,44 +2,7 @@
 
 use std::collections::BTreeSet;
 
-/// One entry of a port list: a port, an inclusive range, or a container port's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PortSpec {
-    Range(u16, u16),
-    Named(String),
-}
-
-/// Parses `25,587,8000-8100,http`; empty items are ignored, malformed ones returned as errors.
-pub(crate) fn port_specs(text: &str) -> Result<Vec<PortSpec>, String> {
-    let mut out = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        if item.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            let (lo, hi) = match item.split_once('-') {
-                Some((lo, hi)) => (lo.trim(), hi.trim()),
-                None => (item, item),
-            };
-            let lo: u16 = lo.parse().map_err(|_| format!("invalid port {item:?}"))?;
-            let hi: u16 = hi.parse().map_err(|_| format!("invalid port {item:?}"))?;
-            if lo == 0 || lo > hi {
-                return Err(format!("invalid port range {item:?}"));
-            }
-            out.push(PortSpec::Range(lo, hi));
-        } else if is_port_name(item) {
-            out.push(PortSpec::Named(item.to_string()));
-        } else {
-            return Err(format!("invalid port {item:?}"));
-        }
-    }
-    Ok(out)
-}
-
-fn is_port_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && s.chars().any(|c| c.is_ascii_lowercase())
-}
+pub(crate) use oxlink_crds::ports::{PortSpec, port_specs};
 
 /// A list of ports only (no ranges or names), as proxy-init and most env vars take them.
 pub(crate) fn ports(text: &str) -> Result<BTreeSet<u16>, String> {
@@ -127,17 +90,6 @@ mod tests {
 
     #[test]
     fn port_lists() {
-        assert_eq!(
-            port_specs(" 25, 8000-8002 ,http,,").unwrap(),
-            vec![
-                PortSpec::Range(25, 25),
-                PortSpec::Range(8000, 8002),
-                PortSpec::Named("http".into())
-            ]
-        );
-        for bad in ["0", "9-3", "70000", "HTTP", "a b", "1-x"] {
-            assert!(port_specs(bad).is_err(), "{bad}");
-        }
         assert_eq!(join_ports(ports("3306,25,4-5").unwrap()), "4,5,25,3306");
         assert_eq!(
             render_ports(&ports("1,2,3,5,7-8,65535").unwrap()),
