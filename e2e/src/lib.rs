@@ -4,7 +4,10 @@
 //! client for the cluster named by `KUBECONFIG` (`cargo xtask test` points it at localkube), a
 //! temporary namespace per test that is deleted afterwards and whose objects are dumped when the
 //! test fails, and `eventually`, which polls until the cluster reaches a state or a deadline
-//! passes. The local cluster itself lives in `e2e/localkube`.
+//! passes, and [`proxy::SimulatedProxy`], which does what a linkerd2-proxy does with identity.
+//! The local cluster itself lives in `e2e/localkube`.
+
+pub mod proxy;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};

@@ -3,8 +3,6 @@
 //! namespace (which plays the control-plane namespace), validates real ServiceAccount tokens
 //! with TokenReviews, and certifies a simulated proxy over TLS.
 
-mod support;
-
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::{
     ByteString,
@@ -19,11 +17,11 @@ use kube::{
     Api, Client,
     api::{DeleteParams, ObjectMeta, PostParams},
 };
+use oxlink_e2e::proxy::SimulatedProxy;
 use oxlink_identity::{Config, Running};
 use oxlink_tls::fixtures;
 use serde_json::json;
 use std::{future::Future, net::SocketAddr, time::Duration};
-use support::proxy::SimulatedProxy;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,

@@ -14,8 +14,8 @@ use std::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// One proxy's identity material.
-pub(crate) struct SimulatedProxy {
-    pub(crate) name: String,
+pub struct SimulatedProxy {
+    pub name: String,
     key: KeyPair,
     csr: Vec<u8>,
     anchors: TrustBundle,
@@ -23,15 +23,15 @@ pub(crate) struct SimulatedProxy {
 
 /// What a successful Certify gave the proxy.
 #[derive(Debug)]
-pub(crate) struct Certified {
-    pub(crate) leaf: CertificateDer<'static>,
-    pub(crate) intermediates: Vec<CertificateDer<'static>>,
-    pub(crate) valid_until: SystemTime,
+pub struct Certified {
+    pub leaf: CertificateDer<'static>,
+    pub intermediates: Vec<CertificateDer<'static>>,
+    pub valid_until: SystemTime,
 }
 
 impl SimulatedProxy {
     /// A proxy whose local identity is `name`, trusting `anchors_pem`.
-    pub(crate) fn new(name: &str, anchors_pem: &str) -> Result<Self> {
+    pub fn new(name: &str, anchors_pem: &str) -> Result<Self> {
         let (key, csr) = oxlink_tls::fixtures::csr(name);
         Ok(Self {
             name: name.to_string(),
@@ -43,7 +43,7 @@ impl SimulatedProxy {
 
     /// A TLS channel to identity at `addr`, verifying it as `server_name` (the proxy's
     /// `LINKERD2_PROXY_IDENTITY_SVC_NAME`).
-    pub(crate) async fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Channel> {
+    pub async fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Channel> {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(self.anchors.to_pem()))
             .domain_name(server_name);
@@ -57,7 +57,7 @@ impl SimulatedProxy {
 
     /// A plaintext channel, as the proxy uses for a loopback identity address (identity in
     /// `--plaintext` mode behind a sidecar).
-    pub(crate) async fn connect_plaintext(&self, addr: SocketAddr) -> Result<Channel> {
+    pub async fn connect_plaintext(&self, addr: SocketAddr) -> Result<Channel> {
         Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(Duration::from_secs(5))
             .connect()
@@ -67,7 +67,7 @@ impl SimulatedProxy {
 
     /// Calls Certify with `token` (sent byte for byte, like the token file) and verifies the
     /// answer. A refusal is returned as the status.
-    pub(crate) async fn certify(
+    pub async fn certify(
         &self,
         channel: Channel,
         token: &str,
@@ -77,7 +77,7 @@ impl SimulatedProxy {
     }
 
     /// Like [`Self::certify`] but with an arbitrary identity and CSR, to misbehave.
-    pub(crate) async fn certify_as(
+    pub async fn certify_as(
         &self,
         channel: Channel,
         identity: &str,
@@ -128,7 +128,7 @@ impl SimulatedProxy {
     }
 
     /// When the proxy would renew: at 70% of the remaining lifetime, within [10s, 24h].
-    pub(crate) fn refresh_in(certified: &Certified) -> Duration {
+    pub fn refresh_in(certified: &Certified) -> Duration {
         let left = certified
             .valid_until
             .duration_since(SystemTime::now())
@@ -138,7 +138,7 @@ impl SimulatedProxy {
     }
 
     /// A CSR for another name, signed by this proxy's key.
-    pub(crate) fn csr_for(&self, name: &str) -> Vec<u8> {
+    pub fn csr_for(&self, name: &str) -> Vec<u8> {
         oxlink_tls::fixtures::csr_with(&[name], Some(name), &self.key)
     }
 }
