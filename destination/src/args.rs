@@ -12,7 +12,6 @@ use oxlink_crds::{
     },
 };
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
-use tokio::net::TcpListener;
 
 /// Service discovery for linkerd2-proxy: answers Destination.Get and GetProfile.
 #[derive(Debug, Parser)]
@@ -87,20 +86,13 @@ impl Args {
             default_opaque_ports: PortSet::parse(&default_opaque_ports, |_| None),
             enable_h2_upgrade,
         };
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+        oxlink_admin::runtime()
             .context("starting the runtime")?
             .block_on(async move {
                 let client = kube::Client::try_default()
                     .await
                     .context("Kubernetes client")?;
-                let grpc = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
-                let admin = TcpListener::bind(admin_addr)
-                    .await
-                    .with_context(|| format!("binding {admin_addr}"))?;
+                let (grpc, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
                 let running = spawn(client, config, grpc, Some(admin)).context("starting")?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");

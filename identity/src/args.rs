@@ -10,7 +10,6 @@ use oxlink_crds::names::control_plane::{
 };
 use oxlink_tls::IssuerConfig;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
-use tokio::net::TcpListener;
 
 /// The mesh certificate authority: answers linkerd2-proxy's Certify.
 #[derive(Debug, Parser)]
@@ -76,20 +75,13 @@ impl Args {
             },
             plaintext,
         };
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+        oxlink_admin::runtime()
             .context("starting the runtime")?
             .block_on(async move {
                 let client = kube::Client::try_default()
                     .await
                     .context("Kubernetes client")?;
-                let grpc = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
-                let admin = TcpListener::bind(admin_addr)
-                    .await
-                    .with_context(|| format!("binding {admin_addr}"))?;
+                let (grpc, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
                 let running = spawn(client, config, grpc, Some(admin)).await?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");

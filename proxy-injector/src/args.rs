@@ -14,7 +14,6 @@ use oxlink_crds::names;
 use oxlink_crds::names::control_plane::NAMESPACE;
 use oxlink_tls::ServingCert;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
-use tokio::net::TcpListener;
 
 /// How often the self-managed certificate is checked for renewal.
 const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
@@ -108,9 +107,7 @@ impl Args {
         } else {
             None
         };
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+        oxlink_admin::runtime()
             .context("starting the runtime")?
             .block_on(async move {
                 let mut tasks = Tasks::default();
@@ -157,12 +154,7 @@ impl Args {
                         admission.set_ready(true);
                     }
                 });
-                let https = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
-                let admin = TcpListener::bind(admin_addr)
-                    .await
-                    .with_context(|| format!("binding {admin_addr}"))?;
+                let (https, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
                 let tls = server::tls_config(cert.clone())?;
                 tracing::info!(
                     addr = %https.local_addr()?,
