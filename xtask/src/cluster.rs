@@ -197,6 +197,11 @@ impl Cluster {
         self.dir.join("ready").exists()
     }
 
+    /// Whether the cluster runs and is ready.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running_pid().is_some() && self.ready()
+    }
+
     fn running_pid(&self) -> Option<u32> {
         let pid = fs::read_to_string(self.dir.join("pid")).ok()?;
         let pid = pid.trim().parse().ok()?;
@@ -307,7 +312,7 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())

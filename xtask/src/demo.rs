@@ -1,0 +1,566 @@
+//! `cargo xtask demo`: the workshop on a local cluster, end to end.
+//!
+//! The local cluster comes up (or the running one is reused); the CRDs and the control plane are
+//! installed with `oxlink install … | kubectl apply -f -`; the three controllers run as local
+//! processes, each under its own ServiceAccount's token (so the chart's RBAC is what they get),
+//! with the injector serving the API server's webhook calls at 127.0.0.1; `oxlink check` runs; the
+//! todo app is deployed into a namespace annotated for injection and comes out injected; the
+//! todoui ServiceProfile is applied; and a simulated proxy is certified by identity and resolves
+//! todobackend's endpoints and todoui's profile through destination. Everything is torn down on
+//! exit or Ctrl-C.
+
+use crate::{cluster, paths, run, tools};
+use anyhow::{Context, Result, bail, ensure};
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// The namespace of the control plane, and of the app.
+const CONTROL_NS: &str = "linkerd";
+const APP_NS: &str = "todo";
+const TRUST_DOMAIN: &str = "cluster.local";
+
+/// Where the local controllers listen (all on 127.0.0.1).
+const IDENTITY: u16 = 18080;
+const IDENTITY_ADMIN: u16 = 19990;
+const DESTINATION: u16 = 18086;
+const DESTINATION_ADMIN: u16 = 19996;
+const INJECTOR: u16 = 18443;
+const INJECTOR_ADMIN: u16 = 19995;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Run through, print the summary and tear down without waiting for Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub(crate) fn run(args: DemoArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    let mut demo = Demo::new(stop)?;
+    let result = demo.run(&args);
+    if let Err(e) = &result {
+        eprintln!("\nthe demo failed: {e:#}\nlogs: {}", demo.dir.display());
+    }
+    demo.teardown();
+    result
+}
+
+/// One run: the cluster, the binaries, the files handed to the controllers, and the processes.
+struct Demo {
+    cluster: cluster::Cluster,
+    /// Whether this run started the cluster (and so stops it).
+    started_cluster: bool,
+    dir: PathBuf,
+    bin: PathBuf,
+    children: Vec<(&'static str, Child)>,
+    stop: Arc<AtomicBool>,
+    step: usize,
+    started: Instant,
+}
+
+const STEPS: usize = 10;
+
+impl Demo {
+    fn new(stop: Arc<AtomicBool>) -> Result<Self> {
+        let dir = paths::workspace().join("target").join("demo");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("logs"))?;
+        Ok(Self {
+            cluster: cluster::Cluster::from_env()?,
+            started_cluster: false,
+            dir,
+            bin: target_dir().join("debug"),
+            children: Vec::new(),
+            stop,
+            step: 0,
+            started: Instant::now(),
+        })
+    }
+
+    fn run(&mut self, args: &DemoArgs) -> Result<()> {
+        self.begin("Building oxlink, the controllers and the simulated proxy");
+        run::status(run::cargo().args([
+            "build",
+            "--locked",
+            "--bins",
+            "-p",
+            "oxlink-cli",
+            "-p",
+            "oxlink-identity",
+            "-p",
+            "oxlink-destination",
+            "-p",
+            "oxlink-proxy-injector",
+            "-p",
+            "oxlink-e2e",
+        ]))?;
+        tools::ensure(tools::Tool::Kubectl)?;
+
+        self.begin("Starting the local cluster");
+        if self.cluster.is_running() {
+            println!("    reusing the running local cluster (it stays up afterwards)");
+        } else {
+            self.cluster.up(true)?;
+            self.started_cluster = true;
+        }
+        self.oxlink(&["check", "--pre"])?;
+
+        self.begin("Installing the CRDs and the control plane");
+        let crds = self.oxlink_output(&["install", "--crds"])?;
+        self.kubectl_stdin(&["apply", "-f", "-"], &crds)?;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ])?;
+        let control_plane = self.oxlink_output(&install_args())?;
+        self.kubectl_stdin(&["apply", "-f", "-"], &control_plane)?;
+
+        self.begin("Starting identity, destination and the proxy injector as local processes");
+        self.start_controllers()?;
+
+        self.begin("Checking the installation");
+        self.oxlink(&["check", "--wait", "2m"])?;
+
+        self.begin("Deploying the todo app into a namespace annotated for injection");
+        self.kubectl(&["create", "namespace", APP_NS])?;
+        self.kubectl(&["annotate", "namespace", APP_NS, "linkerd.io/inject=enabled"])?;
+        let app = fixture("todo-app.yaml");
+        self.kubectl(&["apply", "-n", APP_NS, "-f", &app])?;
+        for deploy in ["postgresdb", "todobackend", "todoui"] {
+            self.kubectl(&[
+                "rollout",
+                "status",
+                "-n",
+                APP_NS,
+                &format!("deployment/{deploy}"),
+                "--timeout=120s",
+            ])?;
+        }
+        self.show_injected_pods()?;
+
+        self.begin("Applying the todoui ServiceProfile");
+        self.kubectl(&[
+            "apply",
+            "-n",
+            APP_NS,
+            "-f",
+            &fixture("serviceprofile-todoui.yaml"),
+        ])?;
+
+        self.begin("A simulated proxy in todoui: certify, resolve todobackend, fetch the profile");
+        self.simulated_proxy()?;
+
+        self.begin("Checking the data plane");
+        self.oxlink(&["check", "--proxy", "-n", APP_NS])?;
+
+        self.begin("Done");
+        self.summary();
+        if !args.no_wait {
+            println!("\nPress Ctrl-C to stop the controllers and tear everything down.");
+            while !self.stop.load(Ordering::SeqCst) {
+                self.ensure_children_alive()?;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            println!();
+        }
+        Ok(())
+    }
+
+    /// Prints the next step's heading (and checks for Ctrl-C between steps).
+    fn begin(&mut self, what: &str) {
+        self.step += 1;
+        println!(
+            "\n[{}/{STEPS}] {what} ({:.0}s)",
+            self.step,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    fn interrupted(&self) -> Result<()> {
+        if self.stop.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Mints a token for each controller's ServiceAccount, writes its kubeconfig and the files
+    /// a pod would have mounted, starts it, and waits until it is ready.
+    fn start_controllers(&mut self) -> Result<()> {
+        let files = self.dir.join("files");
+        fs::create_dir_all(&files)?;
+        let anchors = files.join("ca-bundle.crt");
+        fs::write(
+            &anchors,
+            self.kubectl_output(&[
+                "get",
+                "configmap",
+                "-n",
+                CONTROL_NS,
+                "linkerd-identity-trust-roots",
+                "-o",
+                "jsonpath={.data.ca-bundle\\.crt}",
+            ])?,
+        )?;
+        let values = files.join("values");
+        fs::write(
+            &values,
+            self.kubectl_output(&[
+                "get",
+                "configmap",
+                "-n",
+                CONTROL_NS,
+                "linkerd-config",
+                "-o",
+                "jsonpath={.data.values}",
+            ])?,
+        )?;
+
+        let local = |port: u16| format!("127.0.0.1:{port}");
+        let identity = vec![
+            format!("--addr={}", local(IDENTITY)),
+            format!("--admin-addr={}", local(IDENTITY_ADMIN)),
+        ];
+        self.start(
+            "linkerd-identity",
+            "oxlink-identity",
+            &identity,
+            IDENTITY_ADMIN,
+        )?;
+
+        let destination = vec![
+            format!("--addr={}", local(DESTINATION)),
+            format!("--admin-addr={}", local(DESTINATION_ADMIN)),
+        ];
+        self.start(
+            "linkerd-destination",
+            "oxlink-destination",
+            &destination,
+            DESTINATION_ADMIN,
+        )?;
+
+        let injector = vec![
+            format!("--addr={}", local(INJECTOR)),
+            format!("--admin-addr={}", local(INJECTOR_ADMIN)),
+            format!("--config-values={}", values.display()),
+            format!("--trust-anchors={}", anchors.display()),
+            "--tls-extra-names=127.0.0.1".to_string(),
+        ];
+        self.start(
+            "linkerd-proxy-injector",
+            "oxlink-proxy-injector",
+            &injector,
+            INJECTOR_ADMIN,
+        )?;
+        Ok(())
+    }
+
+    /// Starts `binary` as ServiceAccount `sa` of the control plane, logging to `logs/<sa>.log`,
+    /// and waits for its admin server's `/ready`.
+    fn start(
+        &mut self,
+        sa: &'static str,
+        binary: &str,
+        args: &[String],
+        admin_port: u16,
+    ) -> Result<()> {
+        let kubeconfig = self.service_account_kubeconfig(sa)?;
+        let log = self.dir.join("logs").join(format!("{sa}.log"));
+        let out = fs::File::create(&log)?;
+        let child = Command::new(self.bin.join(binary))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("OXLINK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            // Its own process group: Ctrl-C reaches the demo, which stops it in order.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.join(binary).display()))?;
+        println!("    {sa}: pid {} (log {})", child.id(), log.display());
+        self.children.push((sa, child));
+        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.interrupted()?;
+            self.ensure_children_alive()?;
+            if http_ok(admin, "/ready") {
+                println!("    {sa}: ready");
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{sa} was not ready within 60s; see {}", log.display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A kubeconfig for the local cluster that authenticates as ServiceAccount `sa` of the
+    /// control plane, with a token minted through the TokenRequest API.
+    fn service_account_kubeconfig(&self, sa: &str) -> Result<PathBuf> {
+        let token =
+            self.kubectl_output(&["create", "token", sa, "-n", CONTROL_NS, "--duration=24h"])?;
+        let server = self.kubectl_output(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])?;
+        let ca = self.kubectl_output(&[
+            "config",
+            "view",
+            "--minify",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])?;
+        let path = self.dir.join("files").join(format!("{sa}.kubeconfig"));
+        fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {sa}\n  user:\n    token: {}\ncontexts:\n- name: {sa}\n  context: {{cluster: local, user: {sa}, namespace: {CONTROL_NS}}}\ncurrent-context: {sa}\n",
+                token.trim()
+            ),
+        )?;
+        Ok(path)
+    }
+
+    fn show_injected_pods(&self) -> Result<()> {
+        let pods = self.kubectl_output(&[
+            "get",
+            "pods",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.spec.initContainers[*].name} {.spec.containers[*].name}{\"\\n\"}{end}",
+        ])?;
+        let mut count = 0;
+        for line in pods.lines().filter(|l| !l.trim().is_empty()) {
+            let mut words = line.split_whitespace();
+            let (name, ip) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let containers: Vec<&str> = words.collect();
+            ensure!(
+                containers.contains(&"linkerd-proxy"),
+                "pod {name} was not injected: its containers are {containers:?}"
+            );
+            println!("    {name:<40} {ip:<14} {}", containers.join(", "));
+            count += 1;
+        }
+        ensure!(count > 0, "no pods in namespace {APP_NS}");
+        println!("    {count} pods, every one with linkerd-proxy");
+        Ok(())
+    }
+
+    fn simulated_proxy(&self) -> Result<()> {
+        let token = self.dir.join("files").join("todoui.token");
+        fs::write(
+            &token,
+            self.kubectl_output(&[
+                "create",
+                "token",
+                "todoui",
+                "-n",
+                APP_NS,
+                "--audience=identity.l5d.io",
+            ])?,
+        )?;
+        let identity =
+            format!("todoui.{APP_NS}.serviceaccount.identity.{CONTROL_NS}.{TRUST_DOMAIN}");
+        let mut cmd = Command::new(self.bin.join("simulated-proxy"));
+        cmd.args(["--name", &identity])
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--trust-anchors")
+            .arg(self.dir.join("files").join("ca-bundle.crt"))
+            .arg(format!("--identity-addr=127.0.0.1:{IDENTITY}"))
+            .arg(format!("--destination-addr=127.0.0.1:{DESTINATION}"))
+            .args(["--namespace", APP_NS])
+            .args(["--resolve", "todobackend.todo.svc.cluster.local:8080"])
+            .args(["--expect-endpoints", "2"])
+            .args(["--profile", "todoui.todo.svc.cluster.local:8090"])
+            .args(["--expect-route", "GET /stress"]);
+        let out = run::output(&mut cmd)?;
+        for line in out.lines() {
+            println!("    {line}");
+        }
+        Ok(())
+    }
+
+    fn summary(&self) {
+        let kubeconfig = self.cluster.kubeconfig();
+        println!(
+            "The workshop ran on a local cluster in {:.0}s:\n\
+             \x20 - CRDs and control plane installed with `oxlink install | kubectl apply -f -`\n\
+             \x20 - identity, destination and the proxy injector running under their own ServiceAccounts\n\
+             \x20 - `oxlink check` green\n\
+             \x20 - the todo app injected by the webhook (namespace {APP_NS}, annotation linkerd.io/inject=enabled)\n\
+             \x20 - a simulated proxy certified, resolving todobackend and todoui's ServiceProfile\n\n\
+             Look around:\n\
+             \x20 export KUBECONFIG={}\n\
+             \x20 kubectl get pods -n {APP_NS} -o wide\n\
+             \x20 {}/oxlink check --proxy -n {APP_NS}\n\
+             \x20 logs of the controllers: {}",
+            self.started.elapsed().as_secs_f64(),
+            kubeconfig.display(),
+            self.bin.display(),
+            self.dir.join("logs").display(),
+        );
+    }
+
+    fn ensure_children_alive(&mut self) -> Result<()> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{name} exited ({status}); see {}",
+                    self.dir.join("logs").join(format!("{name}.log")).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the controllers (SIGTERM, then SIGKILL after 10 s), removes what the demo created
+    /// on a cluster it did not start, and stops the cluster it started.
+    fn teardown(&mut self) {
+        println!("\nTearing down…");
+        for (name, child) in self.children.iter_mut().rev() {
+            cluster::signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            println!("    {name} stopped");
+        }
+        self.children.clear();
+        if self.started_cluster {
+            if let Err(e) = self.cluster.down() {
+                eprintln!("stopping the local cluster: {e:#}");
+            }
+        } else if self.cluster.is_running() {
+            let _ = self.kubectl(&[
+                "delete",
+                "namespace",
+                APP_NS,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+            if let Ok(objects) = self.oxlink_output(&["uninstall"]) {
+                let _ = self.kubectl_stdin(&["delete", "--ignore-not-found", "-f", "-"], &objects);
+            }
+        }
+    }
+
+    fn oxlink(&self, args: &[&str]) -> Result<()> {
+        self.interrupted()?;
+        run::status(&mut self.oxlink_cmd(args))
+    }
+
+    fn oxlink_output(&self, args: &[&str]) -> Result<String> {
+        self.interrupted()?;
+        run::output(&mut self.oxlink_cmd(args))
+    }
+
+    fn oxlink_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.bin.join("oxlink"));
+        cmd.args(args)
+            .env("KUBECONFIG", self.cluster.kubeconfig())
+            .env("PATH", tools::path_with_tools().unwrap_or_default());
+        cmd
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<()> {
+        self.interrupted()?;
+        run::status(&mut self.kubectl_cmd(args))
+    }
+
+    fn kubectl_output(&self, args: &[&str]) -> Result<String> {
+        self.interrupted()?;
+        run::output(&mut self.kubectl_cmd(args))
+    }
+
+    fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tools::bin_dir().join("kubectl"));
+        cmd.args(args).env("KUBECONFIG", self.cluster.kubeconfig());
+        cmd
+    }
+
+    /// Runs kubectl with `input` on its standard input (`… | kubectl apply -f -`).
+    fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<()> {
+        self.interrupted()?;
+        let mut cmd = self.kubectl_cmd(args);
+        eprintln!("$ kubectl {} <<< ({} bytes)", args.join(" "), input.len());
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("starting kubectl")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl's stdin")?
+            .write_all(input.as_bytes())?;
+        let status = child.wait()?;
+        ensure!(
+            status.success(),
+            "`kubectl {}` failed ({status})",
+            args.join(" ")
+        );
+        Ok(())
+    }
+}
+
+/// The arguments of `oxlink install` for a control plane whose controllers run on this machine:
+/// every webhook is called at 127.0.0.1.
+fn install_args() -> Vec<&'static str> {
+    vec!["install"]
+}
+
+fn fixture(name: &str) -> String {
+    paths::workspace()
+        .join("e2e")
+        .join("fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Cargo's target directory, as cargo itself resolves it for this workspace.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths::workspace().join("target"))
+}
+
+/// Whether `GET path` on `addr` answers 200.
+fn http_ok(addr: SocketAddr, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
