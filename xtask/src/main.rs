@@ -4,6 +4,7 @@ mod bench;
 mod cluster;
 mod codegen;
 mod demo;
+mod e2e;
 mod paths;
 mod run;
 mod test;
@@ -39,6 +40,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the e2e suite on the local cluster, or on kind with real images (`--cluster kind`).
+    E2e(e2e::E2eArgs),
     /// Run everything CI runs: fmt, clippy, unit tests, and the e2e suite on localkube.
     Test(test::TestArgs),
     /// The workshop on a local cluster: control plane installed and running, the todo app
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Task::Helm { args } => tools::exec(tools::Tool::Helm, &args),
         Task::Kubectl { args } => tools::exec(tools::Tool::Kubectl, &args),
         Task::Test(args) => test::run(args),
+        Task::E2e(args) => e2e::run(args),
         Task::Demo(args) => demo::run(args),
     };
     match result {

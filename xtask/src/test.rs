@@ -3,7 +3,7 @@
 //! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint → local cluster
 //! up → e2e suite → cluster down (also on failure).
 
-use crate::{cluster, codegen, paths, run, tools};
+use crate::{cluster, codegen, e2e, paths, run, tools};
 use anyhow::{Context, Result};
 use std::{process::Command, time::Instant};
 
@@ -79,25 +79,11 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             tools::ensure(tools::Tool::Helm)?;
             tools::ensure(tools::Tool::Kubectl).map(drop)
         })?;
-        step("e2e build", &mut || {
-            run::status(run::cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))
-        })?;
+        step("e2e build", &mut e2e::build)?;
         let cluster = cluster::Cluster::from_env()?;
         step("cluster up", &mut || cluster.up(true))?;
         let e2e = step("e2e", &mut || {
-            counts.merge(run::tests(
-                run::cargo()
-                    .args([
-                        "test",
-                        "-p",
-                        "oxlink-e2e",
-                        "--locked",
-                        "--",
-                        "--test-threads=4",
-                    ])
-                    .env("KUBECONFIG", cluster.kubeconfig())
-                    .env("PATH", tools::path_with_tools()?),
-            )?);
+            counts.merge(e2e::suite(&cluster.kubeconfig(), &[])?);
             Ok(())
         });
         if !args.keep_cluster {
