@@ -139,7 +139,7 @@ fn kind_up() -> Result<std::path::PathBuf> {
                 "identity",
                 "generate",
                 "--force",
-                "--out-dir",
+                "--dir",
             ])
             .arg(&identity),
     )?;
