@@ -42,7 +42,7 @@ const INJECTOR_ADMIN: u16 = 19995;
 pub(crate) struct DemoArgs {
     /// Run through, print the summary and tear down without waiting for Ctrl-C.
     #[arg(long)]
-    no_wait: bool,
+    pub(crate) no_wait: bool,
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<()> {

@@ -1,9 +1,9 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
 //!
 //! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint → local cluster
-//! up → e2e suite → cluster down (also on failure).
+//! up → e2e suite → cluster down (also on failure) → `cargo xtask demo --no-wait`.
 
-use crate::{cluster, codegen, e2e, paths, run, tools};
+use crate::{cluster, codegen, demo, e2e, paths, run, tools};
 use anyhow::{Context, Result};
 use std::{process::Command, time::Instant};
 
@@ -90,6 +90,13 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             cluster.down()?;
         }
         e2e?;
+        // The README's first command, non-interactively: on a fresh cluster of its own (or the
+        // kept one), it must run through and tear down.
+        step("demo", &mut || {
+            demo::run(demo::DemoArgs { no_wait: true })?;
+            counts.passed += 1;
+            Ok(())
+        })?;
     }
     eprintln!(
         "\nall steps passed in {:.0}s:",
