@@ -19,7 +19,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -43,20 +43,52 @@ pub(crate) struct DemoArgs {
     /// Run through, print the summary and tear down without waiting for Ctrl-C.
     #[arg(long)]
     pub(crate) no_wait: bool,
+    /// How to install the CRDs and the control plane.
+    #[arg(long, value_enum, default_value = "oxlink")]
+    pub(crate) install_with: Installer,
+}
+
+/// The two install routes of the workshop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Installer {
+    /// `oxlink install --crds | kubectl apply -f -`, then `oxlink install | kubectl apply -f -`.
+    Oxlink,
+    /// `helm install` of `charts/oxlink-crds` and `charts/oxlink-control-plane`.
+    Helm,
+}
+
+impl Installer {
+    /// The name of the `cargo xtask test` step that runs the demo this way.
+    pub(crate) fn step_name(self) -> &'static str {
+        match self {
+            Installer::Oxlink => "demo (oxlink install)",
+            Installer::Helm => "demo (helm install)",
+        }
+    }
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
-    let mut demo = Demo::new(stop)?;
+    let mut demo = Demo::new(ctrl_c()?)?;
     let result = demo.run(&args);
     if let Err(e) = &result {
         eprintln!("\nthe demo failed: {e:#}\nlogs: {}", demo.dir.display());
     }
     demo.teardown();
     result
+}
+
+/// A flag that Ctrl-C sets; the handler is installed once per process (a test run may run the
+/// demo more than once).
+fn ctrl_c() -> Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(flag.clone());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    ctrlc::set_handler(move || set.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| flag).clone())
 }
 
 /// One run: the cluster, the binaries, the files handed to the controllers, and the processes.
@@ -120,17 +152,10 @@ impl Demo {
         self.oxlink(&["check", "--pre"])?;
 
         self.begin("Installing the CRDs and the control plane");
-        let crds = self.oxlink_output(&["install", "--crds"])?;
-        self.kubectl_stdin(&["apply", "-f", "-"], &crds)?;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd",
-            "--all",
-        ])?;
-        let control_plane = self.oxlink_output(&install_args())?;
-        self.kubectl_stdin(&["apply", "-f", "-"], &control_plane)?;
+        match args.install_with {
+            Installer::Oxlink => self.install_with_oxlink()?,
+            Installer::Helm => self.install_with_helm()?,
+        }
 
         self.begin("Starting identity, destination and the proxy injector as local processes");
         self.start_controllers()?;
@@ -198,6 +223,68 @@ impl Demo {
             bail!("interrupted");
         }
         Ok(())
+    }
+
+    fn install_with_oxlink(&self) -> Result<()> {
+        let crds = self.oxlink_output(&["install", "--crds"])?;
+        self.kubectl_stdin(&["apply", "-f", "-"], &crds)?;
+        self.wait_for_crds()?;
+        let mut install = vec!["install"];
+        install.extend(LOCAL_VALUES.iter().flat_map(|v| ["--set", v]));
+        let control_plane = self.oxlink_output(&install)?;
+        self.kubectl_stdin(&["apply", "-f", "-"], &control_plane)
+    }
+
+    fn install_with_helm(&self) -> Result<()> {
+        let charts = paths::workspace().join("charts");
+        let helm = tools::ensure(tools::Tool::Helm)?;
+        let helm = |args: &[&str]| -> Result<()> {
+            self.interrupted()?;
+            run::status(
+                Command::new(&helm)
+                    .args(args)
+                    .env("KUBECONFIG", self.cluster.kubeconfig()),
+            )
+        };
+        helm(&[
+            "install",
+            "oxlink-crds",
+            &charts.join("oxlink-crds").display().to_string(),
+        ])?;
+        self.wait_for_crds()?;
+        // The chart mints no certificates: a trust anchor and issuer go in as values, as with
+        // Linkerd's chart.
+        let pki = self.dir.join("pki");
+        self.oxlink(&["identity", "generate", "--dir", &pki.display().to_string()])?;
+        let file = |key: &str, name: &str| format!("{key}={}", pki.join(name).display());
+        let mut args = vec![
+            "install".to_string(),
+            "oxlink-control-plane".to_string(),
+            charts.join("oxlink-control-plane").display().to_string(),
+            "--namespace".to_string(),
+            CONTROL_NS.to_string(),
+            "--create-namespace".to_string(),
+            "--set-file".to_string(),
+            file("identityTrustAnchorsPEM", "ca.crt"),
+            "--set-file".to_string(),
+            file("identity.issuer.tls.crtPEM", "issuer.crt"),
+            "--set-file".to_string(),
+            file("identity.issuer.tls.keyPEM", "issuer.key"),
+        ];
+        for value in LOCAL_VALUES {
+            args.extend(["--set".to_string(), value.to_string()]);
+        }
+        helm(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn wait_for_crds(&self) -> Result<()> {
+        self.kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ])
     }
 
     /// Mints a token for each controller's ServiceAccount, writes its kubeconfig and the files
@@ -530,11 +617,9 @@ impl Demo {
     }
 }
 
-/// The arguments of `oxlink install` for a control plane whose controllers run on this machine:
-/// every webhook is called at 127.0.0.1.
-fn install_args() -> Vec<&'static str> {
-    vec!["install"]
-}
+/// The values (`--set`) of a control plane whose controllers run on this machine: the API
+/// server calls every webhook at 127.0.0.1.
+const LOCAL_VALUES: &[&str] = &[];
 
 fn fixture(name: &str) -> String {
     paths::workspace()

@@ -90,13 +90,18 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             cluster.down()?;
         }
         e2e?;
-        // The README's first command, non-interactively: on a fresh cluster of its own (or the
-        // kept one), it must run through and tear down.
-        step("demo", &mut || {
-            demo::run(demo::DemoArgs { no_wait: true })?;
-            counts.passed += 1;
-            Ok(())
-        })?;
+        // The README's first command, non-interactively, through both install routes: on a fresh
+        // cluster of its own (or the kept one), it must run through and tear down.
+        for installer in [demo::Installer::Oxlink, demo::Installer::Helm] {
+            step(installer.step_name(), &mut || {
+                demo::run(demo::DemoArgs {
+                    no_wait: true,
+                    install_with: installer,
+                })?;
+                counts.passed += 1;
+                Ok(())
+            })?;
+        }
     }
     eprintln!(
         "\nall steps passed in {:.0}s:",
