@@ -619,7 +619,7 @@ impl Demo {
 
 /// The values (`--set`) of a control plane whose controllers run on this machine: the API
 /// server calls every webhook at 127.0.0.1.
-const LOCAL_VALUES: &[&str] = &[];
+const LOCAL_VALUES: &[&str] = &["webhook.url=https://127.0.0.1:18443"];
 
 fn fixture(name: &str) -> String {
     paths::workspace()

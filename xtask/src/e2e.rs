@@ -157,9 +157,9 @@ fn kind_up() -> Result<std::path::PathBuf> {
             .args(["upgrade", "--install", "oxlink-control-plane"])
             .arg(charts.join("oxlink-control-plane"))
             .args(["--namespace", "linkerd", "--create-namespace"])
-            .args(["--set", &format!("image.name={IMAGE}")])
-            .args(["--set", &format!("image.tag={IMAGE_TAG}")])
-            .args(["--set", "image.pullPolicy=Never"])
+            .args(["--set", &format!("controllerImage={IMAGE}")])
+            .args(["--set", &format!("controllerImageVersion={IMAGE_TAG}")])
+            .args(["--set", "imagePullPolicy=Never"])
             .args(["--set-file", &set_file("identityTrustAnchorsPEM", "ca.crt")])
             .args([
                 "--set-file",
