@@ -159,7 +159,6 @@ fn kind_up() -> Result<std::path::PathBuf> {
             .args(["--namespace", "linkerd", "--create-namespace"])
             .args(["--set", &format!("controllerImage={IMAGE}")])
             .args(["--set", &format!("controllerImageVersion={IMAGE_TAG}")])
-            .args(["--set", "imagePullPolicy=Never"])
             .args(["--set-file", &set_file("identityTrustAnchorsPEM", "ca.crt")])
             .args([
                 "--set-file",
