@@ -6,10 +6,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use linkerd2_proxy_api::{
     destination as pb,
     http_types::{HttpMethod, http_method},
+    meta::{Metadata, Resource, metadata},
 };
 use oxlink_crds::{
     ServiceProfile,
     duration::parse_duration,
+    names::groups,
     service_profile::{self as sp, ServiceProfileSpec},
 };
 use prost::{Message, bytes::Bytes};
@@ -49,6 +51,21 @@ pub(crate) struct Translated {
     pub(crate) routes: Vec<pb::Route>,
     pub(crate) retry_budget: Option<pb::RetryBudget>,
     pub(crate) dst_overrides: Vec<pb::WeightedDst>,
+}
+
+/// The `parent_ref` / `profile_ref` metadata of a profile (current proxies label metrics with
+/// them): the Kubernetes object it came from.
+fn resource_ref(group: &str, kind: &str, key: &ObjKey, port: u16) -> Metadata {
+    Metadata {
+        kind: Some(metadata::Kind::Resource(Resource {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            name: key.name.clone(),
+            namespace: key.ns.clone(),
+            port: port.into(),
+            ..Default::default()
+        })),
+    }
 }
 
 /// Retries may add 20% load, at least 10 per second, counted over 10 seconds.
@@ -324,9 +341,12 @@ impl Index {
         client_ns: Option<&str>,
     ) -> pb::DestinationProfile {
         let fqn = format!("{}.{}.svc.{}", svc.name, svc.ns, self.config.cluster_domain);
+        // The client's own namespace first, then the Service's.
         let profile = client_ns
-            .and_then(|ns| self.profiles.get(&ObjKey::new(ns, &fqn)))
-            .or_else(|| self.profiles.get(&ObjKey::new(&svc.ns, &fqn)));
+            .into_iter()
+            .chain([svc.ns.as_str()])
+            .map(|ns| ObjKey::new(ns, &fqn))
+            .find_map(|key| Some((self.profiles.get(&key)?, key)));
         let opaque = self
             .services
             .get(svc)
@@ -337,9 +357,14 @@ impl Index {
             fully_qualified_name: fqn,
             opaque_protocol: opaque,
             retry_budget: Some(default_retry_budget()),
+            // Linkerd names the core API group "core" in these references (not "").
+            parent_ref: Some(resource_ref("core", "Service", svc, port)),
+            profile_ref: profile
+                .as_ref()
+                .map(|(_, key)| resource_ref(groups::LINKERD, "ServiceProfile", key, 0)),
             ..Default::default()
         };
-        if let Some(profile) = profile {
+        if let Some((profile, _)) = profile {
             out.routes = profile.routes.clone();
             if let Some(budget) = &profile.retry_budget {
                 out.retry_budget = Some(*budget);

@@ -4,7 +4,10 @@ use k8s_openapi::api::{
     core::v1::{Pod, Service},
     discovery::v1::EndpointSlice,
 };
-use linkerd2_proxy_api::net::TcpAddress;
+use linkerd2_proxy_api::{
+    meta::{Metadata, metadata},
+    net::TcpAddress,
+};
 use oxlink_crds::ServiceProfile;
 use pb::{protocol_hint::Protocol, tls_identity::Strategy, update::Update};
 use serde_json::json;
@@ -624,6 +627,34 @@ fn the_client_namespace_profile_takes_precedence() {
     assert_eq!(others.borrow().routes.len(), 3);
     let none = index.write().watch_profile(&target, None);
     assert_eq!(none.borrow().routes.len(), 3);
+
+    // The references name the Service (with the port asked for) and the profile chosen.
+    let reference = |m: &Option<Metadata>| match m.as_ref().and_then(|m| m.kind.clone()) {
+        Some(metadata::Kind::Resource(r)) => (r.group, r.kind, r.namespace, r.name, r.port),
+        other => panic!("not a resource reference: {other:?}"),
+    };
+    let theirs = theirs.borrow().message.clone();
+    assert_eq!(
+        reference(&theirs.parent_ref),
+        ("core".into(), "Service".into(), NS.into(), "web".into(), 80)
+    );
+    assert_eq!(
+        reference(&theirs.profile_ref),
+        (
+            "linkerd.io".into(),
+            "ServiceProfile".into(),
+            "client".into(),
+            "web.ns.svc.cluster.local".into(),
+            0
+        )
+    );
+    assert_eq!(reference(&none.borrow().profile_ref).2, NS);
+    index
+        .write()
+        .delete::<ServiceProfile>(NS, "web.ns.svc.cluster.local");
+    let bare = index.write().watch_profile(&target, Some("other"));
+    assert_eq!(bare.borrow().profile_ref, None, "no profile, no reference");
+    assert_eq!(reference(&bare.borrow().parent_ref).3, "web");
 }
 
 #[test]
