@@ -1,5 +1,5 @@
-//! The cluster index: Services, EndpointSlices, Pods, Nodes, ServiceProfiles and opaque
-//! Servers, fed by Kubernetes watches, and the subscriptions built from them.
+//! The cluster index: Services, EndpointSlices, Pods, ExternalWorkloads, Nodes, ServiceProfiles
+//! and opaque Servers, fed by Kubernetes watches, and the subscriptions built from them.
 //!
 //! One task per watched kind writes through [`IndexResource::apply`], [`IndexResource::delete`]
 //! and [`IndexResource::reset`]; each write marks what it touched, and the index then rebuilds
@@ -9,6 +9,7 @@
 //! one. Each kind's part lives in its own module.
 
 mod endpoints;
+mod external;
 mod node;
 mod pod;
 mod profile;
@@ -27,6 +28,7 @@ pub use self::{
 };
 
 use self::{
+    external::ExternalInfo,
     pod::PodInfo,
     profile::Translated,
     server::OpaqueServer,
@@ -160,6 +162,7 @@ pub struct Index {
     nodes: HashMap<String, Option<String>>,
     /// Servers with `proxyProtocol: opaque`.
     opaque_servers: HashMap<ObjKey, OpaqueServer>,
+    external_workloads: HashMap<ObjKey, Arc<ExternalInfo>>,
 
     endpoint_subs: HashMap<ObjKey, HashMap<EndpointsFilter, EndpointsTx>>,
     service_profile_subs: HashMap<ObjKey, HashMap<ProfileSubKey, ProfileTx>>,
@@ -235,6 +238,7 @@ impl Index {
             profiles: HashMap::new(),
             nodes: HashMap::new(),
             opaque_servers: HashMap::new(),
+            external_workloads: HashMap::new(),
             endpoint_subs: HashMap::new(),
             service_profile_subs: HashMap::new(),
             addr_profile_subs: HashMap::new(),

@@ -11,7 +11,7 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use oxlink_admin::{Readiness, Tasks, serve_admin};
-use oxlink_crds::{ServiceProfile, policy::Server};
+use oxlink_crds::{ExternalWorkload, ServiceProfile, policy::Server};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -28,7 +28,7 @@ pub struct Running {
 }
 
 /// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
-/// Pods, Nodes, ServiceProfiles and Servers, and serves plaintext gRPC on `grpc` and the admin endpoints on
+/// Pods, Nodes, ServiceProfiles, Servers and ExternalWorkloads, and serves plaintext gRPC on `grpc` and the admin endpoints on
 /// `admin`.
 pub fn spawn(
     client: kube::Client,
@@ -70,6 +70,11 @@ pub fn spawn(
             client.clone(),
             index.clone(),
             ready.latch("the Server watch has not synced"),
+        ),
+        spawn_watch::<ExternalWorkload>(
+            client.clone(),
+            index.clone(),
+            ready.latch("the ExternalWorkload watch has not synced"),
         ),
     ] {
         tasks.adopt(watch);

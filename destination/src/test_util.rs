@@ -132,3 +132,25 @@ pub(crate) fn mk_server(
     }))
     .unwrap()
 }
+
+/// An ExternalWorkload at `ip` with a SPIFFE identity, a `http` port 8080 and `annotations`.
+pub(crate) fn mk_external_workload(
+    name: &str,
+    ip: &str,
+    annotations: Value,
+) -> oxlink_crds::ExternalWorkload {
+    serde_json::from_value(json!({
+        "apiVersion": "workload.linkerd.io/v1beta1",
+        "kind": "ExternalWorkload",
+        "metadata": {"namespace": NS, "name": name, "annotations": annotations},
+        "spec": {
+            "meshTLS": {
+                "identity": format!("spiffe://root.linkerd.cluster.local/{name}"),
+                "serverName": format!("{name}.{NS}.external.cluster.local"),
+            },
+            "ports": [{"name": "http", "port": 8080}],
+            "workloadIPs": [{"ip": ip}],
+        },
+    }))
+    .unwrap()
+}

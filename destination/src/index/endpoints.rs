@@ -1,7 +1,9 @@
 //! Endpoint snapshots for one (Service, port, filter), how they are built, and the add/remove
 //! updates between them.
 
-use super::{EndpointsFilter, Index, ObjKey, PodInfo, ServiceInfo, SliceEndpoint, WEIGHT};
+use super::{
+    EndpointsFilter, ExternalInfo, Index, ObjKey, PodInfo, ServiceInfo, SliceEndpoint, WEIGHT,
+};
 use linkerd2_proxy_api::{destination as pb, net::TcpAddress};
 use prost::{Message, bytes::Bytes};
 use std::{
@@ -135,6 +137,15 @@ pub(crate) fn updates_between(
 
 // === building endpoint snapshots ===
 
+/// What backs an endpoint.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Workload<'a> {
+    Pod(&'a PodInfo),
+    External(&'a ExternalInfo),
+    /// Neither a pod nor an ExternalWorkload the index knows (a manual EndpointSlice).
+    Unknown,
+}
+
 impl Index {
     /// The state of one subscription key. `built` holds the endpoints built so far for the
     /// same Service, so that keys that differ only by filter share them.
@@ -154,7 +165,7 @@ impl Index {
             .iter()
             .find(|p| p.port == filter.port)
             .map(|p| p.name.as_str());
-        let mut candidates: Vec<(SocketAddr, &SliceEndpoint, Option<&PodInfo>)> = Vec::new();
+        let mut candidates: Vec<(SocketAddr, &SliceEndpoint, Workload<'_>)> = Vec::new();
         for slice in self.service_slices.get(svc).into_iter().flatten() {
             let Some(slice) = self.slices.get(slice) else {
                 continue;
@@ -171,18 +182,25 @@ impl Index {
                 if filter.hostname.is_some() && endpoint.hostname != filter.hostname {
                     continue;
                 }
-                // An endpoint whose pod the index has not seen (yet, or any more) is left out
-                // rather than sent without its identity; the pod's arrival adds it.
-                let pod = match &endpoint.pod {
-                    Some(name) => match self.pods.get(&ObjKey::new(&svc.ns, name)) {
-                        Some(pod) => Some(pod),
+                // An endpoint whose pod (or ExternalWorkload) the index has not seen (yet, or
+                // any more) is left out rather than sent without its identity; its arrival
+                // adds it.
+                let workload = match (&endpoint.pod, &endpoint.external_workload) {
+                    (Some(name), _) => match self.pods.get(&ObjKey::new(&svc.ns, name)) {
+                        Some(pod) => Workload::Pod(pod),
                         None => continue,
                     },
-                    None => None,
+                    (None, Some(name)) => {
+                        match self.external_workloads.get(&ObjKey::new(&svc.ns, name)) {
+                            Some(external) => Workload::External(external),
+                            None => continue,
+                        }
+                    }
+                    (None, None) => Workload::Unknown,
                 };
                 for ip in &endpoint.addresses {
                     let addr = SocketAddr::new(*ip, target_port);
-                    candidates.push((addr, endpoint, pod.map(|p| &**p)));
+                    candidates.push((addr, endpoint, workload));
                 }
             }
         }
@@ -190,9 +208,13 @@ impl Index {
             self.filter_topology(service, node, &mut candidates);
         }
         let mut addrs = BTreeMap::new();
-        for (addr, endpoint, pod) in candidates {
+        for (addr, endpoint, workload) in candidates {
             let wa = built.entry(addr).or_insert_with(|| {
-                let mut wa = self.weighted_addr(addr, pod);
+                let mut wa = match workload {
+                    Workload::Pod(pod) => self.weighted_addr(addr, Some(pod)),
+                    Workload::External(external) => self.external_weighted_addr(addr, external),
+                    Workload::Unknown => self.weighted_addr(addr, None),
+                };
                 wa.metric_labels
                     .insert("zone".into(), endpoint.zone.clone().unwrap_or_default());
                 Arc::new(wa)
@@ -216,7 +238,7 @@ impl Index {
         &self,
         service: &ServiceInfo,
         node: &str,
-        candidates: &mut Vec<(SocketAddr, &SliceEndpoint, Option<&PodInfo>)>,
+        candidates: &mut Vec<(SocketAddr, &SliceEndpoint, Workload<'_>)>,
     ) {
         if service.node_local {
             candidates.retain(|(_, e, _)| e.node.as_deref() == Some(node));

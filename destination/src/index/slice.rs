@@ -1,7 +1,7 @@
 //! EndpointSlices: their ports and ready endpoints.
 
 use super::{Index, IndexResource, ObjKey};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use oxlink_crds::names::labels::SLICE_SERVICE_NAME;
 use std::net::IpAddr;
 
@@ -26,6 +26,8 @@ pub(crate) struct SliceEndpoint {
     pub(crate) addresses: Vec<IpAddr>,
     /// The backing pod's name, for endpoints that reference a pod in the slice's namespace.
     pub(crate) pod: Option<String>,
+    /// The backing ExternalWorkload's name, likewise.
+    pub(crate) external_workload: Option<String>,
     pub(crate) hostname: Option<String>,
     pub(crate) zone: Option<String>,
     pub(crate) node: Option<String>,
@@ -61,12 +63,8 @@ impl SliceInfo {
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
             .map(|e| SliceEndpoint {
                 addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
-                pod: e
-                    .target_ref
-                    .as_ref()
-                    .filter(|r| r.kind.as_deref() == Some("Pod"))
-                    .filter(|r| r.namespace.as_ref().is_none_or(|ns| *ns == key.ns))
-                    .and_then(|r| r.name.clone()),
+                pod: target(e, "Pod", &key.ns),
+                external_workload: target(e, "ExternalWorkload", &key.ns),
                 hostname: e.hostname.clone(),
                 zone: e.zone.clone(),
                 node: e.node_name.clone(),
@@ -127,4 +125,14 @@ impl IndexResource for EndpointSlice {
     fn keys(index: &Index) -> Vec<ObjKey> {
         index.slices.keys().cloned().collect()
     }
+}
+
+/// The name of the `kind` object in namespace `ns` that `endpoint` references, if any.
+fn target(endpoint: &Endpoint, kind: &str, ns: &str) -> Option<String> {
+    endpoint
+        .target_ref
+        .as_ref()
+        .filter(|r| r.kind.as_deref() == Some(kind))
+        .filter(|r| r.namespace.as_ref().is_none_or(|n| n == ns))
+        .and_then(|r| r.name.clone())
 }

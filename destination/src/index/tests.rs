@@ -1013,3 +1013,98 @@ fn label_selectors() {
     assert!(!selects(&expr("DoesNotExist", json!(null)), &labels));
     assert!(!selects(&expr("Gt", json!(["0"])), &labels));
 }
+
+// === external workloads ===
+
+/// A slice endpoint that references an ExternalWorkload.
+fn mk_external_slice(endpoints: &[(&str, &str)]) -> EndpointSlice {
+    let mut slice = mk_slice("web", "web-ext", ("http", 8080), &[]);
+    slice.endpoints = endpoints
+        .iter()
+        .map(|(ip, name)| {
+            serde_json::from_value(json!({
+                "addresses": [ip],
+                "conditions": {"ready": true},
+                "targetRef": {"kind": "ExternalWorkload", "namespace": NS, "name": name},
+            }))
+            .unwrap()
+        })
+        .collect();
+    slice
+}
+
+#[test]
+fn external_workload_endpoints_carry_their_uri_identity_and_server_name() {
+    let index = web_index(&[("web-1", "10.0.0.1")]);
+    let mut rx = index.write().watch_endpoints(&web(), &port(80));
+    index
+        .write()
+        .apply(&mk_external_slice(&[("192.168.1.10", "vm-1")]));
+    // The workload is not known yet: its endpoint waits rather than going out without identity.
+    assert_eq!(
+        addrs(&rx).keys().copied().collect::<Vec<_>>(),
+        vec![sa("10.0.0.1:8080")]
+    );
+    rx.borrow_and_update();
+
+    index
+        .write()
+        .apply(&mk_external_workload("vm-1", "192.168.1.10", json!({})));
+    assert!(
+        rx.has_changed().unwrap(),
+        "the workload's arrival is published"
+    );
+    let addrs = addrs(&rx);
+    let wa = &addrs[&sa("192.168.1.10:8080")];
+    let tls = wa.tls_identity.clone().expect("a TLS identity");
+    assert_eq!(
+        tls.strategy,
+        Some(Strategy::UriLikeIdentity(
+            pb::tls_identity::UriLikeIdentity {
+                uri: "spiffe://root.linkerd.cluster.local/vm-1".into()
+            }
+        ))
+    );
+    assert_eq!(
+        tls.server_name.map(|n| n.name).as_deref(),
+        Some("vm-1.ns.external.cluster.local")
+    );
+    assert_eq!(wa.metric_labels["external_workload"], "vm-1");
+    assert_eq!(wa.metric_labels["namespace"], NS);
+    assert!(!is_opaque_hint(wa));
+    // The pod's endpoint is untouched.
+    assert!(
+        addrs[&sa("10.0.0.1:8080")]
+            .metric_labels
+            .contains_key("pod")
+    );
+}
+
+#[test]
+fn an_external_workloads_opaque_ports_annotation_and_deletion() {
+    let index = web_index(&[]);
+    index.write().apply(&mk_external_workload(
+        "vm-1",
+        "192.168.1.10",
+        json!({"config.linkerd.io/opaque-ports": "http"}),
+    ));
+    index
+        .write()
+        .apply(&mk_external_slice(&[("192.168.1.10", "vm-1")]));
+    let mut rx = index.write().watch_endpoints(&web(), &port(80));
+    let wa = addrs(&rx)[&sa("192.168.1.10:8080")].clone();
+    assert!(is_opaque_hint(&wa), "its named port is opaque");
+    assert_eq!(
+        wa.protocol_hint
+            .and_then(|h| h.opaque_transport)
+            .map(|t| t.inbound_port),
+        Some(4143)
+    );
+    rx.borrow_and_update();
+
+    index
+        .write()
+        .delete::<oxlink_crds::ExternalWorkload>(NS, "vm-1");
+    assert!(rx.has_changed().unwrap());
+    assert!(addrs(&rx).is_empty(), "a deleted workload's endpoint goes");
+}
