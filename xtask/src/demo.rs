@@ -331,9 +331,27 @@ impl Demo {
             IDENTITY_ADMIN,
         )?;
 
+        // destination serves mesh TLS with a certificate it gets from identity, presenting a
+        // token of its ServiceAccount for identity's audience, as its pod's projected token.
+        let destination_token = files.join("linkerd-destination.token");
+        fs::write(
+            &destination_token,
+            self.kubectl_output(&[
+                "create",
+                "token",
+                "linkerd-destination",
+                "-n",
+                CONTROL_NS,
+                "--audience=identity.l5d.io",
+                "--duration=24h",
+            ])?,
+        )?;
         let destination = vec![
             format!("--addr={}", local(DESTINATION)),
             format!("--admin-addr={}", local(DESTINATION_ADMIN)),
+            format!("--identity-addr={}", local(IDENTITY)),
+            format!("--identity-token-path={}", destination_token.display()),
+            format!("--identity-trust-anchors={}", anchors.display()),
         ];
         self.start(
             "linkerd-destination",
@@ -479,6 +497,9 @@ impl Demo {
             .arg(self.dir.join("files").join("ca-bundle.crt"))
             .arg(format!("--identity-addr=127.0.0.1:{IDENTITY}"))
             .arg(format!("--destination-addr=127.0.0.1:{DESTINATION}"))
+            .arg(format!(
+                "--destination-name=linkerd-destination.{CONTROL_NS}.serviceaccount.identity.{CONTROL_NS}.{TRUST_DOMAIN}"
+            ))
             .args(["--namespace", APP_NS])
             .args(["--resolve", "todobackend.todo.svc.cluster.local:8080"])
             .args(["--expect-endpoints", "2"])
