@@ -59,7 +59,7 @@ const KIND_ORDER: &[&str] = &[
 pub(crate) enum ChartError {
     #[error(transparent)]
     Values(#[from] ValuesError),
-    #[error("rendering the chart: {0}")]
+    #[error("rendering the chart")]
     Template(#[from] TemplateError),
     #[error("{file}: a rendered document has no `kind`")]
     NoKind { file: String },

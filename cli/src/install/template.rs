@@ -96,7 +96,7 @@ enum Item {
 }
 
 /// How a list of nodes ended.
-enum End {
+enum Stop {
     Eof,
     End(usize),
     Else(usize, Vec<lex::Tok>),
@@ -118,14 +118,14 @@ impl Templates {
             let (mut nodes, end) = parser.list()?;
             body.append(&mut nodes);
             match end {
-                End::Eof => break,
-                End::Define(line, name) => {
+                Stop::Eof => break,
+                Stop::Define(line, name) => {
                     let (nodes, end) = parser.list()?;
                     parser.expect_end(line, "define", &end)?;
                     self.defines.insert(name, (file.to_string(), nodes));
                 }
-                End::End(line) => return Err(parser.error(line, "unexpected {{end}}")),
-                End::Else(line, _) => return Err(parser.error(line, "unexpected {{else}}")),
+                Stop::End(line) => return Err(parser.error(line, "unexpected {{end}}")),
+                Stop::Else(line, _) => return Err(parser.error(line, "unexpected {{else}}")),
             }
         }
         self.files.insert(file.to_string(), body);
@@ -159,15 +159,15 @@ impl Parser<'_> {
         }
     }
 
-    fn expect_end(&self, line: usize, what: &str, end: &End) -> Result<(), TemplateError> {
+    fn expect_end(&self, line: usize, what: &str, end: &Stop) -> Result<(), TemplateError> {
         match end {
-            End::End(_) => Ok(()),
+            Stop::End(_) => Ok(()),
             _ => Err(self.error(line, format!("{{{{{what}}}}} has no matching {{{{end}}}}"))),
         }
     }
 
     /// Nodes up to the next `end`, `else` or `define` (or the end of the file).
-    fn list(&mut self) -> Result<(Vec<Node>, End), TemplateError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop), TemplateError> {
         let mut nodes = Vec::new();
         while let Some(item) = self.items.next() {
             let (line, toks) = match item {
@@ -183,26 +183,26 @@ impl Parser<'_> {
             };
             let rest = toks.get(1..).unwrap_or_default().to_vec();
             match keyword {
-                "end" => return Ok((nodes, End::End(line))),
-                "else" => return Ok((nodes, End::Else(line, rest))),
+                "end" => return Ok((nodes, Stop::End(line))),
+                "else" => return Ok((nodes, Stop::Else(line, rest))),
                 "define" => {
                     let name = self.template_name(line, &rest, "define")?;
                     if rest.len() != 1 {
                         return Err(self.error(line, "{{define}} takes only a name"));
                     }
-                    return Ok((nodes, End::Define(line, name)));
+                    return Ok((nodes, Stop::Define(line, name)));
                 }
                 "if" => nodes.push(self.if_(line, rest)?),
                 "with" | "range" => {
                     let pipe = self.pipeline(line, rest)?;
                     let (then, end) = self.list()?;
                     let els = match end {
-                        End::Else(else_line, rest) if rest.is_empty() => {
+                        Stop::Else(else_line, rest) if rest.is_empty() => {
                             let (els, end) = self.list()?;
                             self.expect_end(else_line, "else", &end)?;
                             els
                         }
-                        End::Else(else_line, _) => {
+                        Stop::Else(else_line, _) => {
                             return Err(self.error(
                                 else_line,
                                 format!("`else if`/`else with` inside {{{{{keyword}}}}} is not supported"),
@@ -253,7 +253,7 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Stop::Eof))
     }
 
     /// `if cond` … up to its `end`, with `else if` chains sharing that `end`.
@@ -261,12 +261,12 @@ impl Parser<'_> {
         let cond = self.pipeline(line, toks)?;
         let (then, end) = self.list()?;
         let els = match end {
-            End::Else(_, rest) if rest.is_empty() => {
+            Stop::Else(_, rest) if rest.is_empty() => {
                 let (els, end) = self.list()?;
                 self.expect_end(line, "if", &end)?;
                 els
             }
-            End::Else(else_line, rest) => match rest.first() {
+            Stop::Else(else_line, rest) => match rest.first() {
                 Some(lex::Tok::Ident(word)) if word == "if" => {
                     vec![self.if_(else_line, rest[1..].to_vec())?]
                 }
