@@ -312,6 +312,8 @@ fn installed_lifecycle(manifest: &str, install: &dyn Fn(&[&str]) -> Result<Strin
         "{error}"
     );
 
+    least_privilege()?;
+
     // Upgrade: new settings, same issuer — in the manifest and on the cluster after applying it.
     let before = issuer_secret_data()?;
     let upgrade = oxlink(&["upgrade", "--set", "controllerLogLevel=debug", "--ha"])?;
@@ -387,5 +389,131 @@ fn installed_lifecycle(manifest: &str, install: &dyn Fn(&[&str]) -> Result<Strin
             == crd_names().len(),
         "uninstall lists the CRDs"
     );
+    Ok(())
+}
+
+/// `kubectl auth can-i` as a control-plane ServiceAccount: "yes" or "no" (exit code 1).
+fn can_i(service_account: &str, request: &str) -> Result<bool> {
+    let mut args = vec!["auth", "can-i"];
+    args.extend(request.split_whitespace());
+    let user = format!("--as=system:serviceaccount:linkerd:{service_account}");
+    args.push(&user);
+    let out = Command::new("kubectl")
+        .args(&args)
+        .output()
+        .context("running kubectl")?;
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => anyhow::bail!(
+            "kubectl {args:?}: {other:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Each controller's RBAC allows what it uses and not its neighbours' objects.
+fn least_privilege() -> Result<()> {
+    let cases: &[(&str, &str, bool)] = &[
+        (
+            "linkerd-identity",
+            "create tokenreviews.authentication.k8s.io",
+            true,
+        ),
+        (
+            "linkerd-identity",
+            "create events.events.k8s.io -n emojivoto",
+            true,
+        ),
+        (
+            "linkerd-identity",
+            "watch secrets/linkerd-identity-issuer -n linkerd",
+            true,
+        ),
+        (
+            "linkerd-identity",
+            "get configmaps/linkerd-identity-trust-roots -n linkerd",
+            true,
+        ),
+        (
+            "linkerd-identity",
+            "get secrets/linkerd-proxy-injector-k8s-tls -n linkerd",
+            false,
+        ),
+        ("linkerd-identity", "list secrets -n linkerd", false),
+        ("linkerd-identity", "list pods", false),
+        ("linkerd-destination", "watch pods", true),
+        (
+            "linkerd-destination",
+            "list endpointslices.discovery.k8s.io",
+            true,
+        ),
+        ("linkerd-destination", "watch nodes", true),
+        (
+            "linkerd-destination",
+            "list serviceprofiles.linkerd.io",
+            true,
+        ),
+        (
+            "linkerd-destination",
+            "watch servers.policy.linkerd.io",
+            true,
+        ),
+        (
+            "linkerd-destination",
+            "watch httproutes.policy.linkerd.io",
+            true,
+        ),
+        (
+            "linkerd-destination",
+            "watch externalworkloads.workload.linkerd.io",
+            true,
+        ),
+        ("linkerd-destination", "get secrets -n linkerd", false),
+        ("linkerd-destination", "create pods", false),
+        ("linkerd-proxy-injector", "watch namespaces", true),
+        ("linkerd-proxy-injector", "list replicasets.apps", true),
+        ("linkerd-proxy-injector", "watch jobs.batch", true),
+        (
+            "linkerd-proxy-injector",
+            "patch events.events.k8s.io -n emojivoto",
+            true,
+        ),
+        ("linkerd-proxy-injector", "create secrets -n linkerd", true),
+        (
+            "linkerd-proxy-injector",
+            "update secrets/linkerd-proxy-injector-k8s-tls -n linkerd",
+            true,
+        ),
+        (
+            "linkerd-proxy-injector",
+            "patch mutatingwebhookconfigurations/linkerd-proxy-injector-webhook-config",
+            true,
+        ),
+        (
+            "linkerd-proxy-injector",
+            "patch validatingwebhookconfigurations/linkerd-policy-validator-webhook-config",
+            true,
+        ),
+        (
+            "linkerd-proxy-injector",
+            "patch mutatingwebhookconfigurations/someone-elses",
+            false,
+        ),
+        (
+            "linkerd-proxy-injector",
+            "get secrets/linkerd-identity-issuer -n linkerd",
+            false,
+        ),
+        ("linkerd-proxy-injector", "create secrets -n default", false),
+        ("linkerd-proxy-injector", "list pods", false),
+    ];
+    for (service_account, request, want) in cases {
+        let got = can_i(service_account, request)?;
+        ensure!(
+            got == *want,
+            "{service_account} can-i {request}: {got}, want {want}"
+        );
+    }
     Ok(())
 }
