@@ -65,42 +65,36 @@ fn every_template_file_is_embedded() {
     }
 }
 
+/// Every value, or a block holding it, has a `# --` comment right above it.
 #[test]
 fn every_value_is_documented() {
     for (name, text) in [
         ("values.yaml", VALUES_YAML),
         ("values-ha.yaml", VALUES_HA_YAML),
     ] {
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
+        let mut documented = false;
+        // (indentation, documented) of the enclosing keys.
+        let mut blocks: Vec<(usize, bool)> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim_start();
-            if trimmed.starts_with('#') || trimmed.is_empty() || trimmed.ends_with(':') {
+            if trimmed.is_empty() {
+                continue;
+            }
+            if trimmed.starts_with('#') {
+                documented |= trimmed.starts_with("# --");
                 continue;
             }
             let indent = line.len() - trimmed.len();
-            // A leaf, or a block whose keys follow: some comment above it at its own
-            // indentation starts with `# --`.
-            if lines[..i]
-                .iter()
-                .rev()
-                .take_while(|l| {
-                    let t = l.trim_start();
-                    t.starts_with('#') || (l.len() - t.len() > indent && !t.is_empty())
-                })
-                .any(|l| l.trim_start().starts_with("# --"))
-            {
-                continue;
+            while blocks.last().is_some_and(|(i, _)| *i >= indent) {
+                blocks.pop();
             }
-            // Lines inside a documented block (e.g. a resources map) are covered by it.
-            let parent_documented = lines[..i].iter().rev().any(|l| {
-                let t = l.trim_start();
-                l.len() - t.len() < indent && !t.starts_with('#') && !t.is_empty()
-            });
-            assert!(
-                parent_documented && indent > 0,
-                "{name}:{}: {line:?} has no `# --` comment",
-                i + 1
-            );
+            let covered = documented || blocks.iter().any(|(_, d)| *d);
+            if trimmed.ends_with(':') {
+                blocks.push((indent, documented));
+            } else {
+                assert!(covered, "{name}:{}: {line:?} has no `# --` comment", i + 1);
+            }
+            documented = false;
         }
     }
 }
