@@ -1,7 +1,7 @@
 //! The `oxlink` command line: what a Linkerd user types, with oxlink behind it.
 //!
 //! This crate owns the `oxlink` binary: `install` (CRDs and the control plane, rendered from the
-//! same source as the Helm charts), `check` (pre-flight, control plane and proxy health),
+//! same source as the Helm charts), `upgrade`, `uninstall`, `check` (pre-flight, control plane and proxy health),
 //! `inject` / `uninject` (the same pure inject function the webhook uses), `identity` and
 //! `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
 //! scripts and habits keep working.
