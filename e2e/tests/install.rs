@@ -274,6 +274,7 @@ fn lifecycle_on_the_cluster() -> Result<()> {
     kubectl(&["apply", "-f", "-"], Some(namespace[0]))?;
     let result = dry_run(&manifest)
         .and_then(|()| dry_run(&install(&["--ha"])?))
+        .and_then(|()| external_issuer(&dir))
         .and_then(|()| installed_lifecycle(&manifest, &install));
     // Whatever happened, leave no control plane (and so no webhooks) behind; the CRDs stay.
     let uninstall = oxlink(&["uninstall"]).unwrap_or_default();
@@ -516,4 +517,62 @@ fn least_privilege() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--identity-external-issuer` reads the trust anchors from the `ca.crt` of an issuer Secret
+/// that something else (cert-manager) manages, and renders no Secret of its own.
+fn external_issuer(dir: &Path) -> Result<()> {
+    let error = format!(
+        "{:#}",
+        oxlink(&["install", "--identity-external-issuer"]).unwrap_err()
+    );
+    ensure!(
+        error.contains("Secret linkerd/linkerd-identity-issuer does not exist yet"),
+        "{error}"
+    );
+    let file = |key: &str, name: &str| format!("--from-file={key}={}", dir.join(name).display());
+    kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "linkerd-identity-issuer",
+            "-n",
+            "linkerd",
+            "--type=kubernetes.io/tls",
+            &file("tls.crt", "issuer.crt"),
+            &file("tls.key", "issuer.key"),
+            &file("ca.crt", "ca.crt"),
+        ],
+        None,
+    )?;
+    let result = (|| {
+        let manifest = oxlink(&["install", "--identity-external-issuer"])?;
+        let rendered = objects(&manifest)?;
+        ensure!(
+            !rendered.keys().any(|k| k.1 == "Secret"),
+            "no issuer Secret is rendered"
+        );
+        let roots = rendered
+            .iter()
+            .find(|(k, _)| k.3 == "linkerd-identity-trust-roots")
+            .map(|(_, v)| v["data"]["ca-bundle.crt"].clone())
+            .context("the trust roots are rendered")?;
+        ensure!(
+            roots == fixtures::ANCHOR_CRT,
+            "the anchors come from ca.crt: {roots}"
+        );
+        dry_run(&manifest)
+    })();
+    kubectl(
+        &[
+            "delete",
+            "secret",
+            "-n",
+            "linkerd",
+            "linkerd-identity-issuer",
+        ],
+        None,
+    )?;
+    result
 }
