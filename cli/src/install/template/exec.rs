@@ -539,9 +539,9 @@ pub(super) fn sorted(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
     entries
 }
 
-/// Go's `%v` of a number: integers as such; floats in `%g`'s shortest form, where an exponent
-/// of at least max(digits, 6)... switches to `1e+06` notation, as Helm prints numbers read
-/// from YAML values.
+/// Go's `%v` of a number, as Helm prints numbers read from YAML values (floats): integers as
+/// such; floats in `%g`'s shortest form, which switches to exponent notation (`1e+06`) when the
+/// exponent is below -4 or at least max(6, significant digits).
 pub(super) fn go_number(n: &serde_json::Number) -> String {
     if !n.is_f64() {
         return n.to_string();
