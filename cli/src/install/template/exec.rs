@@ -540,8 +540,8 @@ pub(super) fn sorted(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
 }
 
 /// Go's `%v` of a number, as Helm prints numbers read from YAML values (floats): integers as
-/// such; floats in `%g`'s shortest form, which switches to exponent notation (`1e+06`) when the
-/// exponent is below -4 or at least max(6, significant digits).
+/// such; floats in `%g`'s shortest form, which switches to exponent notation (`1e+06`,
+/// `1.234567e+06`) when the decimal exponent is below -4 or at least 6.
 pub(super) fn go_number(n: &serde_json::Number) -> String {
     if !n.is_f64() {
         return n.to_string();
