@@ -307,6 +307,25 @@ fn lifecycle_on_the_cluster() -> Result<()> {
 
 fn installed_lifecycle(manifest: &str, install: &dyn Fn(&[&str]) -> Result<String>) -> Result<()> {
     kubectl(&["apply", "-f", "-"], Some(manifest))?;
+    // The pods are admitted (the namespace enforces the `restricted` Pod Security Standard),
+    // scheduled and ready.
+    for deployment in [
+        "linkerd-identity",
+        "linkerd-destination",
+        "linkerd-proxy-injector",
+    ] {
+        kubectl(
+            &[
+                "rollout",
+                "status",
+                "-n",
+                "linkerd",
+                "--timeout=60s",
+                &format!("deployment/{deployment}"),
+            ],
+            None,
+        )?;
+    }
     let error = format!("{:#}", install(&[]).unwrap_err());
     ensure!(
         error.contains("ConfigMap linkerd-config already exists"),
