@@ -1,7 +1,7 @@
 //! The `oxlink` command line: what a Linkerd user types, with oxlink behind it.
 //!
 //! This crate owns the `oxlink` binary: `install` (CRDs and the control plane, rendered from the
-//! same source as the Helm charts), `check` (pre-flight, control plane and proxy health),
+//! same source as the Helm charts), `upgrade`, `uninstall`, `check` (pre-flight, control plane and proxy health),
 //! `inject` / `uninject` (the same pure inject function the webhook uses), `identity` and
 //! `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
 //! scripts and habits keep working.
@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 mod check;
 mod identity;
 mod inject;
+mod install;
 mod uninject;
+mod uninstall;
+mod upgrade;
 
 /// Whether `error` was already reported on the output (a failed `check`), so that only the
 /// exit code is left to give.
@@ -33,11 +36,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Output Kubernetes configs to install oxlink (pipe them to `kubectl apply -f -`).
-    Install {
-        /// Output the custom resource definitions only.
-        #[arg(long)]
-        crds: bool,
-    },
+    Install(Box<install::InstallArgs>),
+    /// Output Kubernetes configs to upgrade the installed control plane, keeping its identity.
+    Upgrade(Box<upgrade::UpgradeArgs>),
+    /// Output every object of the control plane (pipe them to `kubectl delete -f -`).
+    Uninstall(uninstall::UninstallArgs),
     /// Check the cluster before installing, the CRDs, or the control plane's health.
     Check(check::CheckArgs),
     /// Generate the mesh's trust anchor and issuer, or inspect certificate chains.
@@ -64,13 +67,9 @@ impl Cli {
     /// Runs the parsed command, writing its output to `out`.
     pub fn run(self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
         match self.command {
-            Command::Install { crds: true } => {
-                out.write_all(oxlink_crds::install::manifest().as_bytes())?;
-            }
-            Command::Install { crds: false } => anyhow::bail!(
-                "installing the control plane is not supported yet; \
-                 `oxlink install --crds | kubectl apply -f -` installs the CRDs"
-            ),
+            Command::Install(args) => args.run(out)?,
+            Command::Upgrade(args) => args.run(out)?,
+            Command::Uninstall(args) => args.run(out)?,
             Command::Check(args) => check::run(args, out, &mut std::io::stderr().lock())?,
             Command::Identity { command } => identity::run(command, out)?,
             Command::Inject(args) => {

@@ -43,9 +43,8 @@ fn install_crds_prints_the_generated_manifest() {
 }
 
 #[test]
-fn install_without_crds_fails_clearly() {
-    let cli = Cli::try_parse_from(["oxlink", "install"]).expect("arguments parse");
-    let err = cli.run(&mut Vec::new()).unwrap_err().to_string();
-    assert!(err.contains("not supported yet"), "{err}");
-    assert!(err.contains("oxlink install --crds"), "{err}");
+fn install_renders_the_control_plane_not_the_crds() {
+    let out = run(&["install", "--ignore-cluster"]);
+    assert!(out.contains("\nkind: Deployment\n"), "{out}");
+    assert!(!out.contains("kind: CustomResourceDefinition"), "{out}");
 }

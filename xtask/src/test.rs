@@ -68,11 +68,35 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         )
     })?;
     step("helm lint", &mut || {
-        run::status(
-            Command::new(tools::ensure(tools::Tool::Helm)?)
-                .arg("lint")
-                .arg(paths::workspace().join("charts/oxlink-crds")),
-        )
+        let (ws, cp) = (paths::workspace(), "charts/oxlink-control-plane");
+        let identity = |key: &str, file: &str| {
+            format!("{key}={}", ws.join("tls/testdata").join(file).display())
+        };
+        let control_plane = [
+            "lint".into(),
+            ws.join(cp).display().to_string(),
+            "--set-file".into(),
+            identity("identityTrustAnchorsPEM", "anchor.crt.pem"),
+            "--set-file".into(),
+            identity("identity.issuer.tls.crtPEM", "issuer.crt.pem"),
+            "--set-file".into(),
+            identity("identity.issuer.tls.keyPEM", "issuer.key.pem"),
+        ];
+        let ha = [
+            "-f".into(),
+            ws.join(cp).join("values-ha.yaml").display().to_string(),
+        ];
+        for args in [
+            vec![
+                "lint".into(),
+                ws.join("charts/oxlink-crds").display().to_string(),
+            ],
+            control_plane.to_vec(),
+            [&control_plane[..], &ha[..]].concat(),
+        ] {
+            run::status(Command::new(tools::ensure(tools::Tool::Helm)?).args(args))?;
+        }
+        Ok(())
     })?;
     if !args.no_e2e {
         step("tools", &mut || {
