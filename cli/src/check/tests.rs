@@ -1,35 +1,75 @@
-use super::report::{Category, Outcome, Output, Verdict, render, success};
+use super::{
+    cidr::{Networks, parse_cidr},
+    control_plane::{control_plane_pods_ready, missing, replica_set_failures, unschedulable_pods},
+    identity::{
+        IdentityMaterial, expiring_soon, identity_checks, identity_material, validity,
+        webhook_cert, webhook_cert_lasting,
+    },
+    proxies::{
+        CLI_VERSION, configured_proxy_version, control_plane_proxy, control_plane_version,
+        proxies_match_cli, proxies_ready, proxies_trust_roots, proxies_up_to_date, proxy_version,
+        versions_match,
+    },
+    report::{Category, Outcome, Output, Verdict, render, success},
+};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::{Deployment, ReplicaSet},
+        core::v1::{Node, Pod, Secret, Service, ServiceAccount},
+    },
+};
+use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
+use oxlink_proxy_injector::{Values, cert::SelfManagedCert};
+use oxlink_tls::{ChainSummary, generate};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn sample(fail: bool) -> Vec<Category> {
     vec![
-        Category {
-            name: "kubernetes-api",
-            checks: vec![
-                Outcome::new("can initialize the client", Ok(()), ""),
-                Outcome::new("can query the Kubernetes API", Ok(()), ""),
+        Category::new(
+            "kubernetes-api",
+            vec![
+                Outcome::new("can initialize the client", "k8s-api", Ok(())),
+                Outcome::new("can query the Kubernetes API", "k8s-api", Ok(())),
             ],
-        },
-        Category {
-            name: "linkerd-identity",
-            checks: vec![
-                Outcome::new("certificate config is valid", Ok(()), ""),
+        ),
+        Category::new(
+            "linkerd-identity",
+            vec![
+                Outcome::new(
+                    "certificate config is valid",
+                    "l5d-identity-cert-config-valid",
+                    Ok(()),
+                ),
                 Outcome::new(
                     "issuer cert is valid for at least 60 days",
-                    Err("issuer certificate CN=x will expire on 2027-01-01T00:00:00Z".into()),
-                    "rotate the issuer certificate before it expires",
+                    "l5d-identity-issuer-cert-not-expiring-soon",
+                    Err("issuer certificate will expire on 2027-01-01T00:00:00Z".into()),
                 )
                 .warn_only(),
                 Outcome::new(
                     "issuer cert is issued by the trust anchor",
+                    "l5d-identity-issuer-cert-issued-by-trust-anchor",
                     if fail {
                         Err("untrusted".into())
                     } else {
                         Ok(())
                     },
-                    "the issuer must chain to one of the trust anchors",
                 ),
+                Outcome::skipped("not shown", "nowhere", "does not apply"),
             ],
-        },
+        ),
+        Category::new(
+            "linkerd-version",
+            vec![Outcome::skipped(
+                "cli is up-to-date",
+                "l5d-version-cli",
+                "offline",
+            )],
+        ),
     ]
 }
 
@@ -38,6 +78,8 @@ fn rendered(categories: &[Category], output: Output) -> String {
     render(categories, output, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
+
+// === report ===
 
 #[test]
 fn table_is_linkerds_layout() {
@@ -52,8 +94,8 @@ fn table_is_linkerds_layout() {
          ----------------\n\
          √ certificate config is valid\n\
          ‼ issuer cert is valid for at least 60 days\n\
-         \x20   issuer certificate CN=x will expire on 2027-01-01T00:00:00Z\n\
-         \x20   hint: rotate the issuer certificate before it expires\n\
+         \x20   issuer certificate will expire on 2027-01-01T00:00:00Z\n\
+         \x20   see https://linkerd.io/2/checks/#l5d-identity-issuer-cert-not-expiring-soon for hints\n\
          √ issuer cert is issued by the trust anchor\n\
          \n\
          Status check results are √\n"
@@ -66,7 +108,10 @@ fn warnings_pass_errors_fail() {
     assert!(!success(&sample(true)));
     let table = rendered(&sample(true), Output::Table);
     assert!(
-        table.contains("× issuer cert is issued by the trust anchor\n    untrusted\n"),
+        table.contains(
+            "× issuer cert is issued by the trust anchor\n    untrusted\n    \
+             see https://linkerd.io/2/checks/#l5d-identity-issuer-cert-issued-by-trust-anchor for hints\n"
+        ),
         "{table}"
     );
     assert!(table.ends_with("Status check results are ×\n"), "{table}");
@@ -77,41 +122,582 @@ fn short_shows_only_problems() {
     let short = rendered(&sample(true), Output::Short);
     assert!(!short.contains("kubernetes-api"), "{short}");
     assert!(!short.contains("√ certificate config is valid"), "{short}");
-    assert!(
-        short.contains("‼ issuer cert is valid for at least 60 days"),
-        "{short}"
-    );
-    assert!(
-        short.contains("× issuer cert is issued by the trust anchor"),
-        "{short}"
-    );
+    assert!(short.contains("‼ issuer cert is valid for at least 60 days"));
+    assert!(short.contains("× issuer cert is issued by the trust anchor"));
 }
 
 #[test]
-fn json_carries_results_errors_and_hints() {
-    let doc: serde_json::Value =
-        serde_json::from_str(&rendered(&sample(true), Output::Json)).unwrap();
+fn json_is_linkerds_shape() {
+    let doc: Value = serde_json::from_str(&rendered(&sample(true), Output::Json)).unwrap();
     assert_eq!(doc["success"], false);
-    assert_eq!(doc["categories"][0]["categoryName"], "kubernetes-api");
-    let check = &doc["categories"][1]["checks"][2];
+    assert_eq!(doc["warning"], true);
+    let categories = doc["categories"].as_array().unwrap();
+    assert_eq!(categories.len(), 2, "an all-skipped category is left out");
+    assert_eq!(categories[0]["categoryName"], "kubernetes-api");
     assert_eq!(
-        check["description"],
-        "issuer cert is issued by the trust anchor"
+        categories[0]["checks"][0],
+        json!({"description": "can initialize the client", "result": "success"})
     );
-    assert_eq!(check["result"], "error");
-    assert_eq!(check["error"], "untrusted");
+    let checks = categories[1]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "skipped checks are left out");
     assert_eq!(
-        check["hint"],
-        "the issuer must chain to one of the trust anchors"
+        checks[2],
+        json!({
+            "description": "issuer cert is issued by the trust anchor",
+            "result": "error",
+            "error": "untrusted",
+            "hint": "https://linkerd.io/2/checks/#l5d-identity-issuer-cert-issued-by-trust-anchor",
+        })
     );
-    assert_eq!(doc["categories"][1]["checks"][1]["result"], "warning");
-    assert!(doc["categories"][0]["checks"][0].get("error").is_none());
+    assert_eq!(checks[1]["result"], "warning");
 }
 
 #[test]
-fn a_warning_stays_a_warning() {
-    let o = Outcome::new("x", Err("e".into()), "h").warn_only();
+fn a_fatal_failure_ends_the_category_and_a_warning_stays_a_warning() {
+    let mut category = Category::new(
+        "c",
+        vec![
+            Outcome::new("a", "x", Ok(())).fatal(),
+            Outcome::new("b", "x", Err("e".into())).warn_only().fatal(),
+            Outcome::new("c", "x", Err("e".into())).fatal(),
+            Outcome::new("d", "x", Ok(())),
+        ],
+    );
+    assert!(category.stop_at_fatal());
+    assert_eq!(
+        category
+            .checks
+            .iter()
+            .map(|o| o.description)
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert!(!Category::new("c", vec![Outcome::new("a", "x", Ok(())).fatal()]).stop_at_fatal());
+    let o = Outcome::new("x", "h", Err("e".into())).warn_only();
     assert_eq!(o.result, Verdict::Warning("e".into()));
-    let o = Outcome::new("x", Ok(()), "h").warn_only();
-    assert_eq!(o.result, Verdict::Success);
+    assert_eq!(
+        Outcome::new("x", "a", Ok(())).warn_only().result,
+        Verdict::Success
+    );
+}
+
+// === identity ===
+
+fn summary(not_before: SystemTime, not_after: SystemTime) -> ChainSummary {
+    ChainSummary {
+        subject: "CN=root.linkerd.cluster.local".into(),
+        issuer: "CN=root.linkerd.cluster.local".into(),
+        dns_names: vec![],
+        not_before,
+        not_after,
+        is_ca: true,
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn validity_and_expiry_read_as_linkerds() {
+    // 2026-11-26T00:00:00Z
+    let now = at(1_795_651_200);
+    let cert = summary(now - DAY, now + 30 * DAY);
+    assert_eq!(validity(&cert, now), Ok(()));
+    assert_eq!(
+        expiring_soon(&cert, now),
+        Err("will expire on 2026-12-26T00:00:00Z".into())
+    );
+    assert_eq!(expiring_soon(&summary(now, now + 61 * DAY), now), Ok(()));
+    assert_eq!(
+        validity(&cert, now + 31 * DAY),
+        Err("not valid anymore. Expired on 2026-12-26T00:00:00Z".into())
+    );
+    assert_eq!(
+        validity(&cert, now - 2 * DAY),
+        Err("not valid before: 2026-11-25T00:00:00Z".into())
+    );
+}
+
+fn material(anchor_days: u32, issuer_days: u32, now: SystemTime) -> IdentityMaterial {
+    IdentityMaterial {
+        anchors: vec![summary(now - DAY, now + anchor_days * DAY)],
+        issuer: ChainSummary {
+            subject: "CN=identity.linkerd.cluster.local".into(),
+            ..summary(now - DAY, now + issuer_days * DAY)
+        },
+        issued_by_anchor: Ok(()),
+    }
+}
+
+fn result_of<'a>(checks: &'a [Outcome], description: &str) -> &'a Verdict {
+    &checks
+        .iter()
+        .find(|o| o.description == description)
+        .unwrap_or_else(|| panic!("no check {description} in {checks:#?}"))
+        .result
+}
+
+#[test]
+fn an_issuer_expiring_within_60_days_is_a_warning() {
+    let now = at(1_795_651_200);
+    let checks = identity_checks(Ok(material(365, 59, now)), now);
+    assert_eq!(
+        result_of(&checks, "issuer cert is valid for at least 60 days"),
+        &Verdict::Warning("issuer certificate will expire on 2027-01-24T00:00:00Z".into())
+    );
+    assert_eq!(
+        result_of(&checks, "issuer cert is within its validity period"),
+        &Verdict::Success
+    );
+    assert_eq!(
+        result_of(&checks, "trust anchors are valid for at least 60 days"),
+        &Verdict::Success
+    );
+    let checks = identity_checks(Ok(material(365, 365, now)), now);
+    assert!(
+        checks.iter().all(|o| o.result == Verdict::Success),
+        "{checks:#?}"
+    );
+}
+
+#[test]
+fn an_anchor_expiring_within_60_days_is_a_warning_and_an_expired_one_an_error() {
+    let now = at(1_795_651_200);
+    let checks = identity_checks(Ok(material(10, 5, now)), now);
+    assert_eq!(
+        result_of(&checks, "trust anchors are valid for at least 60 days"),
+        &Verdict::Warning(
+            "Anchors expiring soon:\n\t* CN=root.linkerd.cluster.local will expire on 2026-12-06T00:00:00Z"
+                .into()
+        )
+    );
+    let later = now + 11 * DAY;
+    let checks = identity_checks(Ok(material(10, 5, now)), later);
+    assert_eq!(
+        result_of(&checks, "trust anchors are within their validity period"),
+        &Verdict::Error(
+            "Invalid anchors:\n\t* CN=root.linkerd.cluster.local not valid anymore. Expired on 2026-12-06T00:00:00Z"
+                .into()
+        )
+    );
+    assert_eq!(
+        result_of(&checks, "issuer cert is within its validity period"),
+        &Verdict::Error(
+            "issuer certificate is not valid anymore. Expired on 2026-12-01T00:00:00Z".into()
+        )
+    );
+}
+
+#[test]
+fn unreadable_identity_config_is_one_fatal_failure() {
+    let checks = identity_checks(
+        Err("secrets \"linkerd-identity-issuer\" not found".into()),
+        at(0),
+    );
+    assert_eq!(checks.len(), 1);
+    assert!(checks[0].fatal);
+    assert_eq!(
+        checks[0].result,
+        Verdict::Error("secrets \"linkerd-identity-issuer\" not found".into())
+    );
+}
+
+fn issuer_secret(crt: &str, key: &str, keys: (&str, &str)) -> Secret {
+    Secret {
+        data: Some(
+            [
+                (keys.0.to_string(), ByteString(crt.as_bytes().to_vec())),
+                (keys.1.to_string(), ByteString(key.as_bytes().to_vec())),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_issuer_must_chain_to_the_trust_roots_in_either_secret_scheme() {
+    let now = SystemTime::now();
+    let anchor = generate::trust_anchor("root.linkerd.cluster.local", 365 * DAY, now).unwrap();
+    let issuer =
+        generate::issuer(&anchor, "identity.linkerd.cluster.local", 30 * DAY, now).unwrap();
+    for keys in [
+        (cp::ISSUER_CRT_KEY, cp::ISSUER_KEY_KEY),
+        (cp::TLS_CRT_KEY, cp::TLS_KEY_KEY),
+    ] {
+        let secret = issuer_secret(&issuer.crt_pem, &issuer.key_pem, keys);
+        let m = identity_material(&anchor.crt_pem, &secret).unwrap();
+        assert_eq!(m.issued_by_anchor, Ok(()));
+        assert_eq!(m.anchors.len(), 1);
+        assert!(m.issuer.subject.contains("identity.linkerd.cluster.local"));
+    }
+    let other = generate::trust_anchor("other", 365 * DAY, now).unwrap();
+    let secret = issuer_secret(
+        &issuer.crt_pem,
+        &issuer.key_pem,
+        (cp::ISSUER_CRT_KEY, cp::ISSUER_KEY_KEY),
+    );
+    let m = identity_material(&other.crt_pem, &secret).unwrap();
+    assert!(m.issued_by_anchor.is_err());
+
+    let broken = issuer_secret("nope", &issuer.key_pem, ("other", "keys"));
+    let e = identity_material(&anchor.crt_pem, &broken).err().unwrap();
+    assert_eq!(
+        e,
+        "key tls.crt needs to exist in secret linkerd-identity-issuer"
+    );
+    assert!(identity_material("not pem", &secret).is_err());
+}
+
+// === webhooks ===
+
+#[test]
+fn the_injector_cert_must_match_the_webhook_ca_bundle_and_name() {
+    let now = SystemTime::now();
+    let minting = SelfManagedCert::for_service(
+        "linkerd",
+        cp::PROXY_INJECTOR_SERVICE,
+        cp::PROXY_INJECTOR_WEBHOOK_CONFIG,
+    );
+    let pem = minting.mint(now).unwrap();
+    let crt = pem.crt.as_bytes();
+    let name = "linkerd-proxy-injector.linkerd.svc";
+    assert_eq!(webhook_cert(crt, crt, name, now), Ok(()));
+    assert_eq!(webhook_cert_lasting(crt, now), Ok(()));
+
+    let e = webhook_cert(crt, crt, "linkerd-proxy-injector.other.svc", now).unwrap_err();
+    assert_eq!(
+        e,
+        "cert is not issued by the trust anchor: x509: certificate is valid for \
+         linkerd-proxy-injector.linkerd.svc, not linkerd-proxy-injector.other.svc"
+    );
+    let stale = minting.mint(now).unwrap();
+    let e = webhook_cert(stale.crt.as_bytes(), crt, name, now).unwrap_err();
+    assert!(
+        e.starts_with("cert is not issued by the trust anchor: "),
+        "{e}"
+    );
+
+    let later = now + 366 * DAY;
+    let e = webhook_cert(crt, crt, name, later).unwrap_err();
+    assert!(
+        e.starts_with("anchors not within their validity period:\n\t* "),
+        "{e}"
+    );
+    let e = webhook_cert_lasting(crt, now + 320 * DAY).unwrap_err();
+    assert!(e.starts_with("certificate will expire on "), "{e}");
+    assert!(webhook_cert(b"", crt, name, now).is_err());
+}
+
+// === control plane objects ===
+
+fn object<T: k8s_openapi::serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+fn mk_pod(name: &str, phase: &str, ready: bool) -> Pod {
+    object(json!({
+        "metadata": {"name": name, "namespace": "linkerd"},
+        "spec": {"containers": [{"name": "main", "image": "x"}]},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{
+                "name": "main", "ready": ready, "restartCount": 0, "image": "x", "imageID": "x",
+            }],
+        },
+    }))
+}
+
+fn mk_named<T: k8s_openapi::serde::de::DeserializeOwned>(name: &str) -> T {
+    object(json!({"metadata": {"name": name}}))
+}
+
+#[test]
+fn control_plane_pods_must_exist_run_and_be_ready() {
+    let deployments: Vec<Deployment> = [
+        "linkerd-destination",
+        "linkerd-identity",
+        "linkerd-proxy-injector",
+    ]
+    .into_iter()
+    .map(mk_named)
+    .collect();
+    let pods = vec![
+        mk_pod("linkerd-destination-6f9d-abcde", "Running", true),
+        mk_pod("linkerd-identity-5c7b-fghij", "Running", true),
+        mk_pod("linkerd-proxy-injector-7d8e-klmno", "Running", true),
+    ];
+    assert_eq!(control_plane_pods_ready(&deployments, &pods), Ok(()));
+    assert_eq!(
+        control_plane_pods_ready(&deployments[..2], &pods),
+        Err("No running pods for \"linkerd-proxy-injector\"".into())
+    );
+    let mut unready = pods.clone();
+    unready[1] = mk_pod("linkerd-identity-5c7b-fghij", "Running", false);
+    assert_eq!(
+        control_plane_pods_ready(&deployments, &unready),
+        Err("pod/linkerd-identity-5c7b-fghij container main is not ready".into())
+    );
+    unready[1] = mk_pod("linkerd-identity-5c7b-fghij", "Pending", false);
+    assert_eq!(
+        control_plane_pods_ready(&deployments, &unready),
+        Err("No running pods for \"linkerd-identity\"".into())
+    );
+    // A pod of another Deployment whose name merely starts the same does not count.
+    unready[1] = mk_pod("linkerd-identity-extra-5c7b-fghij", "Running", true);
+    assert!(control_plane_pods_ready(&deployments, &unready).is_err());
+}
+
+#[test]
+fn missing_objects_are_named_as_linkerd_does() {
+    let found: Vec<ServiceAccount> = vec![mk_named("linkerd-identity"), mk_named("unrelated")];
+    assert_eq!(
+        missing(
+            "ServiceAccounts",
+            &found,
+            [
+                "linkerd-proxy-injector",
+                "linkerd-identity",
+                "linkerd-destination"
+            ]
+        ),
+        Err("missing ServiceAccounts: linkerd-destination, linkerd-proxy-injector".into())
+    );
+    assert_eq!(
+        missing("ServiceAccounts", &found, ["linkerd-identity"]),
+        Ok(())
+    );
+}
+
+#[test]
+fn replica_failures_and_unschedulable_pods_are_reported() {
+    let rs: ReplicaSet = object(json!({
+        "metadata": {"name": "linkerd-identity-5c7b"},
+        "status": {"replicas": 0, "conditions": [{
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "pods \"x\" is forbidden",
+        }]},
+    }));
+    assert_eq!(
+        replica_set_failures(&[rs]),
+        Err("FailedCreate: pods \"x\" is forbidden".into())
+    );
+    assert_eq!(replica_set_failures(&[mk_named("fine")]), Ok(()));
+    let pod: Pod = object(json!({
+        "metadata": {"name": "p"},
+        "status": {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available",
+        }]},
+    }));
+    assert_eq!(
+        unschedulable_pods(&[pod]),
+        Err("p: 0/1 nodes are available".into())
+    );
+}
+
+// === cluster networks ===
+
+#[test]
+fn cluster_networks_cover_pods_services_and_node_cidrs() {
+    let networks = Networks::parse("10.0.0.0/8,fd00::/8").unwrap();
+    assert_eq!(
+        Networks::parse("10.0.0.0/8,nope").unwrap_err(),
+        "invalid CIDR address: nope"
+    );
+    assert!(parse_cidr("10.0.0.0/33").is_err());
+    let node = |cidr: &str| -> Node {
+        object(json!({"metadata": {"name": "n"}, "spec": {"podCIDR": cidr}}))
+    };
+    assert_eq!(
+        networks.uncovered_pod_cidrs(&[node("10.244.0.0/24")]),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        networks.uncovered_pod_cidrs(&[node("192.168.0.0/16"), node("10.0.0.0/7")]),
+        Some(Err(
+            "node has podCIDR(s) [10.0.0.0/7 192.168.0.0/16] which are not contained in the \
+             Linkerd clusterNetworks.\n\tTry installing linkerd via --set \
+             clusterNetworks=\"10.0.0.0/7\\,192.168.0.0/16\""
+                .into()
+        ))
+    );
+    assert_eq!(networks.uncovered_pod_cidrs(&[mk_named("n")]), None);
+
+    let pod = |ip: &str| -> Pod {
+        object(json!({"metadata": {"name": "p", "namespace": "ns"}, "status": {"podIP": ip}}))
+    };
+    assert_eq!(
+        networks.uncovered_pods(&[pod("10.1.2.3"), pod("fd00::5")]),
+        Ok(())
+    );
+    assert_eq!(
+        networks.uncovered_pods(&[pod("172.16.0.1")]),
+        Err("the Linkerd clusterNetworks [\"10.0.0.0/8,fd00::/8\"] do not include pod ns/p (172.16.0.1)".into())
+    );
+    let svc = |ip: &str| -> Service {
+        object(json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": {"clusterIP": ip}}))
+    };
+    assert_eq!(
+        networks.uncovered_services(&[svc("None"), svc("10.96.0.1")]),
+        Ok(())
+    );
+    assert!(networks.uncovered_services(&[svc("192.168.1.1")]).is_err());
+}
+
+// === proxies and versions ===
+
+fn mk_proxied(name: &str, anchors: &str, version: Option<&str>, ready: bool) -> Pod {
+    let mut annotations = serde_json::Map::new();
+    if let Some(v) = version {
+        annotations.insert(annotations::PROXY_VERSION.into(), json!(v));
+    }
+    object(json!({
+        "metadata": {
+            "name": name,
+            "namespace": "app",
+            "labels": {labels::CONTROL_PLANE_NS: "linkerd"},
+            "annotations": annotations,
+        },
+        "spec": {
+            "initContainers": [{
+                "name": proxy::PROXY_CONTAINER,
+                "image": "cr.l5d.io/linkerd/proxy:edge-1.0",
+                "restartPolicy": "Always",
+                "env": [{"name": env::IDENTITY_TRUST_ANCHORS, "value": anchors}],
+            }],
+            "containers": [{"name": "app", "image": "app"}],
+        },
+        "status": {
+            "phase": "Running",
+            "initContainerStatuses": [{
+                "name": proxy::PROXY_CONTAINER, "ready": ready, "restartCount": 0,
+                "image": "x", "imageID": "x",
+            }],
+        },
+    }))
+}
+
+#[test]
+fn data_plane_proxies_must_be_running_and_ready() {
+    assert_eq!(
+        proxies_ready(&[], Some("app")),
+        Err("no \"linkerd-proxy\" containers found in the \"app\" namespace".into())
+    );
+    assert_eq!(
+        proxies_ready(&[], None),
+        Err("no \"linkerd-proxy\" containers found".into())
+    );
+    let ok = mk_proxied("web-1", "A", None, true);
+    assert_eq!(proxies_ready(std::slice::from_ref(&ok), None), Ok(()));
+    assert_eq!(
+        proxies_ready(&[ok.clone(), mk_proxied("web-2", "A", None, false)], None),
+        Err("container \"linkerd-proxy\" in pod \"web-2\" is not ready".into())
+    );
+    let mut pending = ok.clone();
+    pending.status.as_mut().unwrap().phase = Some("Pending".into());
+    assert_eq!(
+        proxies_ready(&[pending], None),
+        Err("pod \"web-1\" status is Pending".into())
+    );
+}
+
+#[test]
+fn proxy_versions_come_from_the_annotation_or_the_image() {
+    assert_eq!(
+        proxy_version(&mk_proxied("p", "A", Some("edge-2.0"), true)).as_deref(),
+        Some("edge-2.0")
+    );
+    let pod = mk_proxied("p", "A", None, true);
+    assert_eq!(proxy_version(&pod).as_deref(), Some("edge-1.0"));
+    assert_eq!(
+        proxies_up_to_date(std::slice::from_ref(&pod), "edge-1.0"),
+        Ok(())
+    );
+    assert_eq!(
+        proxies_up_to_date(&[pod], "edge-2.0"),
+        Err("some proxies are not running the current version:\n\t* p (edge-1.0)".into())
+    );
+    let current = mk_proxied("p", "A", Some(CLI_VERSION), true);
+    assert_eq!(proxies_match_cli(&[current]), Ok(()));
+    assert_eq!(
+        proxies_match_cli(&[mk_proxied("p", "A", Some("edge-0.1"), true)]),
+        Err(format!("p running edge-0.1 but cli running {CLI_VERSION}"))
+    );
+    let mut values = Values::default();
+    values.linkerd_version = "edge-3".into();
+    assert_eq!(configured_proxy_version(&values), "edge-3");
+    values.proxy.image.version = "edge-4".into();
+    assert_eq!(configured_proxy_version(&values), "edge-4");
+}
+
+#[test]
+fn proxies_must_carry_the_current_trust_roots() {
+    let roots = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n";
+    let good = mk_proxied("good", roots.trim(), None, true);
+    let stale = mk_proxied("stale", "old", None, true);
+    assert_eq!(
+        proxies_trust_roots(&[good.clone()], roots, "linkerd", false),
+        Ok(())
+    );
+    assert_eq!(
+        proxies_trust_roots(&[good.clone(), stale.clone()], roots, "linkerd", false),
+        Err(
+            "Some pods do not have the current trust bundle and must be restarted:\n\t* stale"
+                .into()
+        )
+    );
+    assert_eq!(
+        proxies_trust_roots(&[stale.clone()], roots, "linkerd", true),
+        Err(
+            "Some pods do not have the current trust bundle and must be restarted:\n\t* app/stale"
+                .into()
+        )
+    );
+    // Control-plane pods read the ConfigMap themselves.
+    assert_eq!(proxies_trust_roots(&[stale], roots, "app", true), Ok(()));
+}
+
+#[test]
+fn the_control_plane_proxy_checks_are_skipped_without_proxies() {
+    let values = Ok(Values::default());
+    let category = control_plane_proxy(&[mk_pod("linkerd-identity-1-2", "Running", true)], &values);
+    assert_eq!(category.name, "linkerd-control-plane-proxy");
+    assert_eq!(category.checks.len(), 3);
+    assert!(
+        category.checks.iter().all(|o| o.result
+            == Verdict::Skipped("the oxlink control plane runs without proxies".into()))
+    );
+    // A control plane behind sidecars gets them checked.
+    let category = control_plane_proxy(
+        &[mk_proxied("linkerd-identity-1-2", "A", None, false)],
+        &values,
+    );
+    assert_eq!(
+        category.checks[0].result,
+        Verdict::Error(
+            "container \"linkerd-proxy\" in pod \"linkerd-identity-1-2\" is not ready".into()
+        )
+    );
+}
+
+#[test]
+fn control_plane_and_cli_versions_are_compared_without_going_online() {
+    assert_eq!(versions_match(CLI_VERSION), Ok(()));
+    assert_eq!(
+        versions_match("edge-1.0"),
+        Err(format!(
+            "control plane running edge-1.0 but cli running {CLI_VERSION}"
+        ))
+    );
+    let mut values = Values::default();
+    values.linkerd_version = "edge-1.0".into();
+    let category = control_plane_version(&Ok(values));
+    assert!(matches!(category.checks[1].result, Verdict::Skipped(_)));
+    assert!(matches!(&category.checks[2].result, Verdict::Warning(e) if e.contains("edge-1.0")));
+    let category = control_plane_version(&Err("configmaps \"linkerd-config\" not found".into()));
+    assert_eq!(category.checks.len(), 2);
+    assert!(category.checks[0].fatal);
 }
