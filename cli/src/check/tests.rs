@@ -626,8 +626,10 @@ fn proxy_versions_come_from_the_annotation_or_the_image() {
         proxies_match_cli(&[mk_proxied("p", "A", Some("edge-0.1"), true)]),
         Err(format!("p running edge-0.1 but cli running {CLI_VERSION}"))
     );
-    let mut values = Values::default();
-    values.linkerd_version = "edge-3".into();
+    let mut values = Values {
+        linkerd_version: "edge-3".into(),
+        ..Values::default()
+    };
     assert_eq!(configured_proxy_version(&values), "edge-3");
     values.proxy.image.version = "edge-4".into();
     assert_eq!(configured_proxy_version(&values), "edge-4");
@@ -639,7 +641,7 @@ fn proxies_must_carry_the_current_trust_roots() {
     let good = mk_proxied("good", roots.trim(), None, true);
     let stale = mk_proxied("stale", "old", None, true);
     assert_eq!(
-        proxies_trust_roots(&[good.clone()], roots, "linkerd", false),
+        proxies_trust_roots(std::slice::from_ref(&good), roots, "linkerd", false),
         Ok(())
     );
     assert_eq!(
@@ -650,7 +652,7 @@ fn proxies_must_carry_the_current_trust_roots() {
         )
     );
     assert_eq!(
-        proxies_trust_roots(&[stale.clone()], roots, "linkerd", true),
+        proxies_trust_roots(std::slice::from_ref(&stale), roots, "linkerd", true),
         Err(
             "Some pods do not have the current trust bundle and must be restarted:\n\t* app/stale"
                 .into()
@@ -692,8 +694,10 @@ fn control_plane_and_cli_versions_are_compared_without_going_online() {
             "control plane running edge-1.0 but cli running {CLI_VERSION}"
         ))
     );
-    let mut values = Values::default();
-    values.linkerd_version = "edge-1.0".into();
+    let values = Values {
+        linkerd_version: "edge-1.0".into(),
+        ..Values::default()
+    };
     let category = control_plane_version(&Ok(values));
     assert!(matches!(category.checks[1].result, Verdict::Skipped(_)));
     assert!(matches!(&category.checks[2].result, Verdict::Warning(e) if e.contains("edge-1.0")));
