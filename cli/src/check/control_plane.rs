@@ -13,7 +13,7 @@ use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
         apps::v1::{Deployment, ReplicaSet},
-        core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount},
+        core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount},
         rbac::v1::{ClusterRole, ClusterRoleBinding},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -373,4 +373,110 @@ pub(crate) async fn config(client: &Client, ns: &str) -> Category {
         .fatal(),
     ];
     Category::new("linkerd-config", checks)
+}
+
+// === linkerd-ha-checks ===
+
+const NOT_HA: &str = "not run for non HA installs";
+
+/// Linkerd's HA checks, which apply when the injector's webhook fails closed (`Fail`), as the
+/// HA values make it.
+pub(crate) async fn ha(client: &Client, ns: &str) -> Category {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let policy = api
+        .get(cp::PROXY_INJECTOR_WEBHOOK_CONFIG)
+        .await
+        .map_err(|e| message(&e))
+        .map(|c| {
+            c.webhooks
+                .into_iter()
+                .flatten()
+                .next()
+                .and_then(|w| w.failure_policy)
+        });
+    let policy = match policy {
+        Ok(policy) => policy,
+        Err(e) => {
+            return Category::new(
+                "linkerd-ha-checks",
+                vec![Outcome::new(INJECTION_DISABLED.0, INJECTION_DISABLED.1, Err(e)).warn_only()],
+            );
+        }
+    };
+    let ha = policy.as_deref() == Some("Fail");
+    let (kube_system, deployments) = if ha {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        (
+            namespaces.get("kube-system").await.map_err(|e| message(&e)),
+            list::<Deployment>(client, Some(ns), None).await,
+        )
+    } else {
+        (Ok(Namespace::default()), Ok(vec![]))
+    };
+    Category::new("linkerd-ha-checks", ha_checks(ha, kube_system, deployments))
+}
+
+const INJECTION_DISABLED: (&str, &str) = (
+    "pod injection disabled on kube-system",
+    "l5d-injection-disabled",
+);
+const REPLICAS: (&str, &str) = (
+    "multiple replicas of control plane pods",
+    "l5d-control-plane-replicas",
+);
+
+/// The HA checks, given whether the install is HA, `kube-system` and the control-plane
+/// Deployments.
+pub(crate) fn ha_checks(
+    ha: bool,
+    kube_system: Result<Namespace, String>,
+    deployments: Result<Vec<Deployment>, String>,
+) -> Vec<Outcome> {
+    if !ha {
+        return vec![
+            Outcome::skipped(INJECTION_DISABLED.0, INJECTION_DISABLED.1, NOT_HA),
+            Outcome::skipped(REPLICAS.0, REPLICAS.1, NOT_HA),
+        ];
+    }
+    let disabled = kube_system.and_then(|ns| {
+        let value = ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::ADMISSION_WEBHOOKS));
+        if value.map(String::as_str) == Some(labels::ADMISSION_WEBHOOKS_DISABLED) {
+            Ok(())
+        } else {
+            Err(format!(
+                "kube-system namespace needs to have the label {}: {} if injector webhook failure policy is Fail",
+                labels::ADMISSION_WEBHOOKS,
+                labels::ADMISSION_WEBHOOKS_DISABLED
+            ))
+        }
+    });
+    let replicas = deployments.and_then(|deployments| {
+        let faulty: Vec<&str> = COMPONENTS
+            .into_iter()
+            .filter(|name| {
+                deployments
+                    .iter()
+                    .find(|d| d.metadata.name.as_deref() == Some(*name))
+                    .and_then(|d| d.status.as_ref()?.available_replicas)
+                    .unwrap_or(0)
+                    <= 1
+            })
+            .collect();
+        if faulty.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "not enough replicas available for [{}]",
+                faulty.join(" ")
+            ))
+        }
+    });
+    vec![
+        Outcome::new(INJECTION_DISABLED.0, INJECTION_DISABLED.1, disabled).warn_only(),
+        Outcome::new(REPLICAS.0, REPLICAS.1, replicas).warn_only(),
+    ]
 }

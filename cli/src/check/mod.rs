@@ -11,6 +11,7 @@ mod checks;
 mod cidr;
 mod control_plane;
 mod identity;
+mod metadata;
 mod proxies;
 mod report;
 
@@ -193,6 +194,7 @@ async fn categories_once(args: &CheckArgs) -> Vec<Category> {
     if args.proxy {
         categories.push(proxies::data_plane(&client, ns, data_ns, &values).await);
     }
+    categories.push(control_plane::ha(&client, ns).await);
     categories
 }
 

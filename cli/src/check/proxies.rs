@@ -9,9 +9,10 @@
 use super::{
     checks::{list, message, namespace_exists},
     control_plane::{config_values, name_of},
+    metadata,
     report::{Category, Outcome},
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Service};
 use kube::{Api, Client};
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
 use oxlink_proxy_injector::{Values, values::DEFAULT_LINKERD_VERSION};
@@ -362,6 +363,7 @@ pub(crate) async fn data_plane(
         None => Ok(()),
     };
     let pods = data_plane_pods(client, control_plane_ns, ns).await;
+    let services = list::<Service>(client, ns, None).await;
     let with = |f: &dyn Fn(&[Pod]) -> Result<(), String>| pods.clone().and_then(|p| f(&p));
     let current = values.as_ref().map_err(Clone::clone).and_then(|v| {
         let want = configured_proxy_version(v);
@@ -392,6 +394,24 @@ pub(crate) async fn data_plane(
                 "data plane and cli versions match",
                 "l5d-data-plane-cli-version",
                 with(&proxies_match_cli),
+            )
+            .warn_only(),
+            Outcome::new(
+                "data plane pod labels are configured correctly",
+                "l5d-data-plane-pod-labels",
+                with(&metadata::pod_labels),
+            )
+            .warn_only(),
+            Outcome::new(
+                "data plane service labels are configured correctly",
+                "l5d-data-plane-services-labels",
+                services.clone().and_then(|s| metadata::service_labels(&s)),
+            )
+            .warn_only(),
+            Outcome::new(
+                "data plane service annotations are configured correctly",
+                "l5d-data-plane-services-annotations",
+                services.and_then(|s| metadata::service_annotations(&s)),
             )
             .warn_only(),
         ],

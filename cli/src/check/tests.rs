@@ -1,10 +1,13 @@
 use super::{
     cidr::{Networks, parse_cidr},
-    control_plane::{control_plane_pods_ready, missing, replica_set_failures, unschedulable_pods},
+    control_plane::{
+        control_plane_pods_ready, ha_checks, missing, replica_set_failures, unschedulable_pods,
+    },
     identity::{
         IdentityMaterial, expiring_soon, identity_checks, identity_material, validity,
         webhook_cert, webhook_cert_lasting,
     },
+    metadata,
     proxies::{
         CLI_VERSION, configured_proxy_version, control_plane_proxy, control_plane_version,
         proxies_match_cli, proxies_ready, proxies_trust_roots, proxies_up_to_date, proxy_version,
@@ -16,7 +19,7 @@ use k8s_openapi::{
     ByteString,
     api::{
         apps::v1::{Deployment, ReplicaSet},
-        core::v1::{Node, Pod, Secret, Service, ServiceAccount},
+        core::v1::{Namespace, Node, Pod, Secret, Service, ServiceAccount},
     },
 };
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
@@ -704,4 +707,81 @@ fn control_plane_and_cli_versions_are_compared_without_going_online() {
     let category = control_plane_version(&Err("configmaps \"linkerd-config\" not found".into()));
     assert_eq!(category.checks.len(), 2);
     assert!(category.checks[0].fatal);
+}
+
+// === metadata and HA ===
+
+#[test]
+fn labels_that_should_be_annotations_and_back_are_listed() {
+    let pod: Pod = object(json!({"metadata": {
+        "name": "web", "namespace": "app",
+        "labels": {
+            "config.linkerd.io/proxy-cpu-limit": "1",
+            annotations::INJECT: "enabled",
+            "app": "web",
+        },
+    }}));
+    assert_eq!(
+        metadata::pod_labels(&[pod, mk_named::<Pod>("fine")]),
+        Err(
+            "Some labels on data plane pods should be annotations:\n\t* app/web\n\t\t\
+             config.linkerd.io/proxy-cpu-limit\n\t\tlinkerd.io/inject"
+                .into()
+        )
+    );
+    let svc: Service = object(json!({"metadata": {
+        "name": "s", "namespace": "app",
+        "labels": {"config.alpha.linkerd.io/x": "1"},
+        "annotations": {labels::MULTICLUSTER_EXPORTED: "true"},
+    }}));
+    assert_eq!(
+        metadata::service_labels(std::slice::from_ref(&svc)),
+        Err("Some labels on data plane services should be annotations:\n\t* app/s\n\t\tconfig.alpha.linkerd.io/x".into())
+    );
+    assert_eq!(
+        metadata::service_annotations(&[svc]),
+        Err("Some annotations on data plane services should be labels:\n\t* app/s\n\t\tmirror.linkerd.io/exported".into())
+    );
+    assert_eq!(
+        metadata::service_annotations(&[mk_named::<Service>("s")]),
+        Ok(())
+    );
+}
+
+#[test]
+fn ha_checks_apply_only_when_the_injector_fails_closed() {
+    let checks = ha_checks(false, Err("unused".into()), Err("unused".into()));
+    assert!(
+        checks
+            .iter()
+            .all(|o| matches!(o.result, Verdict::Skipped(_)))
+    );
+
+    let replicas = |name: &str, available: i32| -> Deployment {
+        object(json!({"metadata": {"name": name}, "status": {"availableReplicas": available}}))
+    };
+    let kube_system: Namespace = object(json!({"metadata": {
+        "name": "kube-system",
+        "labels": {labels::ADMISSION_WEBHOOKS: labels::ADMISSION_WEBHOOKS_DISABLED},
+    }}));
+    let deployments = vec![
+        replicas("linkerd-destination", 3),
+        replicas("linkerd-identity", 1),
+        replicas("linkerd-proxy-injector", 3),
+    ];
+    let checks = ha_checks(true, Ok(kube_system), Ok(deployments.clone()));
+    assert_eq!(checks[0].result, Verdict::Success);
+    assert_eq!(
+        checks[1].result,
+        Verdict::Warning("not enough replicas available for [linkerd-identity]".into())
+    );
+    let checks = ha_checks(true, Ok(mk_named("kube-system")), Ok(deployments));
+    assert_eq!(
+        checks[0].result,
+        Verdict::Warning(
+            "kube-system namespace needs to have the label config.linkerd.io/admission-webhooks: \
+             disabled if injector webhook failure policy is Fail"
+                .into()
+        )
+    );
 }
