@@ -2,6 +2,7 @@
 //! issuer, and the admission webhooks' serving certificates, judged as `linkerd check` does.
 
 use super::{
+    algorithm,
     checks::message,
     report::{Category, Outcome},
 };
@@ -65,10 +66,13 @@ pub(crate) fn each_anchor(
 
 // === linkerd-identity ===
 
-/// The trust anchors, the issuer chain, and whether the issuer loads against the anchors.
+/// The trust anchors, the issuer, whether their keys are of a supported kind, and whether the
+/// issuer loads against the anchors.
 pub(crate) struct IdentityMaterial {
     pub(crate) anchors: Vec<ChainSummary>,
+    pub(crate) anchors_algorithm: Result<(), String>,
     pub(crate) issuer: ChainSummary,
+    pub(crate) issuer_algorithm: Result<(), String>,
     pub(crate) issued_by_anchor: Result<(), String>,
 }
 
@@ -100,7 +104,9 @@ pub(crate) fn identity_checks(
     };
     let IdentityMaterial {
         anchors,
+        anchors_algorithm,
         issuer,
+        issuer_algorithm,
         issued_by_anchor,
     } = material;
     vec![
@@ -109,6 +115,12 @@ pub(crate) fn identity_checks(
             "l5d-identity-cert-config-valid",
             Ok(()),
         ),
+        Outcome::new(
+            "trust anchors are using supported crypto algorithm",
+            "l5d-identity-trustAnchors-use-supported-crypto",
+            anchors_algorithm,
+        )
+        .fatal(),
         Outcome::new(
             "trust anchors are within their validity period",
             "l5d-identity-trustAnchors-are-time-valid",
@@ -121,6 +133,12 @@ pub(crate) fn identity_checks(
             each_anchor(&anchors, "Anchors expiring soon", |a| expiring_soon(a, now)),
         )
         .warn_only(),
+        Outcome::new(
+            "issuer cert is using supported crypto algorithm",
+            "l5d-identity-issuer-cert-uses-supported-crypto",
+            issuer_algorithm.map_err(|e| format!("issuer certificate {e}")),
+        )
+        .fatal(),
         Outcome::new(
             "issuer cert is within its validity period",
             "l5d-identity-issuer-cert-is-time-valid",
@@ -198,10 +216,36 @@ pub(crate) fn identity_material(roots: &str, secret: &Secret) -> Result<Identity
     )
     .map(drop)
     .map_err(|e| e.to_string());
+    let anchors_algorithm = each_anchor_der(roots.as_bytes(), &anchors)?;
+    let issuer_der = oxlink_tls::pem::certificates(&crt).map_err(|e| e.to_string())?;
     Ok(IdentityMaterial {
         anchors,
+        anchors_algorithm,
         issuer,
+        issuer_algorithm: algorithm::issuer(&issuer_der[0]),
         issued_by_anchor,
+    })
+}
+
+/// Linkerd's `Invalid trustAnchors:` list of anchors whose key is not supported.
+fn each_anchor_der(pem: &[u8], anchors: &[ChainSummary]) -> Result<Result<(), String>, String> {
+    let ders = oxlink_tls::pem::certificates(pem).map_err(|e| e.to_string())?;
+    let failures: Vec<String> = ders
+        .iter()
+        .zip(anchors)
+        .filter_map(|(der, a)| {
+            algorithm::anchor(der)
+                .err()
+                .map(|e| format!("* {} {e}", a.subject))
+        })
+        .collect();
+    Ok(if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid trustAnchors:\n\t{}",
+            failures.join("\n\t")
+        ))
     })
 }
 

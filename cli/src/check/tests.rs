@@ -1,4 +1,5 @@
 use super::{
+    algorithm,
     cidr::{Networks, parse_cidr},
     control_plane::{
         control_plane_pods_ready, ha_checks, missing, replica_set_failures, unschedulable_pods,
@@ -225,6 +226,8 @@ fn validity_and_expiry_read_as_linkerds() {
 fn material(anchor_days: u32, issuer_days: u32, now: SystemTime) -> IdentityMaterial {
     IdentityMaterial {
         anchors: vec![summary(now - DAY, now + anchor_days * DAY)],
+        anchors_algorithm: Ok(()),
+        issuer_algorithm: Ok(()),
         issuer: ChainSummary {
             subject: "CN=identity.linkerd.cluster.local".into(),
             ..summary(now - DAY, now + issuer_days * DAY)
@@ -332,6 +335,8 @@ fn the_issuer_must_chain_to_the_trust_roots_in_either_secret_scheme() {
         let secret = issuer_secret(&issuer.crt_pem, &issuer.key_pem, keys);
         let m = identity_material(&anchor.crt_pem, &secret).unwrap();
         assert_eq!(m.issued_by_anchor, Ok(()));
+        assert_eq!(m.anchors_algorithm, Ok(()));
+        assert_eq!(m.issuer_algorithm, Ok(()));
         assert_eq!(m.anchors.len(), 1);
         assert!(m.issuer.subject.contains("identity.linkerd.cluster.local"));
     }
@@ -343,6 +348,9 @@ fn the_issuer_must_chain_to_the_trust_roots_in_either_secret_scheme() {
     );
     let m = identity_material(&other.crt_pem, &secret).unwrap();
     assert!(m.issued_by_anchor.is_err());
+    // An RSA trust anchor is fine; the list names what is not.
+    let m = identity_material(RSA_2048_CRT, &secret).unwrap();
+    assert_eq!(m.anchors_algorithm, Ok(()));
 
     let broken = issuer_secret("nope", &issuer.key_pem, ("other", "keys"));
     let e = identity_material(&anchor.crt_pem, &broken).err().unwrap();
@@ -784,4 +792,42 @@ fn ha_checks_apply_only_when_the_injector_fails_closed() {
                 .into()
         )
     );
+}
+
+// === key algorithms ===
+
+/// A self-signed RSA 2048 certificate (public data only).
+const RSA_2048_CRT: &str = "-----BEGIN CERTIFICATE-----\nMIIDBzCCAe+gAwIBAgIUSxgO5AaKdiQpGfHoFKmF1m9eet0wDQYJKoZIhvcNAQEL\nBQAwEzERMA8GA1UEAwwIcnNhLXJvb3QwHhcNMjYxMTI2MTM1NzQzWhcNMzYxMTIz\nMTM1NzQzWjATMREwDwYDVQQDDAhyc2Etcm9vdDCCASIwDQYJKoZIhvcNAQEBBQAD\nggEPADCCAQoCggEBAL9Bex/fs/qbULi7PCElvHenCe4TSNN/hg3JhCj4t9iQZ0fs\nBfcssXC3PsBgTBpw/Zp/ZX7c2W8vz6vxpEhXd0HtEpoN4x4E14dr0O4uia4wYPoC\npLR7CamwRBs9ckRR7VFD+QLk9orF3Pul648XjdgsryBsvyCwIr678b+bhpDNrWEv\nMb5r32xaLUXIf4vegUd+0Aq3VSNdGIQy0l301naipG3+zx/5YoNw3iDCay7QPV2Q\nXxa7Z0En3UPvxVEszPGoCDr7xKNV1qThYTb85LtEjMKK33xju+5wVIgGa7j8QRm/\nawZj0s/Tze2Od07DdydSPe28crV6lc1apOYvUaECAwEAAaNTMFEwHQYDVR0OBBYE\nFLe/axok1Dnn37tkMWm0modYy3t6MB8GA1UdIwQYMBaAFLe/axok1Dnn37tkMWm0\nmodYy3t6MA8GA1UdEwEB/wQFMAMBAf8wDQYJKoZIhvcNAQELBQADggEBABIItUj4\nLVOT9BXbCxiL7PBQPuDgHJOUtqna/3GgZnjhA3W/mcLUhGk8kQhqVEla0UJ1ZSmj\n8VkLaXD7l97ZzjcteDql/Y6e5cUPrZ0JEL6/wTQOjKLf9prxMKmMisamKfAH27eE\n5pP95r94cMXme/ONQ6JsG4Qi3aNJORt5A7vEHQNQoVlHuFoB2B+LemNj/Rlf+Liq\n2iUnST+Ly4GRw1l3/m9YXj8QSI1Ul2cMiHyGR4bEQzbkinJBoJvj/r0rQGWyJWsI\nJk9tXnpsEmW1a+Rwa3z8JQ8YRu2MI7lstS3G7jjRuVqVGrhDYciPBHDclkr/VZ7U\nnJg/RRKfDzXmF2s=\n-----END CERTIFICATE-----\n";
+
+fn der_of(pem: &str) -> Vec<u8> {
+    oxlink_tls::pem::certificates(pem.as_bytes()).unwrap()[0].to_vec()
+}
+
+fn self_signed(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let params = rcgen::CertificateParams::new(vec!["x".to_string()]).unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+#[test]
+fn issuers_need_p256_and_anchors_p256_or_rsa() {
+    let p256 = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let p384 = self_signed(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let rsa = der_of(RSA_2048_CRT);
+    assert_eq!(algorithm::issuer(&p256), Ok(()));
+    assert_eq!(algorithm::anchor(&p256), Ok(()));
+    assert_eq!(algorithm::anchor(&rsa), Ok(()));
+    assert_eq!(
+        algorithm::issuer(&p384),
+        Err("must use P-256 curve for public key, instead P-384 was used".into())
+    );
+    assert_eq!(
+        algorithm::anchor(&p384),
+        Err("must use P-256 curve for public key, instead P-384 was used".into())
+    );
+    assert_eq!(
+        algorithm::issuer(&rsa),
+        Err("must use ECDSA for public key algorithm, instead RSA was used".into())
+    );
+    assert!(algorithm::issuer(b"not a certificate").is_err());
 }
