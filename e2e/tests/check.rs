@@ -348,7 +348,7 @@ async fn install_control_plane(client: &Client, ns: &str) -> Result<Install> {
         Some(ns),
         json!({
             "metadata": {"name": cp::PROXY_INJECTOR_TLS_SECRET, "labels": part_of},
-            "type": "kubernetes.io/tls",
+            "type": cp::ISSUER_SCHEME_KUBERNETES,
             "stringData": {cp::TLS_CRT_KEY: serving.crt, cp::TLS_KEY_KEY: serving.key},
         }),
     )
@@ -412,13 +412,15 @@ async fn uninstall_control_plane(client: &Client, ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// A pod in `ns` with the proxy added by the injector's own pure function, for the control
-/// plane in `control_plane_ns`.
+/// A pod `name` in `ns` with the proxy added by the injector's own pure function, for the
+/// control plane in `control_plane_ns`, trusting `anchors_pem`.
 async fn apply_injected_pod(
     client: &Client,
     ns: &str,
+    name: &str,
     control_plane_ns: &str,
     install: &Install,
+    anchors_pem: &str,
 ) -> Result<()> {
     let template: PodTemplateSpec = serde_json::from_value(json!({
         "metadata": {
@@ -431,7 +433,7 @@ async fn apply_injected_pod(
         &template,
         &InjectContext {
             values: &install.values,
-            trust_anchors_pem: &install.anchor.crt_pem,
+            trust_anchors_pem: anchors_pem,
             control_plane_namespace: control_plane_ns,
             namespace: ns,
             namespace_annotations: &BTreeMap::new(),
@@ -446,7 +448,7 @@ async fn apply_injected_pod(
         injection.outcome
     );
     let mut pod = injection.template;
-    pod["metadata"]["name"] = json!("web");
+    pod["metadata"]["name"] = json!(name);
     apply::<Pod>(client, Some(ns), pod).await
 }
 
@@ -517,12 +519,10 @@ async fn a_healthy_install_passes_and_a_missing_deployment_fails_existence() -> 
             // The data plane: one pod injected by the injector's own function.
             let data = format!("{ns}-data");
             apply::<Namespace>(&client, None, json!({"metadata": {"name": data}})).await?;
-            apply_injected_pod(&client, &data, &ns, &install).await?;
+            apply_injected_pod(&client, &data, "web", &ns, &install, &install.anchor.crt_pem)
+                .await?;
             let (ok, report) =
                 check(&["--proxy", "-n", &data, "--wait", "60s", "-L", &ns]).await?;
-            Api::<Namespace>::all(client.clone())
-                .delete(&data, &DeleteParams::default())
-                .await?;
             ensure!(ok, "the proxy checks pass: {report:#}");
             ensure!(problems(&report).is_empty(), "{:#?}", problems(&report));
             for (category, description) in [
@@ -536,6 +536,28 @@ async fn a_healthy_install_passes_and_a_missing_deployment_fails_existence() -> 
                 ensure!(result == "success", "{category}/{description}: {error}");
             }
             ensure!(!categories(&report).contains(&"control-plane-version".to_string()));
+
+            // A pod injected with other trust anchors: Linkerd's warning, naming it.
+            let old = generate::trust_anchor(
+                "old-root",
+                Duration::from_secs(365 * 24 * 3600),
+                SystemTime::now(),
+            )?;
+            apply_injected_pod(&client, &data, "stale", &ns, &install, &old.crt_pem).await?;
+            let (ok, report) =
+                check(&["--proxy", "-n", &data, "--wait", "60s", "-L", &ns]).await?;
+            Api::<Namespace>::all(client.clone())
+                .delete(&data, &DeleteParams::default())
+                .await?;
+            ensure!(ok, "a warning only: {report:#}");
+            ensure!(
+                problems(&report)
+                    == ["linkerd-identity-data-plane/data plane proxies certificate match CA: \
+                         warning Some pods do not have the current trust bundle and must be \
+                         restarted:\n\t* stale"],
+                "{:#?}",
+                problems(&report)
+            );
 
             // Without the data plane namespace: that category's first check stops the run.
             let (ok, report) =
