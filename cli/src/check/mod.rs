@@ -13,6 +13,7 @@ mod cidr;
 mod control_plane;
 mod identity;
 mod metadata;
+mod opaque;
 mod proxies;
 mod report;
 

@@ -9,7 +9,7 @@
 use super::{
     checks::{list, message, namespace_exists},
     control_plane::{config_values, name_of},
-    metadata,
+    metadata, opaque,
     report::{Category, Outcome},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Service};
@@ -412,6 +412,12 @@ pub(crate) async fn data_plane(
                 "data plane service annotations are configured correctly",
                 "l5d-data-plane-services-annotations",
                 services.and_then(|s| metadata::service_annotations(&s)),
+            )
+            .warn_only(),
+            Outcome::new(
+                "opaque ports are properly annotated",
+                "linkerd-opaque-ports-definition",
+                opaque::opaque_ports(client, ns).await,
             )
             .warn_only(),
         ],

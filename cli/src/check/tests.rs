@@ -831,3 +831,122 @@ fn issuers_need_p256_and_anchors_p256_or_rsa() {
     );
     assert!(algorithm::issuer(b"not a certificate").is_err());
 }
+
+// === opaque ports ===
+
+fn mk_service(opaque: Option<&str>, port: i32, target: Value) -> Service {
+    let mut meta = json!({"name": "db", "namespace": "app"});
+    if let Some(o) = opaque {
+        meta["annotations"] = json!({annotations::OPAQUE_PORTS: o});
+    }
+    object(json!({
+        "metadata": meta,
+        "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": port, "targetPort": target}]},
+    }))
+}
+
+fn mk_db_pod(opaque: Option<&str>) -> Pod {
+    let mut meta = json!({"name": "db-0", "namespace": "app"});
+    if let Some(o) = opaque {
+        meta["annotations"] = json!({annotations::OPAQUE_PORTS: o});
+    }
+    object(json!({
+        "metadata": meta,
+        "spec": {"containers": [{"name": "db", "ports": [{"name": "sql", "containerPort": 5432}]}]},
+    }))
+}
+
+#[test]
+fn opaque_ports_must_agree_between_services_and_pods() {
+    use super::opaque::{judge, misconfigured};
+    // Both sides agree, or neither says anything.
+    assert_eq!(
+        misconfigured(
+            &mk_service(Some("5432"), 5432, json!(5432)),
+            &mk_db_pod(Some("5432"))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        misconfigured(&mk_service(None, 80, json!(5432)), &mk_db_pod(None)),
+        Ok(())
+    );
+    // The Service says opaque, the pod does not.
+    assert_eq!(
+        misconfigured(
+            &mk_service(Some("5432"), 5432, json!("sql")),
+            &mk_db_pod(None)
+        ),
+        Err(
+            "service db expects target port 5432 to be opaque; add it to pod db-0 \
+             config.linkerd.io/opaque-ports annotation"
+                .into()
+        )
+    );
+    // The pod says opaque; the Service reaches it through another port, by number or name.
+    assert_eq!(
+        misconfigured(&mk_service(None, 80, json!(5432)), &mk_db_pod(Some("5432"))),
+        Err(
+            "service db targets the opaque port 5432 through 80; add 80 to its \
+             config.linkerd.io/opaque-ports annotation"
+                .into()
+        )
+    );
+    assert_eq!(
+        misconfigured(
+            &mk_service(None, 80, json!("sql")),
+            &mk_db_pod(Some("5432"))
+        ),
+        Err(
+            "service db targets the opaque port sql through 80; add 80 to its \
+             config.linkerd.io/opaque-ports annotation"
+                .into()
+        )
+    );
+    assert_eq!(
+        misconfigured(
+            &mk_service(Some("80"), 80, json!("sql")),
+            &mk_db_pod(Some("5432"))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        misconfigured(
+            &mk_service(None, 80, json!(5432)),
+            &mk_db_pod(Some("4000-5000"))
+        ),
+        Err("failed to convert 4000-5000 to port number for pod db-0".into())
+    );
+
+    // Services meet the pods their EndpointSlices name.
+    let slice: k8s_openapi::api::discovery::v1::EndpointSlice = object(json!({
+        "metadata": {"name": "db-x", "namespace": "app", "labels": {labels::SLICE_SERVICE_NAME: "db"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.5"], "targetRef": {"kind": "Pod", "name": "db-0", "namespace": "app"}}],
+    }));
+    let service = mk_service(None, 80, json!(5432));
+    let pod = mk_db_pod(Some("5432"));
+    assert_eq!(
+        judge(
+            std::slice::from_ref(&service),
+            std::slice::from_ref(&slice),
+            std::slice::from_ref(&pod)
+        ),
+        Err(
+            "\t* service db targets the opaque port 5432 through 80; add 80 to its \
+             config.linkerd.io/opaque-ports annotation"
+                .into()
+        )
+    );
+    assert_eq!(
+        judge(
+            std::slice::from_ref(&service),
+            &[],
+            std::slice::from_ref(&pod)
+        ),
+        Ok(())
+    );
+    let mut headless = service;
+    headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+    assert_eq!(judge(&[headless], &[slice], &[pod]), Ok(()));
+}
