@@ -1,34 +1,23 @@
-//! The checks themselves, one async function per category, in Linkerd's order and wording.
+//! The cluster-level checks: the Kubernetes API and version, `--pre` and `--crds`, and the
+//! helpers every category shares.
 
 use super::report::{Category, Outcome};
 use k8s_openapi::{
     api::{
-        apps::v1::Deployment,
         authorization::v1::{
             ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
         },
-        core::v1::{ConfigMap, Namespace, Node, Secret, ServiceAccount},
+        core::v1::{ConfigMap, Namespace, Node},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{Api, Client, api::PostParams};
-use oxlink_crds::names::control_plane as cp;
-use oxlink_tls::{ChainSummary, Issuer, IssuerConfig, TrustBundle};
 use std::time::{Duration, SystemTime};
 
 /// Kubernetes releases older than this lack the CEL functions our CRD schemas use.
 pub(crate) const MIN_KUBERNETES: (u32, u32) = (1, 31);
-/// Linkerd's threshold for "expires soon" on anchors and issuers.
-const CERT_VALIDITY_WARNING: Duration = Duration::from_secs(60 * 24 * 3600);
 /// Linkerd's tolerated clock skew between this machine and the nodes.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
-
-/// The control-plane Deployments (each also a ServiceAccount of the same name).
-const COMPONENTS: [&str; 3] = [
-    cp::IDENTITY_SERVICE_ACCOUNT,
-    cp::DESTINATION_SERVICE_ACCOUNT,
-    cp::PROXY_INJECTOR_SERVICE_ACCOUNT,
-];
 
 /// What the API server said, without the wrapping: `configmaps "x" not found`.
 pub(crate) fn message(e: &kube::Error) -> String {
@@ -36,6 +25,42 @@ pub(crate) fn message(e: &kube::Error) -> String {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),
     }
+}
+
+/// `Ok(())`, or Linkerd's `The "ns" namespace does not exist`.
+pub(crate) async fn namespace_exists(client: &Client, ns: &str) -> Result<(), String> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match namespaces.get_opt(ns).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("The \"{ns}\" namespace does not exist")),
+        Err(e) => Err(message(&e)),
+    }
+}
+
+/// Lists every `K` in `ns` (all namespaces when `None`) matching `selector`.
+pub(crate) async fn list<K>(
+    client: &Client,
+    ns: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<K>, String>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let mut params = kube::api::ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    if let Some(ns) = ns {
+        params = params.fields(&format!("metadata.namespace={ns}"));
+    }
+    api.list(&params)
+        .await
+        .map(|l| l.items)
+        .map_err(|e| message(&e))
 }
 
 pub(crate) async fn kubernetes_version(client: &Client) -> Category {
@@ -58,8 +83,8 @@ pub(crate) async fn kubernetes_version(client: &Client) -> Category {
         name: "kubernetes-version",
         checks: vec![Outcome::new(
             "is running the minimum Kubernetes API version",
+            "k8s-version",
             result,
-            "upgrade the cluster to Kubernetes 1.31 or later",
         )],
     }
 }
@@ -74,8 +99,8 @@ pub(crate) async fn pre_kubernetes_setup(client: &Client, ns: &str) -> Category 
     };
     checks.push(Outcome::new(
         "control plane namespace does not already exist",
+        "pre-ns",
         absent,
-        "remove the namespace, or install into another one with --linkerd-namespace",
     ));
 
     let can =
@@ -102,8 +127,8 @@ pub(crate) async fn pre_kubernetes_setup(client: &Client, ns: &str) -> Category 
     };
     checks.push(Outcome::new(
         "can create non-namespaced resources",
+        "pre-k8s-cluster-k8s",
         cluster_scoped.await,
-        "installing needs cluster-admin rights",
     ));
     for (description, group, resource) in [
         ("can create ServiceAccounts", "", "serviceaccounts"),
@@ -115,30 +140,30 @@ pub(crate) async fn pre_kubernetes_setup(client: &Client, ns: &str) -> Category 
     ] {
         checks.push(Outcome::new(
             description,
+            "pre-k8s",
             can("create", group, resource, true).await,
-            "installing needs rights to create these in the control plane namespace",
         ));
     }
     checks.push(Outcome::new(
         "can read Secrets",
+        "pre-k8s",
         can("get", "", "secrets", true).await,
-        "installing needs rights to read Secrets in the control plane namespace",
     ));
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
     checks.push(Outcome::new(
         "can read extension-apiserver-authentication configmap",
+        "pre-k8s",
         configmaps
             .get("extension-apiserver-authentication")
             .await
             .map(drop)
             .map_err(|e| message(&e)),
-        "the webhooks need the API server's client CA from this ConfigMap",
     ));
     checks.push(
         Outcome::new(
             "no clock skew detected",
+            "pre-k8s-clock-skew",
             clock_skew(client).await,
-            "synchronize the clocks of this machine and the nodes (NTP)",
         )
         .warn_only(),
     );
@@ -228,15 +253,18 @@ async fn clock_skew(client: &Client) -> Result<(), String> {
 pub(crate) async fn control_plane_crds(client: &Client) -> Category {
     Category {
         name: "linkerd-crd",
-        checks: vec![Outcome::new(
-            "control plane CustomResourceDefinitions exist",
-            crds_established(client).await,
-            "install them with `oxlink install --crds | kubectl apply -f -`",
-        )],
+        checks: vec![
+            Outcome::new(
+                "control plane CustomResourceDefinitions exist",
+                "l5d-existence-crd",
+                crds_established(client).await,
+            )
+            .fatal(),
+        ],
     }
 }
 
-async fn crds_established(client: &Client) -> Result<(), String> {
+pub(crate) async fn crds_established(client: &Client) -> Result<(), String> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut missing = Vec::new();
     for crd in oxlink_crds::install::crds() {
@@ -262,225 +290,4 @@ async fn crds_established(client: &Client) -> Result<(), String> {
             missing.join(", ")
         ))
     }
-}
-
-pub(crate) async fn control_plane_config(client: &Client, ns: &str) -> Category {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let exists = match namespaces.get_opt(ns).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!("The \"{ns}\" namespace does not exist")),
-        Err(e) => Err(message(&e)),
-    };
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let mut missing = Vec::new();
-    for sa in COMPONENTS {
-        match accounts.get_opt(sa).await {
-            Ok(Some(_)) => {}
-            Ok(None) => missing.push(sa.to_string()),
-            Err(e) => missing.push(format!("{sa} ({})", message(&e))),
-        }
-    }
-    let sas = if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing ServiceAccounts: {}", missing.join(", ")))
-    };
-    Category {
-        name: "linkerd-config",
-        checks: vec![
-            Outcome::new(
-                "control plane Namespace exists",
-                exists,
-                "install the control plane with `oxlink install | kubectl apply -f -`",
-            ),
-            Outcome::new(
-                "control plane ServiceAccounts exist",
-                sas,
-                "reinstall the control plane",
-            ),
-            Outcome::new(
-                "control plane CustomResourceDefinitions exist",
-                crds_established(client).await,
-                "install them with `oxlink install --crds | kubectl apply -f -`",
-            ),
-        ],
-    }
-}
-
-pub(crate) async fn control_plane_existence(client: &Client, ns: &str) -> Category {
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let config = match configmaps.get_opt(cp::CONFIG_CONFIGMAP).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!("configmaps \"{}\" not found", cp::CONFIG_CONFIGMAP)),
-        Err(e) => Err(message(&e)),
-    };
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let mut problems = Vec::new();
-    for name in COMPONENTS {
-        match deployments.get_opt(name).await {
-            Ok(None) => problems.push(format!("No running pods for \"{name}\"")),
-            Ok(Some(d)) => {
-                let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-                if ready < want || want == 0 {
-                    problems.push(format!("{name}: {ready}/{want} pods ready"));
-                }
-            }
-            Err(e) => problems.push(message(&e)),
-        }
-    }
-    let pods = if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    };
-    Category {
-        name: "linkerd-existence",
-        checks: vec![
-            Outcome::new(
-                "'linkerd-config' config map exists",
-                config,
-                "reinstall the control plane",
-            ),
-            Outcome::new(
-                "control plane pods are ready",
-                pods,
-                "see `kubectl -n linkerd get deploy,pods` and the pods' events",
-            ),
-        ],
-    }
-}
-
-pub(crate) async fn identity(client: &Client, ns: &str) -> Category {
-    let now = SystemTime::now();
-    let loaded = load_identity(client, ns).await;
-    let mut checks = vec![Outcome::new(
-        "certificate config is valid",
-        loaded.as_ref().map(drop).map_err(Clone::clone),
-        "the trust roots ConfigMap and the issuer Secret must hold PEM certificates and a key",
-    )];
-    if let Ok((anchors, issuer_chain, issuer)) = &loaded {
-        let expiring =
-            |certs: &[ChainSummary], what: &str| -> (Result<(), String>, Result<(), String>) {
-                let mut valid = Ok(());
-                let mut lasting = Ok(());
-                for c in certs {
-                    if now < c.not_before || now > c.not_after {
-                        valid = Err(format!(
-                            "{what} {} is not valid now (valid {} to {})",
-                            c.subject,
-                            oxlink_tls::utc_rfc3339(c.not_before),
-                            oxlink_tls::utc_rfc3339(c.not_after)
-                        ));
-                    } else if c.not_after < now + CERT_VALIDITY_WARNING {
-                        lasting = Err(format!(
-                            "{what} {} will expire on {}",
-                            c.subject,
-                            oxlink_tls::utc_rfc3339(c.not_after)
-                        ));
-                    }
-                }
-                (valid, lasting)
-            };
-        let (valid, lasting) = expiring(anchors, "trust anchor");
-        checks.push(Outcome::new(
-            "trust anchors are within their validity period",
-            valid,
-            "rotate the trust anchors",
-        ));
-        checks.push(
-            Outcome::new(
-                "trust anchors are valid for at least 60 days",
-                lasting,
-                "rotate the trust anchors before they expire",
-            )
-            .warn_only(),
-        );
-        let (valid, lasting) = expiring(&issuer_chain[..1], "issuer certificate");
-        checks.push(Outcome::new(
-            "issuer cert is within its validity period",
-            valid,
-            "rotate the issuer certificate",
-        ));
-        checks.push(
-            Outcome::new(
-                "issuer cert is valid for at least 60 days",
-                lasting,
-                "rotate the issuer certificate before it expires",
-            )
-            .warn_only(),
-        );
-        checks.push(Outcome::new(
-            "issuer cert is issued by the trust anchor",
-            issuer.clone(),
-            "the issuer must chain to one of the trust anchors in linkerd-identity-trust-roots",
-        ));
-    }
-    Category {
-        name: "linkerd-identity",
-        checks,
-    }
-}
-
-type IdentityMaterial = (Vec<ChainSummary>, Vec<ChainSummary>, Result<(), String>);
-
-async fn load_identity(client: &Client, ns: &str) -> Result<IdentityMaterial, String> {
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let roots = configmaps
-        .get(cp::TRUST_ROOTS_CONFIGMAP)
-        .await
-        .map_err(|e| message(&e))?
-        .data
-        .and_then(|mut d| d.remove(cp::TRUST_ROOTS_KEY))
-        .ok_or_else(|| {
-            format!(
-                "{} has no key {}",
-                cp::TRUST_ROOTS_CONFIGMAP,
-                cp::TRUST_ROOTS_KEY
-            )
-        })?;
-    let anchors =
-        ChainSummary::from_pem(roots.as_bytes()).map_err(|e| format!("trust anchors: {e}"))?;
-    let bundle =
-        TrustBundle::from_pem(roots.as_bytes()).map_err(|e| format!("trust anchors: {e}"))?;
-
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = secrets
-        .get(cp::IDENTITY_ISSUER_SECRET)
-        .await
-        .map_err(|e| message(&e))?;
-    let data = secret.data.unwrap_or_default();
-    let key = |k: &str| data.get(k).map(|v| v.0.clone());
-    let (crt, key) = match (key(cp::ISSUER_CRT_KEY), key(cp::ISSUER_KEY_KEY)) {
-        (Some(crt), Some(key)) => (crt, key),
-        _ => match (key(cp::TLS_CRT_KEY), key(cp::TLS_KEY_KEY)) {
-            (Some(crt), Some(key)) => (crt, key),
-            _ => {
-                return Err(format!(
-                    "{} holds neither {}/{} nor {}/{}",
-                    cp::IDENTITY_ISSUER_SECRET,
-                    cp::ISSUER_CRT_KEY,
-                    cp::ISSUER_KEY_KEY,
-                    cp::TLS_CRT_KEY,
-                    cp::TLS_KEY_KEY
-                ));
-            }
-        },
-    };
-    let chain = ChainSummary::from_pem(&crt).map_err(|e| format!("issuer certificate: {e}"))?;
-    if chain.is_empty() {
-        return Err("the issuer Secret holds no certificate".into());
-    }
-    // Loading it as identity would: signed by an anchor, key matching. Dates are judged by the
-    // validity checks, so an expired issuer is reported there rather than here.
-    let issued = Issuer::from_pem(
-        &crt,
-        &key,
-        &bundle,
-        IssuerConfig::default(),
-        chain[0].not_before,
-    )
-    .map(drop)
-    .map_err(|e| e.to_string());
-    Ok((anchors, chain, issued))
 }

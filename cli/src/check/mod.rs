@@ -1,12 +1,20 @@
 //! `oxlink check`: is the cluster ready for oxlink, and is oxlink healthy in it?
 //!
-//! The categories, their order and their wording follow `linkerd check`, so that runbooks and
-//! habits carry over: `--pre` before installing, `--crds` after installing the CRDs, and no flag
-//! for the control plane. Output is Linkerd's √/×/‼ table, `-o short` (problems only) or
-//! `-o json`; the exit code is non-zero when any check fails. With `--wait`, failing checks are
-//! retried until they pass or the time is up.
+//! The categories, their order, their wording and their hint anchors follow `linkerd check`, so
+//! that runbooks and habits carry over: `--pre` before installing, `--crds` after installing the
+//! CRDs, no flag for the control plane and `--proxy [-n NS]` for the data plane. Output is
+//! Linkerd's √/×/‼ table, `-o short` (problems only) or `-o json`; the exit code is non-zero when
+//! any check fails (warnings pass). A failed fatal check ends the run, as in Linkerd. With
+//! `--wait`, failing checks are retried until they pass or the time is up.
 
+mod algorithm;
 mod checks;
+mod cidr;
+mod control_plane;
+mod identity;
+mod metadata;
+mod opaque;
+mod proxies;
 mod report;
 
 use anyhow::{Context, Result};
@@ -28,8 +36,14 @@ pub(crate) struct CheckArgs {
     #[arg(long, conflicts_with = "crds")]
     pre: bool,
     /// Only run checks which determine if the CRDs are installed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "proxy")]
     crds: bool,
+    /// Also run data plane checks, to determine if the data plane is healthy.
+    #[arg(long, conflicts_with = "pre")]
+    proxy: bool,
+    /// Namespace to use for --proxy (default: all namespaces).
+    #[arg(short = 'n', long, requires = "proxy")]
+    namespace: Option<String>,
     /// Maximum allowed time for all tests to pass (Go duration).
     #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
     wait: Duration,
@@ -97,18 +111,34 @@ async fn run_until_deadline(args: &CheckArgs, progress: &mut impl Write) -> Vec<
 }
 
 async fn run_once(args: &CheckArgs) -> Vec<Category> {
-    let ns = &args.linkerd_namespace;
+    let mut categories = Vec::new();
+    for mut category in categories_once(args).await {
+        let stop = category.stop_at_fatal();
+        categories.push(category);
+        if stop {
+            break;
+        }
+    }
+    categories
+}
+
+/// Every category that applies, in Linkerd's order (the caller stops at a fatal failure).
+async fn categories_once(args: &CheckArgs) -> Vec<Category> {
+    let ns = args.linkerd_namespace.as_str();
     let client = match client(args).await {
         Ok(client) => client,
         Err(e) => {
-            return vec![Category {
-                name: "kubernetes-api",
-                checks: vec![Outcome::new(
-                    "can initialize the client",
-                    Err(format!("{e:#}")),
-                    "check --kubeconfig / $KUBECONFIG and --context",
-                )],
-            }];
+            return vec![Category::new(
+                "kubernetes-api",
+                vec![
+                    Outcome::new(
+                        "can initialize the client",
+                        "k8s-api",
+                        Err(format!("{e:#}")),
+                    )
+                    .fatal(),
+                ],
+            )];
         }
     };
     let query = client
@@ -116,31 +146,57 @@ async fn run_once(args: &CheckArgs) -> Vec<Category> {
         .await
         .map(drop)
         .map_err(|e| e.to_string());
-    let reachable = query.is_ok();
-    let mut categories = vec![Category {
-        name: "kubernetes-api",
-        checks: vec![
-            Outcome::new("can initialize the client", Ok(()), ""),
-            Outcome::new(
-                "can query the Kubernetes API",
-                query,
-                "is the API server reachable with these credentials?",
-            ),
+    let mut categories = vec![Category::new(
+        "kubernetes-api",
+        vec![
+            Outcome::new("can initialize the client", "k8s-api", Ok(())),
+            Outcome::new("can query the Kubernetes API", "k8s-api", query).fatal(),
         ],
-    }];
-    if !reachable {
+    )];
+    if !report::success(&categories) {
         return categories;
     }
     categories.push(checks::kubernetes_version(&client).await);
     if args.pre {
         categories.push(checks::pre_kubernetes_setup(&client, ns).await);
-    } else if args.crds {
-        categories.push(checks::control_plane_crds(&client).await);
-    } else {
-        categories.push(checks::control_plane_config(&client, ns).await);
-        categories.push(checks::control_plane_existence(&client, ns).await);
-        categories.push(checks::identity(&client, ns).await);
+        categories.push(proxies::linkerd_version());
+        return categories;
     }
+    if args.crds {
+        categories.push(checks::control_plane_crds(&client).await);
+        categories.push(proxies::linkerd_version());
+        return categories;
+    }
+    categories.push(control_plane::existence(&client, ns).await);
+    categories.push(control_plane::config(&client, ns).await);
+    categories.push(identity::identity(&client, ns).await);
+    categories.push(identity::webhooks(&client, ns).await);
+    let data_ns = args.namespace.as_deref();
+    if args.proxy {
+        let roots = identity::trust_roots(&client, ns).await;
+        categories.push(proxies::identity_data_plane(&client, ns, data_ns, roots).await);
+    }
+    categories.push(proxies::linkerd_version());
+    let values = proxies::values(&client, ns).await;
+    if !args.proxy {
+        categories.push(proxies::control_plane_version(&values));
+    }
+    let pods = proxies::control_plane_pods(&client, ns).await;
+    categories.push(match pods {
+        Ok(pods) => proxies::control_plane_proxy(&pods, &values),
+        Err(e) => Category::new(
+            "linkerd-control-plane-proxy",
+            vec![Outcome::new(
+                "control plane proxies are healthy",
+                "l5d-cp-proxy-healthy",
+                Err(e),
+            )],
+        ),
+    });
+    if args.proxy {
+        categories.push(proxies::data_plane(&client, ns, data_ns, &values).await);
+    }
+    categories.push(control_plane::ha(&client, ns).await);
     categories
 }
 

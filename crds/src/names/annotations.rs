@@ -197,3 +197,9 @@ pub const PROXY_CONFIG: &[&str] = &[
     PROXY_DISABLE_OUTBOUND_PROTOCOL_DETECT_TIMEOUT,
     PROXY_DISABLE_INBOUND_PROTOCOL_DETECT_TIMEOUT,
 ];
+
+/// Prefix of the proxy configuration annotations (`config.linkerd.io/...`); as a label key it is
+/// a mistake that `check --proxy` reports.
+pub const CONFIG_PREFIX: &str = "config.linkerd.io";
+/// Prefix of the alpha proxy configuration annotations (`config.alpha.linkerd.io/...`).
+pub const CONFIG_ALPHA_PREFIX: &str = "config.alpha.linkerd.io";

@@ -104,3 +104,20 @@ pub const DESTINATION_ADMIN_PORT: u16 = 9996;
 pub const POLICY_SERVICE: &str = "linkerd-policy";
 /// gRPC port of the inbound and outbound policy APIs.
 pub const POLICY_GRPC_PORT: u16 = 8090;
+
+// === admission webhooks and the objects `check` expects ===
+
+/// The ValidatingWebhookConfiguration for ServiceProfiles.
+pub const SP_VALIDATOR_WEBHOOK_CONFIG: &str = "linkerd-sp-validator-webhook-config";
+/// The ValidatingWebhookConfiguration for the policy resources.
+pub const POLICY_VALIDATOR_WEBHOOK_CONFIG: &str = "linkerd-policy-validator-webhook-config";
+/// Secret of a separate ServiceProfile validator's serving certificate, when there is one.
+pub const SP_VALIDATOR_TLS_SECRET: &str = "linkerd-sp-validator-k8s-tls";
+/// Secret of a separate policy validator's serving certificate, when there is one.
+pub const POLICY_VALIDATOR_TLS_SECRET: &str = "linkerd-policy-validator-k8s-tls";
+/// Deployment of the destination controller.
+pub const DESTINATION_DEPLOYMENT: &str = "linkerd-destination";
+/// Deployment of the proxy injector.
+pub const PROXY_INJECTOR_DEPLOYMENT: &str = "linkerd-proxy-injector";
+/// ClusterIP Service in front of destination.
+pub const DESTINATION_SERVICE: &str = "linkerd-dst";

@@ -52,3 +52,7 @@ pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 pub const SLICE_SERVICE_NAME: &str = "kubernetes.io/service-name";
 /// Names the zone a Node is in.
 pub const TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
+
+/// The label that exports a Service to other clusters (multicluster's default selector); as an
+/// annotation it is a mistake that `check --proxy` reports.
+pub const MULTICLUSTER_EXPORTED: &str = "mirror.linkerd.io/exported";
