@@ -11,6 +11,7 @@
 mod endpoints;
 mod node;
 mod pod;
+pub mod policy;
 mod profile;
 mod server;
 mod service;
@@ -61,6 +62,8 @@ pub struct Config {
     pub default_opaque_ports: PortSet,
     /// Hint `h2` for meshed endpoints on non-opaque ports.
     pub enable_h2_upgrade: bool,
+    /// Default inbound policy and the networks policies name.
+    pub policy: policy::PolicyConfig,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             cluster_domain: CLUSTER_DOMAIN.into(),
             default_opaque_ports: PortSet::parse(DEFAULT_OPAQUE_PORTS, |_| None),
             enable_h2_upgrade: true,
+            policy: policy::PolicyConfig::default(),
         }
     }
 }
@@ -160,6 +164,8 @@ pub struct Index {
     nodes: HashMap<String, Option<String>>,
     /// Servers with `proxyProtocol: opaque`.
     opaque_servers: HashMap<ObjKey, OpaqueServer>,
+    /// Servers, authorizations, authentications, HTTPRoutes and policy subscriptions.
+    policy: policy::PolicyIndex,
 
     endpoint_subs: HashMap<ObjKey, HashMap<EndpointsFilter, EndpointsTx>>,
     service_profile_subs: HashMap<ObjKey, HashMap<ProfileSubKey, ProfileTx>>,
@@ -235,6 +241,7 @@ impl Index {
             profiles: HashMap::new(),
             nodes: HashMap::new(),
             opaque_servers: HashMap::new(),
+            policy: policy::PolicyIndex::default(),
             endpoint_subs: HashMap::new(),
             service_profile_subs: HashMap::new(),
             addr_profile_subs: HashMap::new(),
@@ -360,6 +367,9 @@ impl Index {
     /// Rebuilds the subscriptions that the writes since the last flush touched, and drops the
     /// ones nobody holds any more.
     fn flush(&mut self) {
+        for svc in &self.dirty_services {
+            self.policy.mark_service(svc);
+        }
         for svc in std::mem::take(&mut self.dirty_services) {
             self.publish_endpoints(&svc);
             self.publish_service_profiles(&svc);
@@ -370,6 +380,12 @@ impl Index {
         for ip in std::mem::take(&mut self.dirty_ips) {
             self.publish_addr_profiles(ip);
         }
+        self.flush_policy();
+    }
+
+    /// How many policy objects and policy subscription keys the index holds.
+    pub fn policy_sizes(&self) -> policy::PolicySizes {
+        self.policy.sizes()
     }
 
     fn publish_endpoints(&mut self, svc: &ObjKey) {

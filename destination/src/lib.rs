@@ -14,6 +14,7 @@ pub mod discover;
 pub mod grpc;
 pub mod index;
 mod metrics;
+pub mod policy;
 mod ports;
 mod serve;
 
@@ -24,5 +25,5 @@ pub use self::{
     args::Args,
     metrics::Metrics,
     ports::PortSet,
-    serve::{Running, spawn},
+    serve::{Running, spawn, spawn_with_policy},
 };

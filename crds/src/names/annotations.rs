@@ -197,3 +197,22 @@ pub const PROXY_CONFIG: &[&str] = &[
     PROXY_DISABLE_OUTBOUND_PROTOCOL_DETECT_TIMEOUT,
     PROXY_DISABLE_INBOUND_PROTOCOL_DETECT_TIMEOUT,
 ];
+
+// === Service annotations read by the outbound policy API ===
+
+/// `consecutive`: eject an endpoint after consecutive failures (outbound failure accrual).
+pub const FAILURE_ACCRUAL: &str = "balancer.linkerd.io/failure-accrual";
+/// The only failure accrual kind Linkerd knows.
+pub const FAILURE_ACCRUAL_CONSECUTIVE: &str = "consecutive";
+/// Failures in a row before an endpoint is ejected (default 7).
+pub const FAILURE_ACCRUAL_MAX_FAILURES: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-failures";
+/// Longest ejection (Go duration, default 1m).
+pub const FAILURE_ACCRUAL_MAX_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-penalty";
+/// Shortest ejection (Go duration, default 1s).
+pub const FAILURE_ACCRUAL_MIN_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-min-penalty";
+/// Jitter of the ejection backoff, 0–100 (default 0.5).
+pub const FAILURE_ACCRUAL_JITTER_RATIO: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio";

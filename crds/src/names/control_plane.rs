@@ -104,3 +104,10 @@ pub const DESTINATION_ADMIN_PORT: u16 = 9996;
 pub const POLICY_SERVICE: &str = "linkerd-policy";
 /// gRPC port of the inbound and outbound policy APIs.
 pub const POLICY_GRPC_PORT: u16 = 8090;
+/// The cluster-wide default inbound policy (the policy controller's `--default-policy`).
+pub const DEFAULT_INBOUND_POLICY: &str = "all-unauthenticated";
+/// Networks that `cluster-*` default policies admit (`clusterNetworks`).
+pub const DEFAULT_CLUSTER_NETWORKS: &str =
+    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+/// Networks whose probes the default probe routes admit (`--probe-networks`).
+pub const DEFAULT_PROBE_NETWORKS: &str = "0.0.0.0/0,::/0";
