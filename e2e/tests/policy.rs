@@ -15,8 +15,6 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, PostParams},
-    core::{DynamicObject, GroupVersionKind},
-    discovery::ApiResource,
 };
 use linkerd2_proxy_api::{
     inbound::{self as inpb, inbound_server_policies_client::InboundServerPoliciesClient},
@@ -27,7 +25,10 @@ use linkerd2_proxy_api::{
         proxy_protocol::Kind as OutKind, traffic_spec::Target,
     },
 };
-use oxlink_crds::names::groups::POLICY;
+use oxlink_crds::{
+    names::groups::{LINKERD, POLICY},
+    policy::{AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, Server},
+};
 use oxlink_destination::{Running, index::Config};
 use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
 use serde_json::{Value, json};
@@ -35,12 +36,13 @@ use std::{fmt::Debug, net::SocketAddr};
 use tokio::net::TcpListener;
 use tonic::{Code, Streaming, transport::Channel};
 
-/// Installs the policy CRDs that are missing and waits until they are served.
-async fn ensure_policy_crds(client: &Client) -> Result<()> {
+/// Installs the CRDs destination watches (ServiceProfiles and the policy kinds) that are
+/// missing, and waits until they are served.
+async fn ensure_crds(client: &Client) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let wanted: Vec<CustomResourceDefinition> = oxlink_crds::install::crds()
         .into_iter()
-        .filter(|c| c.spec.group == POLICY)
+        .filter(|c| c.spec.group == POLICY || c.spec.group == LINKERD)
         .collect();
     for crd in &wanted {
         let name = crd.metadata.name.clone().unwrap_or_default();
@@ -77,7 +79,7 @@ async fn ensure_policy_crds(client: &Client) -> Result<()> {
 
 /// Starts destination with its policy listener and waits until every watch has synced.
 async fn start(client: Client) -> Result<(Running, Channel)> {
-    ensure_policy_crds(&client).await?;
+    ensure_crds(&client).await?;
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let policy = TcpListener::bind("127.0.0.1:0").await?;
     let running =
@@ -101,35 +103,34 @@ async fn start(client: Client) -> Result<(Running, Channel)> {
     Ok((running, channel))
 }
 
-/// Creates a `policy.linkerd.io` object from its manifest.
-async fn create_policy(client: &Client, ns: &str, manifest: Value) -> Result<()> {
-    let (group, version) = manifest["apiVersion"]
-        .as_str()
-        .and_then(|v| v.split_once('/'))
-        .context("apiVersion")?;
-    let kind = manifest["kind"].as_str().context("kind")?;
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let plural = format!("{}s", kind.to_lowercase());
-    let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let obj: DynamicObject = serde_json::from_value(manifest)?;
+/// Creates a namespaced object of kind `K` from its manifest.
+async fn create<K>(client: &Client, ns: &str, manifest: Value) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let obj: K = serde_json::from_value(manifest)?;
     api.create(&PostParams::default(), &obj)
         .await
-        .with_context(|| format!("creating {kind}"))?;
+        .with_context(|| format!("creating {}", K::kind(&())))?;
     Ok(())
 }
 
-async fn delete_policy(
-    client: &Client,
-    ns: &str,
-    version: &str,
-    kind: &str,
-    name: &str,
-) -> Result<()> {
-    let gvk = GroupVersionKind::gvk(POLICY, version, kind);
-    let ar = ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    api.delete(name, &DeleteParams::default()).await?;
+async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .with_context(|| format!("deleting {} {name}", K::kind(&())))?;
     Ok(())
 }
 
@@ -248,21 +249,21 @@ async fn inbound_policy_follows_server_and_authorization_policy() -> Result<()> 
             .into_inner();
         until(&mut stream, "the default policy", is_default).await?;
 
-        create_policy(&client, &ns, json!({
+        create::<Server>(&client, &ns, json!({
             "apiVersion": "policy.linkerd.io/v1beta3",
             "kind": "Server",
             "metadata": {"name": "web-http"},
             "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": "http", "proxyProtocol": "HTTP/1"},
         }))
         .await?;
-        create_policy(&client, &ns, json!({
+        create::<MeshTlsAuthentication>(&client, &ns, json!({
             "apiVersion": "policy.linkerd.io/v1alpha1",
             "kind": "MeshTLSAuthentication",
             "metadata": {"name": "clients"},
             "spec": {"identities": [format!("client.{ns}.serviceaccount.identity.linkerd.cluster.local")]},
         }))
         .await?;
-        create_policy(&client, &ns, json!({
+        create::<AuthorizationPolicy>(&client, &ns, json!({
             "apiVersion": "policy.linkerd.io/v1alpha1",
             "kind": "AuthorizationPolicy",
             "metadata": {"name": "web-authz"},
@@ -300,13 +301,13 @@ async fn inbound_policy_follows_server_and_authorization_policy() -> Result<()> 
 
         // Deleting the authorization leaves the Server denying everyone; deleting the Server
         // restores the default.
-        delete_policy(&client, &ns, "v1alpha1", "AuthorizationPolicy", "web-authz").await?;
+        delete::<AuthorizationPolicy>(&client, &ns, "web-authz").await?;
         until(&mut stream, "the Server without authorizations", |s| {
             server_label(s, "kind") == "server" && s.authorizations.is_empty()
         })
         .await?;
-        delete_policy(&client, &ns, "v1beta3", "Server", "web-http").await?;
-        delete_policy(&client, &ns, "v1alpha1", "MeshTLSAuthentication", "clients").await?;
+        delete::<Server>(&client, &ns, "web-http").await?;
+        delete::<MeshTlsAuthentication>(&client, &ns, "clients").await?;
         until(&mut stream, "the default policy again", is_default).await?;
         drop(running);
         Ok(())
@@ -379,7 +380,7 @@ async fn outbound_policy_follows_http_routes() -> Result<()> {
             http1_route_names(p) == ["default:http"]
         })
         .await?;
-        create_policy(&client, &ns, json!({
+        create::<HttpRoute>(&client, &ns, json!({
             "apiVersion": "policy.linkerd.io/v1beta3",
             "kind": "HTTPRoute",
             "metadata": {"name": "web-api"},
@@ -396,7 +397,7 @@ async fn outbound_policy_follows_http_routes() -> Result<()> {
             http1_route_names(p) == ["HTTPRoute:web-api"]
         })
         .await?;
-        delete_policy(&client, &ns, "v1beta3", "HTTPRoute", "web-api").await?;
+        delete::<HttpRoute>(&client, &ns, "web-api").await?;
         until(&mut stream, "the default route again", |p| {
             http1_route_names(p) == ["default:http"]
         })
