@@ -312,3 +312,6 @@ pub(crate) fn parse_workload(workload: &str) -> Result<ObjKey, Status> {
     }
     Ok(ObjKey::new(ns, pod))
 }
+
+#[cfg(test)]
+mod tests;

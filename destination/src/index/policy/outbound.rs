@@ -142,7 +142,7 @@ impl Index {
                 opaque: Some(opaque),
                 http1: Some(Http1 {
                     routes: routes.clone(),
-                    failure_accrual: accrual.clone(),
+                    failure_accrual: accrual,
                 }),
                 http2: Some(Http2 {
                     routes,
