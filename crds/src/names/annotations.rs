@@ -216,3 +216,10 @@ pub const FAILURE_ACCRUAL_MIN_PENALTY: &str =
 /// Jitter of the ejection backoff, 0–100 (default 0.5).
 pub const FAILURE_ACCRUAL_JITTER_RATIO: &str =
     "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio";
+/// Request timeout of every route of a Service (Go duration): the whole request, retries
+/// included.
+pub const TIMEOUT_REQUEST: &str = "timeout.linkerd.io/request";
+/// Response timeout of every route of a Service (Go duration): until response headers.
+pub const TIMEOUT_RESPONSE: &str = "timeout.linkerd.io/response";
+/// Idle timeout of every route of a Service (Go duration): between body frames.
+pub const TIMEOUT_IDLE: &str = "timeout.linkerd.io/idle";

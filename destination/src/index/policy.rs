@@ -21,7 +21,7 @@ mod tests;
 pub use self::defaults::{
     Cidr, DefaultPolicy, Networks, ParseCidrError, ParsePolicyError, PolicyConfig,
 };
-pub(crate) use self::{outbound::FailureAccrual, pod::PodPolicy};
+pub(crate) use self::{outbound::ServicePolicy, pod::PodPolicy};
 
 use super::{Index, ObjKey};
 use linkerd2_proxy_api::{inbound as inpb, outbound as outpb};

@@ -4,7 +4,7 @@
 use super::routes::{self, Filter};
 use crate::index::{Index, ObjKey};
 use kube::Resource;
-use linkerd2_proxy_api::{meta, outbound as pb};
+use linkerd2_proxy_api::{http_route, meta, outbound as pb};
 use oxlink_crds::{
     duration::parse_duration,
     names::{annotations, groups::POLICY},
@@ -20,6 +20,63 @@ const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// The group Linkerd names core Services with in outbound metadata.
 const CORE_GROUP: &str = "core";
 const SERVICE_KIND: &str = "Service";
+
+/// What a Service's annotations say about its outbound policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ServicePolicy {
+    failure_accrual: Option<FailureAccrual>,
+    timeouts: Timeouts,
+}
+
+/// Route timeouts from `timeout.linkerd.io/{request,response,idle}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Timeouts {
+    request: Option<Duration>,
+    response: Option<Duration>,
+    idle: Option<Duration>,
+}
+
+impl ServicePolicy {
+    pub(crate) fn from_annotations(a: Option<&BTreeMap<String, String>>) -> Self {
+        let Some(a) = a else {
+            return Self::default();
+        };
+        let timeout = |key: &str| {
+            let value = a.get(key)?;
+            match parse_duration(value) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::info!(annotation = key, %value, %error, "ignoring a malformed timeout");
+                    None
+                }
+            }
+        };
+        Self {
+            failure_accrual: FailureAccrual::from_annotations(a),
+            timeouts: Timeouts {
+                request: timeout(annotations::TIMEOUT_REQUEST),
+                response: timeout(annotations::TIMEOUT_RESPONSE),
+                idle: timeout(annotations::TIMEOUT_IDLE),
+            },
+        }
+    }
+}
+
+impl Timeouts {
+    /// The rule's timeouts: the Service's, with the route's own request timeout first.
+    fn to_proto(self, route_request: Option<Duration>) -> Option<http_route::Timeouts> {
+        let request = route_request.or(self.request);
+        if request.is_none() && self.response.is_none() && self.idle.is_none() {
+            return None;
+        }
+        Some(http_route::Timeouts {
+            request: request.map(routes::duration),
+            response: self.response.map(routes::duration),
+            idle: self.idle.map(routes::duration),
+        })
+    }
+}
 
 /// Consecutive-failures accrual, as a Service's `balancer.linkerd.io/failure-accrual*`
 /// annotations configure it.
@@ -42,7 +99,7 @@ impl FailureAccrual {
 
     /// Reads the annotations; `None` unless accrual is `consecutive`. A malformed value
     /// falls back to its default (and is logged).
-    pub(crate) fn from_annotations(a: &BTreeMap<String, String>) -> Option<Self> {
+    fn from_annotations(a: &BTreeMap<String, String>) -> Option<Self> {
         if a.get(annotations::FAILURE_ACCRUAL)?.as_str() != annotations::FAILURE_ACCRUAL_CONSECUTIVE
         {
             return None;
@@ -136,7 +193,11 @@ impl Index {
             Kind::Opaque(opaque)
         } else {
             let routes = self.service_routes(svc, port);
-            let accrual = info.failure_accrual.as_ref().map(FailureAccrual::to_proto);
+            let accrual = info
+                .policy
+                .failure_accrual
+                .as_ref()
+                .map(FailureAccrual::to_proto);
             Kind::Detect(Detect {
                 timeout: Some(routes::duration(DETECT_TIMEOUT)),
                 opaque: Some(opaque),
@@ -248,9 +309,14 @@ impl Index {
     fn default_http_route(&self, svc: &ObjKey, port: u16) -> pb::HttpRoute {
         use pb::http_route::{Distribution, Rule, distribution};
         let backend = self.service_backend(svc, port, routes::default_meta("service"));
+        let timeouts = self
+            .services
+            .get(svc)
+            .and_then(|info| info.policy.timeouts.to_proto(None));
         #[allow(deprecated)]
         let rule = Rule {
             matches: vec![routes::prefix_match("/")],
+            timeouts,
             backends: Some(Distribution {
                 kind: Some(distribution::Kind::FirstAvailable(
                     distribution::FirstAvailable {
@@ -305,13 +371,18 @@ impl Index {
                     .collect(),
             })
         };
-        let request_timeout = rule
+        let route_request = rule
             .timeouts
             .as_ref()
             .and_then(|t| t.request.as_deref())
             .and_then(|t| parse_duration(t).ok())
-            .filter(|t| !t.is_zero())
-            .map(routes::duration);
+            .filter(|t| !t.is_zero());
+        let timeouts = self
+            .services
+            .get(parent)
+            .map(|info| info.policy.timeouts)
+            .unwrap_or_default()
+            .to_proto(route_request);
         #[allow(deprecated)]
         pb::http_route::Rule {
             matches: routes::matches(&rule.matches),
@@ -319,11 +390,8 @@ impl Index {
             backends: Some(Distribution {
                 kind: Some(backends),
             }),
-            request_timeout,
-            timeouts: request_timeout.map(|request| linkerd2_proxy_api::http_route::Timeouts {
-                request: Some(request),
-                ..Default::default()
-            }),
+            request_timeout: route_request.map(routes::duration),
+            timeouts,
             ..Default::default()
         }
     }

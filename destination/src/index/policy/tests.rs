@@ -721,3 +721,39 @@ fn cidrs_and_policies_parse_precisely() {
         assert_eq!(p.name().parse::<DefaultPolicy>(), Ok(p));
     }
 }
+
+#[test]
+fn outbound_timeouts_from_annotations_yield_to_the_route() {
+    let index = mk_index();
+    let mut svc = web_service();
+    svc.metadata.annotations = Some(
+        [
+            ("timeout.linkerd.io/request", "10s"),
+            ("timeout.linkerd.io/response", "2s"),
+            ("timeout.linkerd.io/idle", "soon"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    index.write().apply(&svc);
+    let mut rx = index
+        .write()
+        .watch_outbound(&addr("10.96.0.10:80"))
+        .unwrap();
+    let routes = outbound_routes(&rx.borrow_and_update().message);
+    let timeouts = routes[0].rules[0].timeouts.unwrap();
+    assert_eq!(timeouts.request.unwrap().seconds, 10);
+    assert_eq!(timeouts.response.unwrap().seconds, 2);
+    assert_eq!(timeouts.idle, None, "malformed → none");
+
+    index.write().apply(&route(
+        "short",
+        service_parent("web", 80),
+        json!([{"timeouts": {"request": "1s"}}]),
+    ));
+    let routes = outbound_routes(&rx.borrow_and_update().message);
+    let timeouts = routes[0].rules[0].timeouts.unwrap();
+    assert_eq!(timeouts.request.unwrap().seconds, 1);
+    assert_eq!(timeouts.response.unwrap().seconds, 2);
+}
