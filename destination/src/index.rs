@@ -1,5 +1,5 @@
-//! The cluster index: Services, EndpointSlices, Pods, Nodes, ServiceProfiles and opaque
-//! Servers, fed by Kubernetes watches, and the subscriptions built from them.
+//! The cluster index: Services, EndpointSlices, Pods, Nodes, ServiceProfiles and the policy
+//! resources, fed by Kubernetes watches, and the subscriptions built from them.
 //!
 //! One task per watched kind writes through [`IndexResource::apply`], [`IndexResource::delete`]
 //! and [`IndexResource::reset`]; each write marks what it touched, and the index then rebuilds

@@ -1,7 +1,7 @@
 //! The inbound policy of a pod's port: the Server that selects it, or the default policy.
 
 use super::{
-    ServerInfo,
+    DefaultPolicy, ServerInfo,
     authz::{self, meta_labels},
     routes::{self, Filter},
 };
@@ -11,7 +11,7 @@ use kube::Resource;
 use linkerd2_proxy_api::inbound as pb;
 use oxlink_crds::{
     names::groups::POLICY,
-    policy::{HttpRoute, ProxyProtocol, Server},
+    policy::{AccessPolicy, HttpRoute, ProxyProtocol, Server},
 };
 use std::time::Duration;
 
@@ -117,23 +117,28 @@ impl Index {
                 routes: http_routes(),
                 local_rate_limit: None,
             }),
-            ProxyProtocol::Grpc => Kind::Grpc(Grpc { routes: Vec::new() }),
+            ProxyProtocol::Grpc => Kind::Grpc(Grpc {
+                routes: vec![default_grpc_route()],
+            }),
             ProxyProtocol::Opaque => Kind::Opaque(Opaque {}),
             ProxyProtocol::Tls => Kind::Tls(Tls {}),
         };
         let metadata =
             routes::resource_meta(POLICY, &Server::kind(&()).to_lowercase(), "", &key.name, 0);
+        let mut authorizations =
+            self.policy
+                .server_authzs(&key.ns, &key.name, &server.labels, &self.config);
+        // A Server's access policy admits whom no authorization names (`deny`: no one).
+        authorizations.extend(authz::default_authz(
+            access_policy(server.spec.access_policy),
+            &self.config,
+        ));
         pb::Server {
             protocol: Some(pb::ProxyProtocol {
                 kind: Some(protocol),
             }),
             server_ips: Vec::new(),
-            authorizations: self.policy.server_authzs(
-                &key.ns,
-                &key.name,
-                &server.labels,
-                &self.config,
-            ),
+            authorizations,
             labels: meta_labels(&metadata),
         }
     }
@@ -213,6 +218,30 @@ impl Index {
                     .collect(),
             })
             .collect()
+    }
+}
+
+fn access_policy(policy: AccessPolicy) -> DefaultPolicy {
+    match policy {
+        AccessPolicy::Deny => DefaultPolicy::Deny,
+        AccessPolicy::AllAuthenticated => DefaultPolicy::AllAuthenticated,
+        AccessPolicy::AllUnauthenticated => DefaultPolicy::AllUnauthenticated,
+        AccessPolicy::ClusterAuthenticated => DefaultPolicy::ClusterAuthenticated,
+        AccessPolicy::ClusterUnauthenticated => DefaultPolicy::ClusterUnauthenticated,
+        AccessPolicy::Audit => DefaultPolicy::Audit,
+    }
+}
+
+/// The gRPC route `default`: every call, under the server's authorizations.
+fn default_grpc_route() -> pb::GrpcRoute {
+    pb::GrpcRoute {
+        metadata: Some(routes::default_meta("default")),
+        hosts: Vec::new(),
+        authorizations: Vec::new(),
+        rules: vec![pb::grpc_route::Rule {
+            matches: vec![linkerd2_proxy_api::grpc_route::GrpcRouteMatch::default()],
+            filters: Vec::new(),
+        }],
     }
 }
 

@@ -757,3 +757,22 @@ fn outbound_timeouts_from_annotations_yield_to_the_route() {
     assert_eq!(timeouts.request.unwrap().seconds, 1);
     assert_eq!(timeouts.response.unwrap().seconds, 2);
 }
+
+#[test]
+fn grpc_servers_get_a_default_route_and_access_policy_admits() {
+    let index = index_with_pod(json!({}));
+    let mut server: Server = mk_server(
+        "web-grpc",
+        json!({"matchLabels": {"app": "web"}}),
+        json!(8080),
+        "gRPC",
+    );
+    server.spec.access_policy = oxlink_crds::policy::AccessPolicy::ClusterUnauthenticated;
+    index.write().apply(&server);
+    let policy = current(&mut index.write().watch_inbound(&pod_key(), 8080).unwrap());
+    let Some(InKind::Grpc(grpc)) = policy.protocol.as_ref().unwrap().kind.as_ref() else {
+        panic!("{policy:?}")
+    };
+    assert_eq!(meta_name(&grpc.routes[0].metadata), "default:default");
+    assert_eq!(authz_names(&policy), ["default:cluster-unauthenticated"]);
+}
