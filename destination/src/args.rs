@@ -1,25 +1,38 @@
 //! Command-line flags of `oxlink-destination` and the process around the library.
 
-use crate::{index::Config, ports::PortSet, serve::spawn};
+use crate::{
+    index::{
+        Config,
+        policy::{DefaultPolicy, Networks, PolicyConfig},
+    },
+    ports::PortSet,
+    serve::spawn_with_policy,
+};
 use anyhow::Context;
 use clap::Parser;
 use oxlink_admin::{LogArgs, shutdown_signal};
 use oxlink_crds::{
     duration::parse_duration,
     names::control_plane::{
-        CLUSTER_DOMAIN, DEFAULT_OPAQUE_PORTS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT,
-        NAMESPACE, TRUST_DOMAIN,
+        CLUSTER_DOMAIN, DEFAULT_CLUSTER_NETWORKS, DEFAULT_INBOUND_POLICY, DEFAULT_OPAQUE_PORTS,
+        DEFAULT_PROBE_NETWORKS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT, NAMESPACE,
+        POLICY_GRPC_PORT, TRUST_DOMAIN,
     },
 };
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-/// Service discovery for linkerd2-proxy: answers Destination.Get and GetProfile.
+/// Service discovery and policy for linkerd2-proxy: answers Destination.Get and GetProfile,
+/// InboundServerPolicies and OutboundPolicies.
 #[derive(Debug, Parser)]
 #[command(name = "oxlink-destination", version)]
 pub struct Args {
     /// Address of the gRPC server.
     #[arg(long, env = "OXLINK_DESTINATION_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], DESTINATION_GRPC_PORT)))]
     addr: SocketAddr,
+
+    /// Address of the policy gRPC server (InboundServerPolicies, OutboundPolicies).
+    #[arg(long, env = "OXLINK_DESTINATION_POLICY_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], POLICY_GRPC_PORT)))]
+    policy_addr: SocketAddr,
 
     /// Address of the admin server (`/live`, `/ready`, `/metrics`).
     #[arg(long, env = "OXLINK_DESTINATION_ADMIN_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], DESTINATION_ADMIN_PORT)))]
@@ -45,6 +58,19 @@ pub struct Args {
     #[arg(long, env = "OXLINK_ENABLE_H2_UPGRADE", default_value_t = true, action = clap::ArgAction::Set)]
     enable_h2_upgrade: bool,
 
+    /// Inbound policy of ports no Server selects, unless a pod's
+    /// `config.linkerd.io/default-inbound-policy` says otherwise.
+    #[arg(long, env = "OXLINK_DEFAULT_INBOUND_POLICY", default_value = DEFAULT_INBOUND_POLICY)]
+    default_policy: DefaultPolicy,
+
+    /// Networks of the cluster, admitted by `cluster-*` policies (comma-separated CIDRs).
+    #[arg(long, env = "OXLINK_CLUSTER_NETWORKS", default_value = DEFAULT_CLUSTER_NETWORKS)]
+    cluster_networks: Networks,
+
+    /// Networks whose HTTP probes default policies admit (comma-separated CIDRs).
+    #[arg(long, env = "OXLINK_PROBE_NETWORKS", default_value = DEFAULT_PROBE_NETWORKS)]
+    probe_networks: Networks,
+
     /// How long open streams get to finish on shutdown (Go duration syntax).
     #[arg(long, env = "OXLINK_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace_period: Duration,
@@ -69,12 +95,16 @@ impl Args {
     fn run(self) -> anyhow::Result<()> {
         let Self {
             addr,
+            policy_addr,
             admin_addr,
             controller_namespace,
             identity_trust_domain,
             cluster_domain,
             default_opaque_ports,
             enable_h2_upgrade,
+            default_policy,
+            cluster_networks,
+            probe_networks,
             shutdown_grace_period,
             logs,
         } = self;
@@ -85,6 +115,11 @@ impl Args {
             cluster_domain,
             default_opaque_ports: PortSet::parse(&default_opaque_ports, |_| None),
             enable_h2_upgrade,
+            policy: PolicyConfig {
+                default_policy,
+                cluster_networks: cluster_networks.0,
+                probe_networks: probe_networks.0,
+            },
         };
         oxlink_admin::runtime()
             .context("starting the runtime")?
@@ -93,7 +128,11 @@ impl Args {
                     .await
                     .context("Kubernetes client")?;
                 let (grpc, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
-                let running = spawn(client, config, grpc, Some(admin)).context("starting")?;
+                let policy = tokio::net::TcpListener::bind(policy_addr)
+                    .await
+                    .with_context(|| format!("binding {policy_addr}"))?;
+                let running = spawn_with_policy(client, config, grpc, Some(policy), Some(admin))
+                    .context("starting")?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");
                 running.shutdown(shutdown_grace_period).await;

@@ -9,6 +9,8 @@
 //! cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which the proxy does not retry.
 
 mod codec;
+pub mod inbound;
+pub mod outbound;
 mod target;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The cluster index: Services, EndpointSlices, Pods, ExternalWorkloads, Nodes, ServiceProfiles
-//! and opaque Servers, fed by Kubernetes watches, and the subscriptions built from them.
+//! and the policy resources, fed by Kubernetes watches, and the subscriptions built from them.
 //!
 //! One task per watched kind writes through [`IndexResource::apply`], [`IndexResource::delete`]
 //! and [`IndexResource::reset`]; each write marks what it touched, and the index then rebuilds
@@ -12,6 +12,7 @@ mod endpoints;
 mod external;
 mod node;
 mod pod;
+pub mod policy;
 mod profile;
 mod server;
 mod service;
@@ -63,6 +64,8 @@ pub struct Config {
     pub default_opaque_ports: PortSet,
     /// Hint `h2` for meshed endpoints on non-opaque ports.
     pub enable_h2_upgrade: bool,
+    /// Default inbound policy and the networks policies name.
+    pub policy: policy::PolicyConfig,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             cluster_domain: CLUSTER_DOMAIN.into(),
             default_opaque_ports: PortSet::parse(DEFAULT_OPAQUE_PORTS, |_| None),
             enable_h2_upgrade: true,
+            policy: policy::PolicyConfig::default(),
         }
     }
 }
@@ -164,6 +168,9 @@ pub struct Index {
     opaque_servers: HashMap<ObjKey, OpaqueServer>,
     external_workloads: HashMap<ObjKey, Arc<ExternalInfo>>,
 
+    /// Servers, authorizations, authentications, HTTPRoutes and policy subscriptions.
+    policy: policy::PolicyIndex,
+
     endpoint_subs: HashMap<ObjKey, HashMap<EndpointsFilter, EndpointsTx>>,
     service_profile_subs: HashMap<ObjKey, HashMap<ProfileSubKey, ProfileTx>>,
     addr_profile_subs: HashMap<IpAddr, HashMap<ProfileSubKey, ProfileTx>>,
@@ -239,6 +246,8 @@ impl Index {
             nodes: HashMap::new(),
             opaque_servers: HashMap::new(),
             external_workloads: HashMap::new(),
+
+            policy: policy::PolicyIndex::default(),
             endpoint_subs: HashMap::new(),
             service_profile_subs: HashMap::new(),
             addr_profile_subs: HashMap::new(),
@@ -364,6 +373,9 @@ impl Index {
     /// Rebuilds the subscriptions that the writes since the last flush touched, and drops the
     /// ones nobody holds any more.
     fn flush(&mut self) {
+        for svc in &self.dirty_services {
+            self.policy.mark_service(svc);
+        }
         for svc in std::mem::take(&mut self.dirty_services) {
             self.publish_endpoints(&svc);
             self.publish_service_profiles(&svc);
@@ -374,6 +386,12 @@ impl Index {
         for ip in std::mem::take(&mut self.dirty_ips) {
             self.publish_addr_profiles(ip);
         }
+        self.flush_policy();
+    }
+
+    /// How many policy objects and policy subscription keys the index holds.
+    pub fn policy_sizes(&self) -> policy::PolicySizes {
+        self.policy.sizes()
     }
 
     fn publish_endpoints(&mut self, svc: &ObjKey) {

@@ -39,7 +39,7 @@ pub struct Metrics {
     /// Calls finished, by status code (`grpc_server_handled_total`); a stream counts when it
     /// ends.
     pub handled: Family<HandledLabels, Counter>,
-    /// Open streams by API (`get`, `get_profile`).
+    /// Open streams by API (`get`, `get_profile`, `inbound`, `outbound`).
     pub subscriptions: Family<ApiLabels, Gauge>,
     /// Messages sent on streams, by API.
     pub updates_sent: Family<ApiLabels, Counter>,
@@ -59,12 +59,12 @@ impl Metrics {
         let sub = registry.sub_registry_with_prefix("destination");
         sub.register(
             "subscriptions",
-            "Open Get and GetProfile streams",
+            "Open Get, GetProfile, WatchPort and Watch streams",
             metrics.subscriptions.clone(),
         );
         sub.register(
             "updates_sent",
-            "Messages sent on Get and GetProfile streams",
+            "Messages sent on Get, GetProfile, WatchPort and Watch streams",
             metrics.updates_sent.clone(),
         );
         sub.register_collector(Box::new(IndexCollector(index)));
@@ -106,7 +106,10 @@ struct IndexCollector(SharedIndex);
 
 impl Collector for IndexCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let sizes = self.0.read().sizes();
+        let (sizes, policy) = {
+            let index = self.0.read();
+            (index.sizes(), index.policy_sizes())
+        };
         let mut objects = encoder.encode_descriptor(
             "index_objects",
             "Objects held by the index, by kind",
@@ -118,6 +121,10 @@ impl Collector for IndexCollector {
             ("endpointslice", sizes.endpoint_slices),
             ("pod", sizes.pods),
             ("serviceprofile", sizes.service_profiles),
+            ("server", policy.servers),
+            ("authorization", policy.authorizations),
+            ("authentication", policy.authentications),
+            ("httproute", policy.http_routes),
         ] {
             let labels = [("kind", kind)];
             ConstGauge::new(n as i64).encode(objects.encode_family(&labels)?)?;
@@ -131,6 +138,8 @@ impl Collector for IndexCollector {
         for (api, n) in [
             ("get", sizes.endpoint_keys),
             ("get_profile", sizes.profile_keys),
+            ("inbound", policy.inbound_keys),
+            ("outbound", policy.outbound_keys),
         ] {
             let labels = [("api", api)];
             ConstGauge::new(n as i64).encode(keys.encode_family(&labels)?)?;

@@ -2,7 +2,7 @@
 //! stopped together.
 
 use crate::{
-    grpc::DestinationGrpc,
+    grpc::{DestinationGrpc, inbound::inbound_server, outbound::outbound_server},
     index::{self, Index, SharedIndex, spawn_watch},
     metrics::Metrics,
 };
@@ -11,7 +11,13 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use oxlink_admin::{Readiness, Tasks, serve_admin};
-use oxlink_crds::{ExternalWorkload, ServiceProfile, policy::Server};
+use oxlink_crds::{
+    ExternalWorkload, ServiceProfile,
+    policy::{
+        AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, NetworkAuthentication, Server,
+        ServerAuthorization,
+    },
+};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -20,6 +26,8 @@ use tonic::transport::server::TcpIncoming;
 /// A started destination server. Dropping it stops every task.
 pub struct Running {
     pub grpc_addr: SocketAddr,
+    /// The policy listener's address, if policy is served.
+    pub policy_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub ready: Readiness,
     pub index: SharedIndex,
@@ -28,12 +36,24 @@ pub struct Running {
 }
 
 /// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
-/// Pods, Nodes, ServiceProfiles, Servers and ExternalWorkloads, and serves plaintext gRPC on `grpc` and the admin endpoints on
-/// `admin`.
+/// Pods, Nodes, ServiceProfiles and Servers, and serves plaintext gRPC on `grpc` and the admin
+/// endpoints on `admin`.
 pub fn spawn(
     client: kube::Client,
     config: index::Config,
     grpc: TcpListener,
+    admin: Option<TcpListener>,
+) -> std::io::Result<Running> {
+    spawn_with_policy(client, config, grpc, None, admin)
+}
+
+/// Like [`spawn`]; with a `policy` listener, also watches the policy kinds (readiness waits
+/// for them too) and serves the inbound and outbound policy APIs on it.
+pub fn spawn_with_policy(
+    client: kube::Client,
+    config: index::Config,
+    grpc: TcpListener,
+    policy: Option<TcpListener>,
     admin: Option<TcpListener>,
 ) -> std::io::Result<Running> {
     let cluster_domain = config.cluster_domain.clone();
@@ -71,12 +91,15 @@ pub fn spawn(
             index.clone(),
             ready.latch("the Server watch has not synced"),
         ),
-        spawn_watch::<ExternalWorkload>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the ExternalWorkload watch has not synced"),
-        ),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        policy
+            .is_some()
+            .then(|| spawn_policy_watches(&client, &index, &ready))
+            .into_iter()
+            .flatten(),
+    ) {
         tasks.adopt(watch);
     }
 
@@ -100,6 +123,16 @@ pub fn spawn(
             tracing::error!(%error, "the gRPC server failed");
         }
     });
+    let policy_addr = match policy {
+        Some(listener) => Some(serve_policy(
+            &mut tasks,
+            listener,
+            &index,
+            &cluster_domain,
+            &metrics,
+        )?),
+        None => None,
+    };
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -114,15 +147,84 @@ pub fn spawn(
         }
         None => None,
     };
-    tracing::info!(%grpc_addr, ?admin_addr, "destination started");
+    tracing::info!(%grpc_addr, ?policy_addr, ?admin_addr, "destination started");
     Ok(Running {
         grpc_addr,
+        policy_addr,
         admin_addr,
         ready,
         index,
         metrics,
         tasks,
     })
+}
+
+/// The watches of the kinds beyond Get/GetProfile's core (Servers are watched above): the
+/// policy kinds, and ExternalWorkloads, which only policy-era control planes install.
+fn spawn_policy_watches(
+    client: &kube::Client,
+    index: &SharedIndex,
+    ready: &Readiness,
+) -> [tokio::task::JoinHandle<()>; 6] {
+    type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
+    let watch = |spawn: Spawn, unsynced: &'static str| {
+        spawn(client.clone(), index.clone(), ready.latch(unsynced))
+    };
+    [
+        watch(
+            spawn_watch::<ServerAuthorization>,
+            "the ServerAuthorization watch has not synced",
+        ),
+        watch(
+            spawn_watch::<AuthorizationPolicy>,
+            "the AuthorizationPolicy watch has not synced",
+        ),
+        watch(
+            spawn_watch::<MeshTlsAuthentication>,
+            "the MeshTLSAuthentication watch has not synced",
+        ),
+        watch(
+            spawn_watch::<NetworkAuthentication>,
+            "the NetworkAuthentication watch has not synced",
+        ),
+        watch(
+            spawn_watch::<HttpRoute>,
+            "the HTTPRoute watch has not synced",
+        ),
+        watch(
+            spawn_watch::<ExternalWorkload>,
+            "the ExternalWorkload watch has not synced",
+        ),
+    ]
+}
+
+/// Serves InboundServerPolicies and OutboundPolicies (plaintext gRPC) on `listener`.
+fn serve_policy(
+    tasks: &mut Tasks,
+    listener: TcpListener,
+    index: &SharedIndex,
+    cluster_domain: &str,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    let discover = Arc::new(index.clone());
+    let inbound = inbound_server(discover.clone(), tasks.flag(), metrics.clone());
+    let outbound = outbound_server(discover, cluster_domain, tasks.flag(), metrics.clone());
+    let stopped = tasks.signal();
+    tasks.server(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(inbound)
+            .add_service(outbound)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "the policy gRPC server failed");
+        }
+    });
+    Ok(addr)
 }
 
 impl Running {

@@ -203,3 +203,29 @@ pub const PROXY_CONFIG: &[&str] = &[
 pub const CONFIG_PREFIX: &str = "config.linkerd.io";
 /// Prefix of the alpha proxy configuration annotations (`config.alpha.linkerd.io/...`).
 pub const CONFIG_ALPHA_PREFIX: &str = "config.alpha.linkerd.io";
+
+// === Service annotations read by the outbound policy API ===
+
+/// `consecutive`: eject an endpoint after consecutive failures (outbound failure accrual).
+pub const FAILURE_ACCRUAL: &str = "balancer.linkerd.io/failure-accrual";
+/// The only failure accrual kind Linkerd knows.
+pub const FAILURE_ACCRUAL_CONSECUTIVE: &str = "consecutive";
+/// Failures in a row before an endpoint is ejected (default 7).
+pub const FAILURE_ACCRUAL_MAX_FAILURES: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-failures";
+/// Longest ejection (Go duration, default 1m).
+pub const FAILURE_ACCRUAL_MAX_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-max-penalty";
+/// Shortest ejection (Go duration, default 1s).
+pub const FAILURE_ACCRUAL_MIN_PENALTY: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-min-penalty";
+/// Jitter of the ejection backoff, 0–100 (default 0.5).
+pub const FAILURE_ACCRUAL_JITTER_RATIO: &str =
+    "balancer.linkerd.io/failure-accrual-consecutive-jitter-ratio";
+/// Request timeout of every route of a Service (Go duration): the whole request, retries
+/// included.
+pub const TIMEOUT_REQUEST: &str = "timeout.linkerd.io/request";
+/// Response timeout of every route of a Service (Go duration): until response headers.
+pub const TIMEOUT_RESPONSE: &str = "timeout.linkerd.io/response";
+/// Idle timeout of every route of a Service (Go duration): between body frames.
+pub const TIMEOUT_IDLE: &str = "timeout.linkerd.io/idle";

@@ -121,3 +121,11 @@ pub const DESTINATION_DEPLOYMENT: &str = "linkerd-destination";
 pub const PROXY_INJECTOR_DEPLOYMENT: &str = "linkerd-proxy-injector";
 /// ClusterIP Service in front of destination.
 pub const DESTINATION_SERVICE: &str = "linkerd-dst";
+
+/// The cluster-wide default inbound policy (the policy controller's `--default-policy`).
+pub const DEFAULT_INBOUND_POLICY: &str = "all-unauthenticated";
+/// Networks that `cluster-*` default policies admit (`clusterNetworks`).
+pub const DEFAULT_CLUSTER_NETWORKS: &str =
+    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+/// Networks whose probes the default probe routes admit (`--probe-networks`).
+pub const DEFAULT_PROBE_NETWORKS: &str = "0.0.0.0/0,::/0";

@@ -15,6 +15,10 @@ fn defaults_match_linkerd() {
     assert_eq!(args.identity_trust_domain, "cluster.local");
     assert_eq!(args.cluster_domain, "cluster.local");
     assert!(args.enable_h2_upgrade);
+    assert_eq!(args.policy_addr, "0.0.0.0:8090".parse().unwrap());
+    assert_eq!(args.default_policy, DefaultPolicy::AllUnauthenticated);
+    assert_eq!(args.cluster_networks.0.len(), 5);
+    assert_eq!(args.probe_networks.0.len(), 2);
     let opaque = PortSet::parse(&args.default_opaque_ports, |_| None);
     for port in [25, 587, 3306, 4444, 5432, 6379, 9300, 11211] {
         assert!(opaque.contains(port), "{port}");
@@ -44,4 +48,30 @@ fn kebab_case_flags() {
     assert_eq!(args.logs.log_format, oxlink_admin::LogFormat::Json);
     assert_eq!(args.logs.log_level, "debug");
     assert!(Args::try_parse_from(["oxlink-destination", "--shutdown-grace-period=soon"]).is_err());
+}
+
+#[test]
+fn policy_flags() {
+    let args = Args::try_parse_from([
+        "oxlink-destination",
+        "--policy-addr=127.0.0.1:3",
+        "--default-policy=cluster-authenticated",
+        "--cluster-networks=10.0.0.0/16, fd00::/8",
+        "--probe-networks=192.0.2.0/24",
+    ])
+    .unwrap();
+    assert_eq!(args.policy_addr, "127.0.0.1:3".parse().unwrap());
+    assert_eq!(args.default_policy, DefaultPolicy::ClusterAuthenticated);
+    assert_eq!(args.cluster_networks.0.len(), 2);
+    assert_eq!(args.probe_networks.0[0].to_string(), "192.0.2.0/24");
+    for bad in [
+        "--default-policy=allow",
+        "--cluster-networks=10.0.0.0/40",
+        "--probe-networks=everywhere",
+    ] {
+        assert!(
+            Args::try_parse_from(["oxlink-destination", bad]).is_err(),
+            "{bad}"
+        );
+    }
 }

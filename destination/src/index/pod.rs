@@ -1,6 +1,6 @@
 //! Pods: only what endpoints and endpoint profiles are built from.
 
-use super::{Config, Index, IndexResource, ObjKey};
+use super::{Config, Index, IndexResource, ObjKey, policy::PodPolicy};
 use crate::ports::PortSet;
 use k8s_openapi::api::core::v1::Pod;
 use oxlink_crds::names::{
@@ -35,6 +35,8 @@ pub(crate) struct PodInfo {
     pub(crate) labels: BTreeMap<String, String>,
     /// Named container ports, for Servers that name their port.
     pub(crate) named_ports: Vec<(String, u16)>,
+    /// Default-policy annotations and probes, for inbound policy.
+    pub(crate) policy: PodPolicy,
 }
 
 impl PodInfo {
@@ -139,6 +141,7 @@ impl PodInfo {
                 namespace,
                 labels: pod_labels,
                 named_ports,
+                policy: PodPolicy::from_pod(pod),
             },
         ))
     }
@@ -215,6 +218,7 @@ impl IndexResource for Pod {
         }
         index.pods.insert(key.clone(), Arc::new(info));
         index.mark_pod_services(&key);
+        index.policy.dirty_pods.insert(key);
     }
 
     fn delete(index: &mut Index, key: &ObjKey) {
@@ -226,6 +230,7 @@ impl IndexResource for Pod {
                 index.dirty_ips.insert(*ip);
             }
             index.mark_pod_services(key);
+            index.policy.dirty_pods.insert(key.clone());
         }
     }
 

@@ -86,6 +86,7 @@ impl IndexResource for Server {
         let Some(key) = ObjKey::of(&obj.metadata) else {
             return;
         };
+        index.policy.apply_server(&key, obj);
         let opaque = match (&obj.spec.pod_selector, obj.spec.proxy_protocol) {
             (Some(selector), ProxyProtocol::Opaque) => Some(OpaqueServer {
                 selector: selector.clone(),
@@ -104,12 +105,14 @@ impl IndexResource for Server {
     }
 
     fn delete(index: &mut Index, key: &ObjKey) {
+        index.policy.delete_server(key);
         if index.opaque_servers.remove(key).is_some() {
             index.mark_namespace(&key.ns);
         }
     }
 
+    /// Every Server is kept for policy; the opaque ones are a subset.
     fn keys(index: &Index) -> Vec<ObjKey> {
-        index.opaque_servers.keys().cloned().collect()
+        index.policy.servers.keys().cloned().collect()
     }
 }

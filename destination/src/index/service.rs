@@ -1,6 +1,6 @@
 //! Services: their cluster IPs, ports, opaque-ports annotation and traffic policy.
 
-use super::{Index, IndexResource, ObjKey};
+use super::{Index, IndexResource, ObjKey, policy::ServicePolicy};
 use crate::ports::PortSet;
 use k8s_openapi::api::core::v1::Service;
 use oxlink_crds::names::annotations;
@@ -16,6 +16,8 @@ pub(crate) struct ServiceInfo {
     pub(crate) node_local: bool,
     /// `type: ExternalName`: a DNS alias, with no endpoints to discover.
     pub(crate) external_name: bool,
+    /// Failure accrual and timeouts from the Service's annotations, for outbound policy.
+    pub(crate) policy: ServicePolicy,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +71,7 @@ impl ServiceInfo {
                 opaque_ports,
                 node_local,
                 external_name: spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName"),
+                policy: ServicePolicy::from_annotations(svc.metadata.annotations.as_ref()),
             },
         ))
     }

@@ -18,6 +18,13 @@ fn index_sizes_are_read_at_scrape_time() {
     let _profile = index
         .write()
         .watch_profile(&ProfileTarget::Service(ObjKey::new(NS, "web"), 80), None);
+    let _outbound = index
+        .write()
+        .watch_outbound(&crate::index::policy::OutboundTarget::Service(
+            ObjKey::new(NS, "web"),
+            80,
+        ))
+        .unwrap();
     metrics
         .subscriptions
         .get_or_create(&Metrics::api("get"))
@@ -31,6 +38,8 @@ fn index_sizes_are_read_at_scrape_time() {
         r#"destination_index_objects{kind="service"} 1"#,
         r#"destination_index_objects{kind="pod"} 0"#,
         r#"destination_index_subscription_keys{api="get_profile"} 1"#,
+        r#"destination_index_subscription_keys{api="outbound"} 1"#,
+        r#"destination_index_objects{kind="server"} 0"#,
         r#"destination_subscriptions{api="get"} 1"#,
         r#"grpc_server_started_total{grpc_service="svc",grpc_method="Get"} 1"#,
         r#"grpc_server_handled_total{grpc_service="svc",grpc_method="Get",grpc_code="NotFound"} 1"#,

@@ -1,0 +1,78 @@
+//! `io.linkerd.proxy.outbound.OutboundPolicies`: Get and Watch by a Service's cluster
+//! address or by its cluster name. Anything that is not a Service is NOT_FOUND, which tells
+//! the proxy to synthesize its own policy (forward to the original destination).
+
+use super::{
+    inbound::{PolicyApi, PolicyServer, SnapshotRx, not_found},
+    target::{ClusterName, Host, parse_cluster_name, parse_path},
+};
+use crate::{
+    metrics::Metrics,
+    policy::{DiscoverPolicy, OutboundTarget},
+};
+use linkerd2_proxy_api::outbound as pb;
+use std::{net::SocketAddr, sync::Arc};
+use tokio::sync::watch;
+use tonic::Status;
+
+/// The outbound API over a policy discovery implementation.
+#[derive(Debug)]
+pub struct Outbound<D> {
+    discover: Arc<D>,
+    cluster_domain: Arc<str>,
+}
+
+pub type OutboundServer<D> = PolicyServer<Outbound<D>>;
+
+/// The outbound policy service over `discover`; streams end when `shutdown` turns true.
+pub fn outbound_server<D: DiscoverPolicy>(
+    discover: Arc<D>,
+    cluster_domain: &str,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) -> OutboundServer<D> {
+    let api = Outbound {
+        discover,
+        cluster_domain: cluster_domain.into(),
+    };
+    PolicyServer::new(api, shutdown, metrics)
+}
+
+impl<D: DiscoverPolicy> PolicyApi for Outbound<D> {
+    type Request = pb::TrafficSpec;
+    type Message = pb::OutboundPolicy;
+    const SERVICE: &'static str = "io.linkerd.proxy.outbound.OutboundPolicies";
+    const GET: &'static str = "Get";
+    const WATCH: &'static str = "Watch";
+    const API: &'static str = "outbound";
+
+    fn lookup(&self, spec: pb::TrafficSpec) -> Result<SnapshotRx<pb::OutboundPolicy>, Status> {
+        use pb::traffic_spec::Target;
+        let target = match spec.target {
+            None => return Err(Status::invalid_argument("no target")),
+            Some(Target::Addr(addr)) => OutboundTarget::Addr(
+                SocketAddr::try_from(addr)
+                    .map_err(|_| Status::invalid_argument("invalid target address"))?,
+            ),
+            Some(Target::Authority(authority)) => self.authority(&authority)?,
+        };
+        tracing::debug!(?target, "outbound policy");
+        self.discover.outbound(&target).map_err(not_found)
+    }
+}
+
+impl<D> Outbound<D> {
+    /// `<svc>.<ns>.svc.<cluster-domain>[:port]` (port 80 by default); any other authority is
+    /// not a Service we know.
+    fn authority(&self, authority: &str) -> Result<OutboundTarget, Status> {
+        let unknown = || Status::not_found(format!("no such service: {authority}"));
+        let (host, port) = parse_path(authority).map_err(|_| unknown())?;
+        let Host::Name(name) = host else {
+            return Err(unknown());
+        };
+        match parse_cluster_name(&name, &self.cluster_domain).map_err(|_| unknown())? {
+            ClusterName::Service(svc) => Ok(OutboundTarget::Service(svc, port)),
+            ClusterName::Pod { .. } => Err(unknown()),
+        }
+    }
+}

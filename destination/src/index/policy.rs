@@ -1,0 +1,291 @@
+//! Policy: Servers, ServerAuthorizations, AuthorizationPolicies, MeshTLS and Network
+//! authentications and HTTPRoutes, and the inbound and outbound policies built from them.
+//!
+//! Inbound subscriptions are keyed by pod and port, outbound ones by Service and port. Like the
+//! rest of the index, each key has one `watch` channel holding the latest policy, encoded once
+//! and shared by every subscriber. A write marks what it can affect (a namespace's pods, a pod,
+//! a namespace's Services, every Service for an HTTPRoute) and the next flush rebuilds only
+//! those keys, sending only when the policy actually changed.
+
+mod authz;
+mod defaults;
+mod inbound;
+mod outbound;
+mod pod;
+mod resources;
+mod routes;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::defaults::{
+    Cidr, DefaultPolicy, Networks, ParseCidrError, ParsePolicyError, PolicyConfig,
+};
+pub(crate) use self::{outbound::ServicePolicy, pod::PodPolicy};
+
+use super::{Index, ObjKey};
+use linkerd2_proxy_api::{inbound as inpb, outbound as outpb};
+use oxlink_crds::policy::{
+    AuthorizationPolicySpec, MeshTlsAuthenticationSpec, NetworkAuthenticationSpec,
+    ServerAuthorizationSpec, ServerSpec, httproute::HttpRouteSpec,
+};
+use prost::{Message, bytes::Bytes};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    hash::Hash,
+    net::SocketAddr,
+    sync::Arc,
+};
+use tokio::sync::watch as channel;
+
+/// A policy message and its protobuf encoding, built once and shared by every subscriber.
+#[derive(Debug)]
+pub struct PolicySnapshot<M> {
+    pub message: M,
+    pub encoded: Bytes,
+}
+
+impl<M: Message> PolicySnapshot<M> {
+    fn new(message: M) -> Self {
+        let encoded = message.encode_to_vec().into();
+        Self { message, encoded }
+    }
+}
+
+pub type InboundRx = channel::Receiver<Arc<PolicySnapshot<inpb::Server>>>;
+pub type OutboundRx = channel::Receiver<Arc<PolicySnapshot<outpb::OutboundPolicy>>>;
+type Tx<M> = channel::Sender<Arc<PolicySnapshot<M>>>;
+
+/// What an outbound policy is asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OutboundTarget {
+    /// A Service's cluster IP and port.
+    Addr(SocketAddr),
+    /// A Service by name and port.
+    Service(ObjKey, u16),
+}
+
+/// Why a policy lookup failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("pod {}/{} not found", .0.ns, .0.name)]
+    PodNotFound(ObjKey),
+    #[error("no such service: {}/{}", .0.ns, .0.name)]
+    ServiceNotFound(ObjKey),
+    #[error("no service has the cluster IP of {0}")]
+    NoService(SocketAddr),
+}
+
+/// A Server as policy needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ServerInfo {
+    pub(crate) spec: ServerSpec,
+    /// The Server's own labels, which ServerAuthorization selectors match.
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// An HTTPRoute and when it was created (routes are ordered by age, then name).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RouteInfo {
+    pub(crate) spec: HttpRouteSpec,
+    pub(crate) created: Option<i64>,
+}
+
+/// The policy part of the index.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyIndex {
+    pub(crate) servers: HashMap<ObjKey, ServerInfo>,
+    pub(crate) server_authzs: HashMap<ObjKey, ServerAuthorizationSpec>,
+    pub(crate) authz_policies: HashMap<ObjKey, AuthorizationPolicySpec>,
+    pub(crate) mtls_authns: HashMap<ObjKey, MeshTlsAuthenticationSpec>,
+    pub(crate) net_authns: HashMap<ObjKey, NetworkAuthenticationSpec>,
+    pub(crate) routes: HashMap<ObjKey, RouteInfo>,
+
+    inbound_subs: HashMap<ObjKey, HashMap<u16, Tx<inpb::Server>>>,
+    outbound_subs: HashMap<ObjKey, HashMap<u16, Tx<outpb::OutboundPolicy>>>,
+
+    /// Namespaces whose pods' inbound policies may have changed.
+    dirty_inbound_ns: HashSet<String>,
+    /// Pods whose inbound policies may have changed.
+    pub(crate) dirty_pods: HashSet<ObjKey>,
+    /// Namespaces whose Services' outbound policies may have changed.
+    dirty_outbound_ns: HashSet<String>,
+    /// Every outbound policy may have changed (an HTTPRoute may name any Service).
+    dirty_all_outbound: bool,
+}
+
+/// How many policy objects and subscription keys the index holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicySizes {
+    pub servers: usize,
+    pub authorizations: usize,
+    pub authentications: usize,
+    pub http_routes: usize,
+    pub inbound_keys: usize,
+    pub outbound_keys: usize,
+}
+
+impl PolicyIndex {
+    pub(crate) fn sizes(&self) -> PolicySizes {
+        PolicySizes {
+            servers: self.servers.len(),
+            authorizations: self.server_authzs.len() + self.authz_policies.len(),
+            authentications: self.mtls_authns.len() + self.net_authns.len(),
+            http_routes: self.routes.len(),
+            inbound_keys: self.inbound_subs.values().map(HashMap::len).sum(),
+            outbound_keys: self.outbound_subs.values().map(HashMap::len).sum(),
+        }
+    }
+
+    /// Marks the inbound policies of a namespace's pods.
+    pub(crate) fn mark_inbound_ns(&mut self, ns: &str) {
+        self.dirty_inbound_ns.insert(ns.to_string());
+    }
+
+    /// Marks the outbound policies of a Service (and its namespace's, whose routes may send to
+    /// it).
+    pub(crate) fn mark_service(&mut self, svc: &ObjKey) {
+        self.dirty_outbound_ns.insert(svc.ns.clone());
+    }
+
+    fn mark_all_outbound(&mut self) {
+        self.dirty_all_outbound = true;
+    }
+}
+
+// === impl Index ===
+
+impl Index {
+    /// A receiver of the inbound policy of `port` on `pod`; the pod must be indexed.
+    pub fn watch_inbound(&mut self, pod: &ObjKey, port: u16) -> Result<InboundRx, PolicyError> {
+        if let Some(rx) = self.existing_inbound(pod, port) {
+            return Ok(rx);
+        }
+        let server = self
+            .inbound_server(pod, port)
+            .ok_or_else(|| PolicyError::PodNotFound(pod.clone()))?;
+        let (tx, rx) = channel::channel(Arc::new(PolicySnapshot::new(server)));
+        self.policy
+            .inbound_subs
+            .entry(pod.clone())
+            .or_default()
+            .insert(port, tx);
+        Ok(rx)
+    }
+
+    pub fn existing_inbound(&self, pod: &ObjKey, port: u16) -> Option<InboundRx> {
+        Some(self.policy.inbound_subs.get(pod)?.get(&port)?.subscribe())
+    }
+
+    /// A receiver of the outbound policy of a Service port.
+    pub fn watch_outbound(&mut self, target: &OutboundTarget) -> Result<OutboundRx, PolicyError> {
+        let (svc, port) = self.outbound_service(target)?;
+        if let Some(rx) = self.existing_outbound_key(&svc, port) {
+            return Ok(rx);
+        }
+        let policy = self
+            .outbound_policy(&svc, port)
+            .ok_or_else(|| PolicyError::ServiceNotFound(svc.clone()))?;
+        let (tx, rx) = channel::channel(Arc::new(PolicySnapshot::new(policy)));
+        self.policy
+            .outbound_subs
+            .entry(svc)
+            .or_default()
+            .insert(port, tx);
+        Ok(rx)
+    }
+
+    pub fn existing_outbound(
+        &self,
+        target: &OutboundTarget,
+    ) -> Result<Option<OutboundRx>, PolicyError> {
+        let (svc, port) = self.outbound_service(target)?;
+        Ok(self.existing_outbound_key(&svc, port))
+    }
+
+    fn existing_outbound_key(&self, svc: &ObjKey, port: u16) -> Option<OutboundRx> {
+        Some(self.policy.outbound_subs.get(svc)?.get(&port)?.subscribe())
+    }
+
+    /// The Service a target names, if it exists.
+    fn outbound_service(&self, target: &OutboundTarget) -> Result<(ObjKey, u16), PolicyError> {
+        match target {
+            OutboundTarget::Addr(addr) => {
+                let svc = self
+                    .cluster_ips
+                    .get(&addr.ip())
+                    .ok_or(PolicyError::NoService(*addr))?;
+                Ok((svc.clone(), addr.port()))
+            }
+            OutboundTarget::Service(svc, port) => {
+                if !self.services.contains_key(svc) {
+                    return Err(PolicyError::ServiceNotFound(svc.clone()));
+                }
+                Ok((svc.clone(), *port))
+            }
+        }
+    }
+
+    /// Rebuilds the policy subscriptions that the writes since the last flush touched.
+    pub(super) fn flush_policy(&mut self) {
+        let dirty_ns = std::mem::take(&mut self.policy.dirty_inbound_ns);
+        let dirty_pods = std::mem::take(&mut self.policy.dirty_pods);
+        let inbound = dirty_keys(&mut self.policy.inbound_subs, |pod| {
+            dirty_ns.contains(&pod.ns) || dirty_pods.contains(pod)
+        });
+        let built: Vec<_> = inbound
+            .into_iter()
+            .filter_map(|(pod, port)| Some(((pod.clone(), port), self.inbound_server(&pod, port)?)))
+            .collect();
+        publish(&mut self.policy.inbound_subs, built);
+
+        let all = std::mem::take(&mut self.policy.dirty_all_outbound);
+        let dirty_ns = std::mem::take(&mut self.policy.dirty_outbound_ns);
+        let outbound = dirty_keys(&mut self.policy.outbound_subs, |svc| {
+            all || dirty_ns.contains(&svc.ns)
+        });
+        let built: Vec<_> = outbound
+            .into_iter()
+            .filter_map(|(svc, port)| {
+                Some(((svc.clone(), port), self.outbound_policy(&svc, port)?))
+            })
+            .collect();
+        publish(&mut self.policy.outbound_subs, built);
+    }
+}
+
+/// The subscribed keys under the objects `dirty` picks, after dropping the channels nobody
+/// holds any more.
+fn dirty_keys<M>(
+    subs: &mut HashMap<ObjKey, HashMap<u16, Tx<M>>>,
+    dirty: impl Fn(&ObjKey) -> bool,
+) -> Vec<(ObjKey, u16)> {
+    let mut keys = Vec::new();
+    subs.retain(|obj, ports| {
+        if !dirty(obj) {
+            return true;
+        }
+        ports.retain(|_, tx| !tx.is_closed());
+        keys.extend(ports.keys().map(|port| (obj.clone(), *port)));
+        !ports.is_empty()
+    });
+    keys
+}
+
+/// Sends each rebuilt policy to its channel if it differs from the one there.
+fn publish<M: Message + PartialEq>(
+    subs: &mut HashMap<ObjKey, HashMap<u16, Tx<M>>>,
+    built: Vec<((ObjKey, u16), M)>,
+) {
+    for ((obj, port), message) in built {
+        if let Some(tx) = subs.get(&obj).and_then(|ports| ports.get(&port)) {
+            tx.send_if_modified(|current| {
+                if current.message == message {
+                    return false;
+                }
+                *current = Arc::new(PolicySnapshot::new(message));
+                true
+            });
+        }
+    }
+}

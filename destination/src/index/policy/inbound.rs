@@ -1,0 +1,257 @@
+//! The inbound policy of a pod's port: the Server that selects it, or the default policy.
+
+use super::{
+    DefaultPolicy, ServerInfo,
+    authz::{self, meta_labels},
+    routes::{self, Filter},
+};
+use crate::index::{Index, ObjKey, PodInfo, server::selects};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+use linkerd2_proxy_api::inbound as pb;
+use oxlink_crds::{
+    names::groups::POLICY,
+    policy::{AccessPolicy, HttpRoute, ProxyProtocol, Server},
+};
+use std::time::Duration;
+
+/// How long the proxy waits to detect HTTP before treating a connection as opaque.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a Server's `port` (a number, or a container port's name) is `port` on `pod`.
+fn port_matches(server_port: &IntOrString, pod: &PodInfo, port: u16) -> bool {
+    match server_port {
+        IntOrString::Int(p) => i32::from(port) == *p,
+        IntOrString::String(name) => pod.named_ports.iter().any(|(n, p)| n == name && *p == port),
+    }
+}
+
+impl Index {
+    /// The inbound policy of `port` on `pod`, or `None` if the pod is not indexed.
+    pub(crate) fn inbound_server(&self, pod_key: &ObjKey, port: u16) -> Option<pb::Server> {
+        let pod = self.pods.get(pod_key)?;
+        // Several Servers selecting the same port is a conflict; the first by name wins.
+        let server = self
+            .policy
+            .servers
+            .iter()
+            .filter(|(key, s)| {
+                key.ns == pod_key.ns
+                    && s.spec
+                        .pod_selector
+                        .as_ref()
+                        .is_some_and(|sel| selects(sel, &pod.labels))
+                    && port_matches(&s.spec.port, pod, port)
+            })
+            .min_by(|a, b| a.0.cmp(b.0));
+        Some(match server {
+            Some((key, server)) => self.server_policy(key, server, pod, port),
+            None => self.default_server(pod, port),
+        })
+    }
+
+    /// The policy of a port no Server selects.
+    fn default_server(&self, pod: &PodInfo, port: u16) -> pb::Server {
+        let mut policy = pod
+            .policy
+            .default_policy
+            .unwrap_or(self.config.policy.default_policy);
+        if pod.policy.require_identity_ports.contains(port) {
+            policy = policy.authenticated();
+        }
+        let opaque = pod
+            .opaque_ports
+            .as_ref()
+            .unwrap_or(&self.config.default_opaque_ports)
+            .contains(port);
+        let protocol = if opaque {
+            pb::proxy_protocol::Kind::Opaque(pb::proxy_protocol::Opaque {})
+        } else {
+            pb::proxy_protocol::Kind::Detect(pb::proxy_protocol::Detect {
+                timeout: Some(routes::duration(DETECT_TIMEOUT)),
+                http_routes: self.default_routes(pod, port),
+                http_local_rate_limit: None,
+            })
+        };
+        let metadata = routes::default_meta(policy.name());
+        pb::Server {
+            protocol: Some(pb::ProxyProtocol {
+                kind: Some(protocol),
+            }),
+            server_ips: Vec::new(),
+            authorizations: authz::default_authz(policy, &self.config)
+                .into_iter()
+                .collect(),
+            labels: meta_labels(&metadata),
+        }
+    }
+
+    /// The policy of a port a Server selects.
+    fn server_policy(
+        &self,
+        key: &ObjKey,
+        server: &ServerInfo,
+        pod: &PodInfo,
+        port: u16,
+    ) -> pb::Server {
+        use pb::proxy_protocol::{Detect, Grpc, Http1, Http2, Kind, Opaque, Tls};
+        let http_routes = || {
+            let routes = self.server_routes(key);
+            if routes.is_empty() {
+                self.default_routes(pod, port)
+            } else {
+                routes
+            }
+        };
+        let protocol = match server.spec.proxy_protocol {
+            ProxyProtocol::Unknown => Kind::Detect(Detect {
+                timeout: Some(routes::duration(DETECT_TIMEOUT)),
+                http_routes: http_routes(),
+                http_local_rate_limit: None,
+            }),
+            ProxyProtocol::Http1 => Kind::Http1(Http1 {
+                routes: http_routes(),
+                local_rate_limit: None,
+            }),
+            ProxyProtocol::Http2 => Kind::Http2(Http2 {
+                routes: http_routes(),
+                local_rate_limit: None,
+            }),
+            ProxyProtocol::Grpc => Kind::Grpc(Grpc {
+                routes: vec![default_grpc_route()],
+            }),
+            ProxyProtocol::Opaque => Kind::Opaque(Opaque {}),
+            ProxyProtocol::Tls => Kind::Tls(Tls {}),
+        };
+        let metadata =
+            routes::resource_meta(POLICY, &Server::kind(&()).to_lowercase(), "", &key.name, 0);
+        let mut authorizations =
+            self.policy
+                .server_authzs(&key.ns, &key.name, &server.labels, &self.config);
+        // A Server's access policy admits whom no authorization names (`deny`: no one).
+        authorizations.extend(authz::default_authz(
+            access_policy(server.spec.access_policy),
+            &self.config,
+        ));
+        pb::Server {
+            protocol: Some(pb::ProxyProtocol {
+                kind: Some(protocol),
+            }),
+            server_ips: Vec::new(),
+            authorizations,
+            labels: meta_labels(&metadata),
+        }
+    }
+
+    /// The route `default` (every request, under the server's authorizations) and, if the pod
+    /// has HTTP probes on `port`, the route `probe` that admits them unauthenticated.
+    fn default_routes(&self, pod: &PodInfo, port: u16) -> Vec<pb::HttpRoute> {
+        let mut routes = vec![pb::HttpRoute {
+            metadata: Some(routes::default_meta("default")),
+            hosts: Vec::new(),
+            authorizations: Vec::new(),
+            rules: vec![pb::http_route::Rule {
+                matches: vec![routes::prefix_match("/")],
+                filters: Vec::new(),
+            }],
+        }];
+        let probes: Vec<_> = pod
+            .policy
+            .probes
+            .iter()
+            .filter(|(p, _)| *p == port)
+            .map(|(_, path)| routes::get_match(path))
+            .collect();
+        if !probes.is_empty() {
+            routes.push(pb::HttpRoute {
+                metadata: Some(routes::default_meta("probe")),
+                hosts: Vec::new(),
+                authorizations: vec![authz::probe_authz(&self.config)],
+                rules: vec![pb::http_route::Rule {
+                    matches: probes,
+                    filters: Vec::new(),
+                }],
+            });
+        }
+        routes
+    }
+
+    /// The HTTPRoutes whose parent is Server `server`, oldest first.
+    fn server_routes(&self, server: &ObjKey) -> Vec<pb::HttpRoute> {
+        let mut attached: Vec<_> = self
+            .policy
+            .routes
+            .iter()
+            .filter(|(key, route)| {
+                route.spec.parent_refs.iter().any(|p| {
+                    p.kind.as_deref() == Some("Server")
+                        && p.group.as_deref() == Some(POLICY)
+                        && p.name == server.name
+                        && p.namespace.as_deref().unwrap_or(&key.ns) == server.ns
+                })
+            })
+            .collect();
+        attached.sort_by(|a, b| (a.1.created, a.0).cmp(&(b.1.created, b.0)));
+        attached
+            .into_iter()
+            .map(|(key, route)| pb::HttpRoute {
+                metadata: Some(routes::resource_meta(
+                    POLICY,
+                    &HttpRoute::kind(&()),
+                    &key.ns,
+                    &key.name,
+                    0,
+                )),
+                hosts: routes::hosts(&route.spec),
+                authorizations: self.policy.route_authzs(&key.ns, &key.name, &self.config),
+                rules: route
+                    .spec
+                    .rules
+                    .iter()
+                    .map(|rule| pb::http_route::Rule {
+                        matches: routes::matches(&rule.matches),
+                        filters: routes::filters(&rule.filters)
+                            .into_iter()
+                            .filter_map(inbound_filter)
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+fn access_policy(policy: AccessPolicy) -> DefaultPolicy {
+    match policy {
+        AccessPolicy::Deny => DefaultPolicy::Deny,
+        AccessPolicy::AllAuthenticated => DefaultPolicy::AllAuthenticated,
+        AccessPolicy::AllUnauthenticated => DefaultPolicy::AllUnauthenticated,
+        AccessPolicy::ClusterAuthenticated => DefaultPolicy::ClusterAuthenticated,
+        AccessPolicy::ClusterUnauthenticated => DefaultPolicy::ClusterUnauthenticated,
+        AccessPolicy::Audit => DefaultPolicy::Audit,
+    }
+}
+
+/// The gRPC route `default`: every call, under the server's authorizations.
+fn default_grpc_route() -> pb::GrpcRoute {
+    pb::GrpcRoute {
+        metadata: Some(routes::default_meta("default")),
+        hosts: Vec::new(),
+        authorizations: Vec::new(),
+        rules: vec![pb::grpc_route::Rule {
+            matches: vec![linkerd2_proxy_api::grpc_route::GrpcRouteMatch::default()],
+            filters: Vec::new(),
+        }],
+    }
+}
+
+/// The filters an inbound route can apply (response headers are outbound only).
+fn inbound_filter(filter: Filter) -> Option<pb::http_route::Filter> {
+    use pb::http_route::filter::Kind;
+    let kind = match filter {
+        Filter::RequestHeaders(m) => Kind::RequestHeaderModifier(m),
+        Filter::Redirect(r) => Kind::Redirect(r),
+        Filter::ResponseHeaders(_) => return None,
+    };
+    Some(pb::http_route::Filter { kind: Some(kind) })
+}

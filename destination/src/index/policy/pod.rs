@@ -1,0 +1,80 @@
+//! What inbound policy reads from a pod beyond its labels and ports: its default-policy and
+//! require-identity annotations, and its HTTP probes.
+
+use super::DefaultPolicy;
+use crate::ports::PortSet;
+use k8s_openapi::{
+    api::core::v1::{Container, Pod, Probe},
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+use oxlink_crds::names::annotations;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct PodPolicy {
+    /// `config.linkerd.io/default-inbound-policy`, if set and valid.
+    pub(crate) default_policy: Option<DefaultPolicy>,
+    /// `config.linkerd.io/proxy-require-identity-inbound-ports`.
+    pub(crate) require_identity_ports: PortSet,
+    /// `(port, path)` of each HTTP liveness and readiness probe.
+    pub(crate) probes: Vec<(u16, String)>,
+}
+
+impl PodPolicy {
+    pub(crate) fn from_pod(pod: &Pod) -> Self {
+        let annotations = pod.metadata.annotations.as_ref();
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        let named_port = |name: &str| {
+            containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(name))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+        };
+        let default_policy = annotations
+            .and_then(|a| a.get(annotations::DEFAULT_INBOUND_POLICY))
+            .and_then(|value| match value.parse() {
+                Ok(policy) => Some(policy),
+                Err(error) => {
+                    tracing::info!(%error, "ignoring the pod's default inbound policy");
+                    None
+                }
+            });
+        let require_identity_ports = annotations
+            .and_then(|a| a.get(annotations::PROXY_REQUIRE_IDENTITY_INBOUND_PORTS))
+            .map(|list| PortSet::parse(list, named_port))
+            .unwrap_or_default();
+        let mut probes: Vec<(u16, String)> = containers
+            .iter()
+            .flat_map(probes_of)
+            .filter_map(|probe| {
+                let get = probe.http_get.as_ref()?;
+                if get.scheme.as_deref().is_some_and(|s| s != "HTTP") {
+                    return None;
+                }
+                let port = match &get.port {
+                    IntOrString::Int(p) => u16::try_from(*p).ok()?,
+                    IntOrString::String(name) => named_port(name)?,
+                };
+                Some((port, get.path.clone().unwrap_or_else(|| "/".into())))
+            })
+            .collect();
+        probes.sort();
+        probes.dedup();
+        Self {
+            default_policy,
+            require_identity_ports,
+            probes,
+        }
+    }
+}
+
+fn probes_of(container: &Container) -> impl Iterator<Item = &Probe> {
+    container
+        .liveness_probe
+        .iter()
+        .chain(container.readiness_probe.iter())
+}

@@ -1,0 +1,409 @@
+//! Policy against a real API server: a Deployment's pod gets the default inbound policy until
+//! a Server, an AuthorizationPolicy and a MeshTLSAuthentication are applied, and again after
+//! they are deleted; a Service's cluster address gets the default outbound policy until an
+//! HTTPRoute names the Service as its parent. A real tonic client with the proxy's protobufs
+//! reads the policy streams, as a proxy does.
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        core::v1::{Pod, Service},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, PostParams},
+};
+use linkerd2_proxy_api::{
+    inbound::{self as inpb, inbound_server_policies_client::InboundServerPoliciesClient},
+    meta::metadata::Kind as MetaKind,
+    net::TcpAddress,
+    outbound::{
+        self as outpb, outbound_policies_client::OutboundPoliciesClient,
+        proxy_protocol::Kind as OutKind, traffic_spec::Target,
+    },
+};
+use oxlink_crds::{
+    names::groups::{LINKERD, POLICY},
+    policy::{AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, Server},
+};
+use oxlink_destination::{Running, index::Config};
+use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
+use serde_json::{Value, json};
+use std::{fmt::Debug, net::SocketAddr};
+use tokio::net::TcpListener;
+use tonic::{Code, Streaming, transport::Channel};
+
+/// Installs the CRDs destination watches (ServiceProfiles and the policy kinds) that are
+/// missing, and waits until they are served.
+async fn ensure_crds(client: &Client) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let wanted: Vec<CustomResourceDefinition> = oxlink_crds::install::crds()
+        .into_iter()
+        .filter(|c| c.spec.group == POLICY || c.spec.group == LINKERD)
+        .collect();
+    for crd in &wanted {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        if crds.get_opt(&name).await?.is_none() {
+            match crds.create(&PostParams::default(), crd).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        eventually(&format!("{name} to be Established"), CONVERGE, || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                let established = crds
+                    .get(&name)
+                    .await?
+                    .status
+                    .and_then(|s| s.conditions)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(if established {
+                    Ok(())
+                } else {
+                    Err("not established")
+                })
+            }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Starts destination with its policy listener and waits until every watch has synced.
+async fn start(client: Client) -> Result<(Running, Channel)> {
+    ensure_crds(&client).await?;
+    let grpc = TcpListener::bind("127.0.0.1:0").await?;
+    let policy = TcpListener::bind("127.0.0.1:0").await?;
+    let running =
+        oxlink_destination::spawn_with_policy(client, Config::default(), grpc, Some(policy), None)?;
+    let ready = running.ready.clone();
+    eventually("destination's watches to sync", CONVERGE, || {
+        let ready = ready.clone();
+        async move {
+            Ok(if ready.is_ready() {
+                Ok(())
+            } else {
+                Err("not ready")
+            })
+        }
+    })
+    .await?;
+    let addr = running.policy_addr.context("a policy listener")?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    Ok((running, channel))
+}
+
+/// Creates a namespaced object of kind `K` from its manifest.
+async fn create<K>(client: &Client, ns: &str, manifest: Value) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let obj: K = serde_json::from_value(manifest)?;
+    api.create(&PostParams::default(), &obj)
+        .await
+        .with_context(|| format!("creating {}", K::kind(&())))?;
+    Ok(())
+}
+
+async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.delete(name, &DeleteParams::default())
+        .await
+        .with_context(|| format!("deleting {} {name}", K::kind(&())))?;
+    Ok(())
+}
+
+/// Reads the stream until a message satisfies `done`, failing on errors, the end of the
+/// stream, or when nothing satisfying arrives within [`CONVERGE`].
+async fn until<T: Debug>(
+    stream: &mut Streaming<T>,
+    what: &str,
+    done: impl Fn(&T) -> bool,
+) -> Result<T> {
+    let mut last = None;
+    let read = async {
+        while let Some(msg) = stream.message().await? {
+            if done(&msg) {
+                return Ok(msg);
+            }
+            last = Some(format!("{msg:?}"));
+        }
+        bail!("the stream ended")
+    };
+    match tokio::time::timeout(CONVERGE, read).await {
+        Ok(result) => result.with_context(|| format!("waiting for {what}")),
+        Err(_) => bail!("timed out waiting for {what}; last seen: {last:?}"),
+    }
+}
+
+fn server_label<'a>(server: &'a inpb::Server, key: &str) -> &'a str {
+    server
+        .labels
+        .get(key)
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+fn authz_kinds(server: &inpb::Server) -> Vec<String> {
+    server
+        .authorizations
+        .iter()
+        .map(|a| a.labels.get("kind").cloned().unwrap_or_default())
+        .collect()
+}
+
+fn is_default(server: &inpb::Server) -> bool {
+    server_label(server, "kind") == "default"
+        && server_label(server, "name") == "all-unauthenticated"
+}
+
+fn http1_route_names(policy: &outpb::OutboundPolicy) -> Vec<String> {
+    let Some(OutKind::Detect(detect)) = policy.protocol.as_ref().and_then(|p| p.kind.as_ref())
+    else {
+        return Vec::new();
+    };
+    detect
+        .http1
+        .iter()
+        .flat_map(|h| &h.routes)
+        .map(
+            |r| match r.metadata.as_ref().and_then(|m| m.kind.as_ref()) {
+                Some(MetaKind::Default(name)) => format!("default:{name}"),
+                Some(MetaKind::Resource(r)) => format!("{}:{}", r.kind, r.name),
+                None => String::new(),
+            },
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn inbound_policy_follows_server_and_authorization_policy() -> Result<()> {
+    with_temp_ns("policy-inbound", |client, ns| async move {
+        let (running, channel) = start(client.clone()).await?;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        deployments
+            .create(&PostParams::default(), &serde_json::from_value(deployment("web", 1))?)
+            .await?;
+        eventually("web's pod to be ready", CONVERGE, || {
+            ready_pod_ips(&client, &ns, "app=web", 1)
+        })
+        .await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let pod = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await?
+            .items
+            .into_iter()
+            .find(|p| p.metadata.deletion_timestamp.is_none())
+            .and_then(|p| p.metadata.name)
+            .context("web's pod")?;
+
+        let mut inbound = InboundServerPoliciesClient::new(channel);
+        let spec = |workload: String, port| inpb::PortSpec { workload, port };
+
+        // Bad workloads and ports are rejected, each precisely.
+        for (workload, port) in [
+            ("no-colon".to_string(), 8080),
+            (json!({"ns": ns}).to_string(), 8080),
+            (format!("{ns}:{pod}"), 0),
+            (format!("{ns}:{pod}"), 70_000),
+        ] {
+            let status = inbound.get_port(spec(workload.clone(), port)).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{workload} {port}: {status:?}");
+        }
+        let status = inbound
+            .get_port(spec(format!("{ns}:no-such-pod"), 8080))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+        // The legacy workload format gets the same default.
+        let legacy = inbound.get_port(spec(format!("{ns}:{pod}"), 8080)).await?.into_inner();
+        assert!(is_default(&legacy), "{legacy:?}");
+
+        let workload = json!({"ns": ns, "pod": pod}).to_string();
+        let mut stream = inbound
+            .watch_port(spec(workload, 8080))
+            .await?
+            .into_inner();
+        until(&mut stream, "the default policy", is_default).await?;
+
+        create::<Server>(&client, &ns, json!({
+            "apiVersion": "policy.linkerd.io/v1beta3",
+            "kind": "Server",
+            "metadata": {"name": "web-http"},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": "http", "proxyProtocol": "HTTP/1"},
+        }))
+        .await?;
+        create::<MeshTlsAuthentication>(&client, &ns, json!({
+            "apiVersion": "policy.linkerd.io/v1alpha1",
+            "kind": "MeshTLSAuthentication",
+            "metadata": {"name": "clients"},
+            "spec": {"identities": [format!("client.{ns}.serviceaccount.identity.linkerd.cluster.local")]},
+        }))
+        .await?;
+        create::<AuthorizationPolicy>(&client, &ns, json!({
+            "apiVersion": "policy.linkerd.io/v1alpha1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "web-authz"},
+            "spec": {
+                "targetRef": {"group": "policy.linkerd.io", "kind": "Server", "name": "web-http"},
+                "requiredAuthenticationRefs": [
+                    {"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": "clients"},
+                ],
+            },
+        }))
+        .await?;
+        let server = until(&mut stream, "the Server with its authorization", |s| {
+            server_label(s, "kind") == "server" && authz_kinds(s) == ["authorizationpolicy"]
+        })
+        .await?;
+        assert_eq!(server_label(&server, "name"), "web-http");
+        assert!(matches!(
+            server.protocol.and_then(|p| p.kind),
+            Some(inpb::proxy_protocol::Kind::Http1(_))
+        ));
+        let Some(inpb::authn::Permit::MeshTls(tls)) = server.authorizations[0]
+            .authentication
+            .clone()
+            .and_then(|a| a.permit)
+        else {
+            bail!("not mesh TLS: {:?}", server.authorizations[0]);
+        };
+        let Some(inpb::authn::permit_mesh_tls::Clients::Identities(ids)) = tls.clients else {
+            bail!("no identities: {tls:?}");
+        };
+        assert_eq!(
+            ids.identities[0].name,
+            format!("client.{ns}.serviceaccount.identity.linkerd.cluster.local")
+        );
+
+        // Deleting the authorization leaves the Server denying everyone; deleting the Server
+        // restores the default.
+        delete::<AuthorizationPolicy>(&client, &ns, "web-authz").await?;
+        until(&mut stream, "the Server without authorizations", |s| {
+            server_label(s, "kind") == "server" && s.authorizations.is_empty()
+        })
+        .await?;
+        delete::<Server>(&client, &ns, "web-http").await?;
+        delete::<MeshTlsAuthentication>(&client, &ns, "clients").await?;
+        until(&mut stream, "the default policy again", is_default).await?;
+        drop(running);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn outbound_policy_follows_http_routes() -> Result<()> {
+    with_temp_ns("policy-outbound", |client, ns| async move {
+        let (running, channel) = start(client.clone()).await?;
+        let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+        let svc = services
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": "web"},
+                    "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+                }))?,
+            )
+            .await?;
+        let ip = svc
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .context("a cluster IP")?;
+        let addr: SocketAddr = format!("{ip}:80").parse()?;
+        let mut outbound = OutboundPoliciesClient::new(channel);
+        let spec = |target| outpb::TrafficSpec {
+            source_workload: json!({"ns": ns, "pod": "client"}).to_string(),
+            target: Some(target),
+        };
+
+        // Not a Service: NOT_FOUND, so the proxy forwards to the original destination.
+        let other: SocketAddr = "192.0.2.1:80".parse()?;
+        let status = outbound
+            .get(spec(Target::Addr(TcpAddress::from(other))))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        let status = outbound
+            .get(spec(Target::Authority("example.com:80".into())))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+        // The index learns about the Service through its watch.
+        let policy = eventually("the Service's default policy", CONVERGE, || {
+            let mut outbound = outbound.clone();
+            let req = spec(Target::Addr(TcpAddress::from(addr)));
+            async move {
+                Ok(match outbound.get(req).await {
+                    Ok(policy) => Ok(policy.into_inner()),
+                    Err(status) => Err(status.code()),
+                })
+            }
+        })
+        .await?;
+        assert_eq!(http1_route_names(&policy), ["default:http"]);
+        let by_name = outbound
+            .get(spec(Target::Authority(format!("web.{ns}.svc.cluster.local:80"))))
+            .await?
+            .into_inner();
+        assert_eq!(by_name, policy);
+
+        let mut stream = outbound
+            .watch(spec(Target::Addr(TcpAddress::from(addr))))
+            .await?
+            .into_inner();
+        until(&mut stream, "the default route", |p| {
+            http1_route_names(p) == ["default:http"]
+        })
+        .await?;
+        create::<HttpRoute>(&client, &ns, json!({
+            "apiVersion": "policy.linkerd.io/v1beta3",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web-api"},
+            "spec": {
+                "parentRefs": [{"group": "core", "kind": "Service", "name": "web", "port": 80}],
+                "rules": [{
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                    "backendRefs": [{"name": "web", "port": 80}],
+                }],
+            },
+        }))
+        .await?;
+        until(&mut stream, "the HTTPRoute", |p| {
+            http1_route_names(p) == ["HTTPRoute:web-api"]
+        })
+        .await?;
+        delete::<HttpRoute>(&client, &ns, "web-api").await?;
+        until(&mut stream, "the default route again", |p| {
+            http1_route_names(p) == ["default:http"]
+        })
+        .await?;
+        drop(running);
+        Ok(())
+    })
+    .await
+}
