@@ -24,5 +24,5 @@ pub use self::{
     args::Args,
     metrics::Metrics,
     ports::PortSet,
-    serve::{Running, spawn},
+    serve::{Running, StartError, Transport, serve_grpc, spawn, spawn_with},
 };

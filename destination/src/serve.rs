@@ -1,5 +1,5 @@
-//! Wiring: the watches that feed the index, the gRPC server and the admin server, started and
-//! stopped together.
+//! Wiring: the watches that feed the index, the gRPC server (native TLS with a certificate from
+//! identity, or plaintext behind a sidecar) and the admin server, started and stopped together.
 
 use crate::{
     grpc::DestinationGrpc,
@@ -12,10 +12,34 @@ use k8s_openapi::api::{
 };
 use oxlink_admin::{Readiness, Tasks, serve_admin};
 use oxlink_crds::{ServiceProfile, policy::Server};
+use oxlink_tls::{
+    CertifyClient, CertifyConfig, CertifyError, CertifyMetrics, ServerConfig, ServingCert,
+    ServingError, plain_incoming, server_config, tls_incoming,
+};
 use prometheus_client::registry::Registry;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::Router;
+
+/// How the gRPC listener talks to proxies.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// h2c, for a server behind a proxy sidecar that terminates mesh TLS (`--plaintext`).
+    Plaintext,
+    /// Mesh TLS with a certificate obtained from identity and renewed by
+    /// [`CertifyClient`]; not ready until it holds one.
+    Tls(CertifyConfig),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listener address: {0}")]
+    Addr(#[from] std::io::Error),
+    #[error(transparent)]
+    Certify(#[from] CertifyError),
+    #[error(transparent)]
+    Tls(#[from] ServingError),
+}
 
 /// A started destination server. Dropping it stops every task.
 pub struct Running {
@@ -24,18 +48,31 @@ pub struct Running {
     pub ready: Readiness,
     pub index: SharedIndex,
     pub metrics: Arc<Metrics>,
+    /// The TLS configuration every gRPC listener serves with (none in plaintext mode).
+    pub tls: Option<Arc<ServerConfig>>,
     tasks: Tasks,
 }
 
-/// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
-/// Pods, Nodes, ServiceProfiles and Servers, and serves plaintext gRPC on `grpc` and the admin endpoints on
-/// `admin`.
+/// [`spawn_with`] in plaintext mode.
 pub fn spawn(
     client: kube::Client,
     config: index::Config,
     grpc: TcpListener,
     admin: Option<TcpListener>,
-) -> std::io::Result<Running> {
+) -> Result<Running, StartError> {
+    spawn_with(client, config, Transport::Plaintext, grpc, admin)
+}
+
+/// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
+/// Pods, Nodes, ServiceProfiles and Servers, and serves gRPC on `grpc` (over `transport`) and
+/// the admin endpoints on `admin`.
+pub fn spawn_with(
+    client: kube::Client,
+    config: index::Config,
+    transport: Transport,
+    grpc: TcpListener,
+    admin: Option<TcpListener>,
+) -> Result<Running, StartError> {
     let cluster_domain = config.cluster_domain.clone();
     let index = Index::shared(config);
     let ready = Readiness::default();
@@ -77,6 +114,18 @@ pub fn spawn(
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, index.clone());
+    let tls = match transport {
+        Transport::Plaintext => None,
+        Transport::Tls(certify) => {
+            let anchors = certify.anchors.clone();
+            let cert = Arc::new(ServingCert::default());
+            let held = cert.clone();
+            ready.require("no certificate from identity yet", move || held.is_set());
+            let client = CertifyClient::new(certify)?;
+            tasks.background(client.run(cert.clone(), CertifyMetrics::register(&mut registry)));
+            Some(Arc::new(server_config(cert, Some(&anchors))?))
+        }
+    };
     let grpc_addr = grpc.local_addr()?;
     let svc = DestinationGrpc::new(
         Arc::new(index.clone()),
@@ -85,16 +134,12 @@ pub fn spawn(
         metrics.clone(),
     )
     .svc();
-    let stopped = tasks.signal();
-    tasks.server(async move {
-        let result = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), stopped)
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "the gRPC server failed");
-        }
-    });
+    tasks.server(serve_grpc(
+        tonic::transport::Server::builder().add_service(svc),
+        grpc,
+        tls.clone(),
+        tasks.signal(),
+    ));
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -109,15 +154,42 @@ pub fn spawn(
         }
         None => None,
     };
-    tracing::info!(%grpc_addr, ?admin_addr, "destination started");
+    tracing::info!(%grpc_addr, ?admin_addr, tls = tls.is_some(), "destination started");
     Ok(Running {
         grpc_addr,
         admin_addr,
         ready,
         index,
         metrics,
+        tls,
         tasks,
     })
+}
+
+/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, as h2c without. Every
+/// gRPC listener of the process is served through here with the same `tls`, so all of them
+/// present the one certificate from identity.
+pub async fn serve_grpc(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let result = match tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "the gRPC server failed");
+    }
 }
 
 impl Running {
