@@ -100,13 +100,7 @@ impl<D: Discover> DestinationGrpc<D> {
             hostname,
             node,
         };
-        let rx = self
-            .discover
-            .endpoints(&service, &filter)
-            .map_err(|e| match e {
-                DiscoverError::ServiceNotFound(_) => Status::not_found(e.to_string()),
-                DiscoverError::ExternalName(_) => Status::invalid_argument(e.to_string()),
-            })?;
+        let rx = self.discover.endpoints(&service, &filter).map_err(status)?;
         tracing::debug!(path = %dst.path, "Get");
         Ok(endpoint_stream(
             rx,
@@ -129,13 +123,29 @@ impl<D: Discover> DestinationGrpc<D> {
             },
         };
         let client_ns = context_token(&dst.context_token).ns;
-        let rx = self.discover.profile(&target, client_ns.as_deref());
+        let rx = self
+            .discover
+            .profile(&target, client_ns.as_deref())
+            .map_err(status)?;
         tracing::debug!(path = %dst.path, ?client_ns, "GetProfile");
         Ok(profile_stream(
             rx,
             self.shutdown.clone(),
             self.metrics.clone(),
         ))
+    }
+}
+
+/// The status a lookup's failure is answered with. The proxy retries neither
+/// INVALID_ARGUMENT nor FAILED_PRECONDITION.
+fn status(error: DiscoverError) -> Status {
+    match error {
+        DiscoverError::ServiceNotFound(_) => Status::not_found(error.to_string()),
+        DiscoverError::ExternalName(_) => Status::invalid_argument(error.to_string()),
+        DiscoverError::ConflictingClusterIp { .. } => {
+            tracing::warn!(%error, "GetProfile");
+            Status::failed_precondition(error.to_string())
+        }
     }
 }
 

@@ -550,3 +550,82 @@ async fn get_profile_by_address_and_invalid_names() {
         assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
     }
 }
+
+/// Two Services claiming one cluster IP: GetProfile by that IP is FAILED_PRECONDITION naming
+/// both (the proxy does not retry it); a stream opened before the conflict stays open; once one
+/// Service is gone, the IP resolves to the other again, whichever was deleted.
+#[tokio::test]
+async fn get_profile_refuses_a_cluster_ip_that_two_services_claim() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut before = client
+        .get_profile(req("10.96.0.10:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next(&mut before).await.fully_qualified_name,
+        "web.ns.svc.cluster.local"
+    );
+
+    for (first, second) in [("web", "api"), ("api", "web")] {
+        index
+            .write()
+            .apply(&mk_service("api", "10.96.0.10", &[("http", 80, json!(80))]));
+        let status = client
+            .get_profile(req("10.96.0.10:80"))
+            .await
+            .expect_err("conflicting cluster IP");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "found 2 services with conflicting cluster IP 10.96.0.10: ns/api, ns/web"
+        );
+        // Other ports of the same IP conflict too; other addresses and names do not.
+        let status = client
+            .get_profile(req("10.96.0.10:8080"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        client.get_profile(req("10.96.0.11:80")).await.unwrap();
+        client
+            .get_profile(req("api.ns.svc.cluster.local:80"))
+            .await
+            .unwrap();
+
+        // The conflict ends when one of them goes; the other keeps the IP.
+        index.write().delete::<Service>(NS, first);
+        let profile = next(
+            &mut client
+                .get_profile(req("10.96.0.10:80"))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await;
+        assert_eq!(
+            profile.fully_qualified_name,
+            format!("{second}.ns.svc.cluster.local")
+        );
+        // Back to the start: only web.
+        index.write().delete::<Service>(NS, second);
+        index.write().apply(&mk_service(
+            "web",
+            "10.96.0.10",
+            &[("http", 80, json!("http"))],
+        ));
+    }
+    // The stream opened before any conflict was never ended.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), before.message())
+            .await
+            .map_or(true, |m| m.unwrap().is_some())
+    );
+    let refused = crate::metrics::HandledLabels {
+        grpc_service: SERVICE,
+        grpc_method: "GetProfile",
+        grpc_code: format!("{:?}", Code::FailedPrecondition),
+    };
+    assert_eq!(server.metrics.handled.get_or_create(&refused).get(), 4);
+}
