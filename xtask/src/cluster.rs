@@ -205,7 +205,7 @@ impl Cluster {
 }
 
 /// Builds localkube if no binary for the current sources is cached, and returns its path.
-fn build() -> Result<PathBuf> {
+pub(crate) fn build() -> Result<PathBuf> {
     let src = paths::workspace().join("e2e").join("localkube");
     let ldflags = version_ldflags(&kubernetes_version(&src)?);
     let binary = paths::cache()

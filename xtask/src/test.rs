@@ -96,7 +96,10 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
                         "--test-threads=4",
                     ])
                     .env("KUBECONFIG", cluster.kubeconfig())
-                    .env("PATH", path_with_tools()?),
+                    .env("PATH", path_with_tools()?)
+                    // Lets restart tests stop and start the cluster (e2e/src/localkube.rs).
+                    .env("OXLINK_E2E_LOCALKUBE_BIN", cluster::build()?)
+                    .env("OXLINK_E2E_LOCALKUBE_DIR", paths::localkube_dir()),
             )?);
             Ok(())
         });
