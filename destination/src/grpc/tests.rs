@@ -629,3 +629,52 @@ async fn get_profile_refuses_a_cluster_ip_that_two_services_claim() {
     };
     assert_eq!(server.metrics.handled.get_or_create(&refused).get(), 4);
 }
+
+/// The request body is one uncompressed length-prefixed message; anything else is refused
+/// with a precise status.
+#[tokio::test]
+async fn request_framing() {
+    use http_body_util::Full;
+    let read = |bytes: Vec<u8>| read_request(Full::new(Bytes::from(bytes)));
+    let message = pb::GetDestination {
+        path: "web.ns.svc.cluster.local:80".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let framed = |flag: u8, len: usize, body: &[u8]| {
+        let mut out = vec![flag];
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let ok = read(framed(0, message.len(), &message)).await.unwrap();
+    assert_eq!(ok.path, "web.ns.svc.cluster.local:80");
+
+    let cases: [(Vec<u8>, Code, &str); 5] = [
+        (vec![], Code::Internal, "Missing request message."),
+        (vec![0, 0, 0], Code::Internal, "Missing request message."),
+        (
+            framed(1, message.len(), &message),
+            Code::Unimplemented,
+            "compressed requests are not supported",
+        ),
+        (
+            framed(0, message.len() + 1, &message),
+            Code::InvalidArgument,
+            "the request body must be exactly one message",
+        ),
+        (
+            framed(0, 2, &[0x0a, 0x05]),
+            Code::InvalidArgument,
+            "malformed request: ",
+        ),
+    ];
+    for (body, code, message) in cases {
+        let status = read(body.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{body:?}: {status:?}");
+        assert!(
+            status.message().starts_with(message),
+            "{body:?}: {status:?}"
+        );
+    }
+}
