@@ -6,20 +6,31 @@ use crate::{
         policy::{DefaultPolicy, Networks, PolicyConfig},
     },
     ports::PortSet,
-    serve::spawn_with_policy,
+    serve::{Transport, spawn_with},
 };
 use anyhow::Context;
 use clap::Parser;
 use oxlink_admin::{LogArgs, shutdown_signal};
 use oxlink_crds::{
     duration::parse_duration,
-    names::control_plane::{
-        CLUSTER_DOMAIN, DEFAULT_CLUSTER_NETWORKS, DEFAULT_INBOUND_POLICY, DEFAULT_OPAQUE_PORTS,
-        DEFAULT_PROBE_NETWORKS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT, NAMESPACE,
-        POLICY_GRPC_PORT, TRUST_DOMAIN,
+    names::{
+        control_plane::{
+            CLUSTER_DOMAIN, DEFAULT_CLUSTER_NETWORKS, DEFAULT_INBOUND_POLICY, DEFAULT_OPAQUE_PORTS,
+            DEFAULT_PROBE_NETWORKS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT,
+            DESTINATION_SERVICE_ACCOUNT, IDENTITY_GRPC_PORT, IDENTITY_SERVICE,
+            IDENTITY_SERVICE_ACCOUNT, IDENTITY_SERVICE_ACCOUNT_LABEL, NAMESPACE, POLICY_GRPC_PORT,
+            TRUST_DOMAIN, TRUST_ROOTS_PATH,
+        },
+        proxy::IDENTITY_TOKEN_PATH,
     },
 };
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use oxlink_tls::{CertifyConfig, TrustBundle};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 /// Service discovery and policy for linkerd2-proxy: answers Destination.Get and GetProfile,
 /// InboundServerPolicies and OutboundPolicies.
@@ -71,6 +82,24 @@ pub struct Args {
     #[arg(long, env = "OXLINK_PROBE_NETWORKS", default_value = DEFAULT_PROBE_NETWORKS)]
     probe_networks: Networks,
 
+    /// Serve h2c instead of mesh TLS (behind a proxy sidecar that terminates TLS).
+    #[arg(long, env = "OXLINK_DESTINATION_PLAINTEXT")]
+    plaintext: bool,
+
+    /// identity's gRPC address, where our certificate comes from
+    /// [default: linkerd-identity.<controller-namespace>.svc.<cluster-domain>:8080].
+    #[arg(long, env = "OXLINK_DESTINATION_IDENTITY_ADDR")]
+    identity_addr: Option<String>,
+
+    /// Our ServiceAccount token (projected for the audience identity checks), read for every
+    /// Certify.
+    #[arg(long, env = "OXLINK_DESTINATION_IDENTITY_TOKEN_PATH", default_value = IDENTITY_TOKEN_PATH)]
+    identity_token_path: PathBuf,
+
+    /// The mesh's trust anchors (PEM), which identity's and our certificates chain to.
+    #[arg(long, env = "OXLINK_DESTINATION_IDENTITY_TRUST_ANCHORS", default_value = TRUST_ROOTS_PATH)]
+    identity_trust_anchors: PathBuf,
+
     /// How long open streams get to finish on shutdown (Go duration syntax).
     #[arg(long, env = "OXLINK_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace_period: Duration,
@@ -105,10 +134,27 @@ impl Args {
             default_policy,
             cluster_networks,
             probe_networks,
+            plaintext,
+            identity_addr,
+            identity_token_path,
+            identity_trust_anchors,
             shutdown_grace_period,
             logs,
         } = self;
         logs.init().context("--log-level")?;
+        let transport = if plaintext {
+            Transport::Plaintext
+        } else {
+            let anchors = load_anchors(&identity_trust_anchors)?;
+            Transport::Tls(certify_config(
+                &controller_namespace,
+                &identity_trust_domain,
+                &cluster_domain,
+                identity_addr,
+                anchors,
+                identity_token_path,
+            ))
+        };
         let config = Config {
             controller_namespace,
             identity_trust_domain,
@@ -131,13 +177,44 @@ impl Args {
                 let policy = tokio::net::TcpListener::bind(policy_addr)
                     .await
                     .with_context(|| format!("binding {policy_addr}"))?;
-                let running = spawn_with_policy(client, config, grpc, Some(policy), Some(admin))
-                    .context("starting")?;
+                let running =
+                    spawn_with(client, config, transport, grpc, Some(policy), Some(admin))
+                        .context("starting")?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");
                 running.shutdown(shutdown_grace_period).await;
                 Ok(())
             })
+    }
+}
+
+fn load_anchors(path: &Path) -> anyhow::Result<TrustBundle> {
+    let context = || format!("--identity-trust-anchors {}", path.display());
+    let pem = std::fs::read(path).with_context(context)?;
+    TrustBundle::from_pem(&pem).with_context(context)
+}
+
+/// Where identity is and the names on both ends: identity's
+/// (`linkerd-identity.<ns>.serviceaccount.identity.<ns>.<td>`) and ours (`linkerd-destination`'s).
+fn certify_config(
+    ns: &str,
+    trust_domain: &str,
+    cluster_domain: &str,
+    identity_addr: Option<String>,
+    anchors: TrustBundle,
+    token_path: PathBuf,
+) -> CertifyConfig {
+    let name = |sa: &str| {
+        format!("{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{ns}.{trust_domain}")
+    };
+    CertifyConfig {
+        identity_addr: identity_addr.unwrap_or_else(|| {
+            format!("{IDENTITY_SERVICE}.{ns}.svc.{cluster_domain}:{IDENTITY_GRPC_PORT}")
+        }),
+        identity_server_name: name(IDENTITY_SERVICE_ACCOUNT),
+        anchors,
+        name: name(DESTINATION_SERVICE_ACCOUNT),
+        token_path,
     }
 }
 

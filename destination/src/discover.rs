@@ -8,6 +8,7 @@ pub use crate::index::{
     ProfileTarget,
 };
 use crate::index::{Index, ServiceKind, SharedIndex};
+use std::net::IpAddr;
 
 /// Looks up endpoints and profiles as watch receivers holding the latest state.
 pub trait Discover: Send + Sync + 'static {
@@ -19,9 +20,13 @@ pub trait Discover: Send + Sync + 'static {
         filter: &EndpointsFilter,
     ) -> Result<EndpointsRx, DiscoverError>;
 
-    /// The profile of a Service or an address, as a client in `client_ns` sees it. Always
-    /// succeeds: an unknown target gets a default profile.
-    fn profile(&self, target: &ProfileTarget, client_ns: Option<&str>) -> ProfileRx;
+    /// The profile of a Service or an address, as a client in `client_ns` sees it. An unknown
+    /// target gets a default profile; fails only for a cluster IP that several Services claim.
+    fn profile(
+        &self,
+        target: &ProfileTarget,
+        client_ns: Option<&str>,
+    ) -> Result<ProfileRx, DiscoverError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,25 @@ pub enum DiscoverError {
     ServiceNotFound(ObjKey),
     #[error("service {}/{} is an ExternalName service, which has no endpoints", .0.ns, .0.name)]
     ExternalName(ObjKey),
+    #[error(
+        "found {} services with conflicting cluster IP {ip}: {}",
+        services.len(),
+        services.iter().map(|s| format!("{}/{}", s.ns, s.name)).collect::<Vec<_>>().join(", ")
+    )]
+    ConflictingClusterIp { ip: IpAddr, services: Vec<ObjKey> },
+}
+
+fn check_cluster_ip(index: &Index, target: &ProfileTarget) -> Result<(), DiscoverError> {
+    let ProfileTarget::Addr(addr) = target else {
+        return Ok(());
+    };
+    match index.conflicting_services(addr.ip()) {
+        Some(services) => Err(DiscoverError::ConflictingClusterIp {
+            ip: addr.ip(),
+            services,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_service(index: &Index, svc: &ObjKey) -> Result<(), DiscoverError> {
@@ -59,10 +83,20 @@ impl Discover for SharedIndex {
         Ok(index.watch_endpoints(svc, filter))
     }
 
-    fn profile(&self, target: &ProfileTarget, client_ns: Option<&str>) -> ProfileRx {
-        if let Some(rx) = self.read().existing_profile(target, client_ns) {
-            return rx;
+    fn profile(
+        &self,
+        target: &ProfileTarget,
+        client_ns: Option<&str>,
+    ) -> Result<ProfileRx, DiscoverError> {
+        {
+            let index = self.read();
+            check_cluster_ip(&index, target)?;
+            if let Some(rx) = index.existing_profile(target, client_ns) {
+                return Ok(rx);
+            }
         }
-        self.write().watch_profile(target, client_ns)
+        let mut index = self.write();
+        check_cluster_ip(&index, target)?;
+        Ok(index.watch_profile(target, client_ns))
     }
 }

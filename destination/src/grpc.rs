@@ -4,10 +4,12 @@
 //! change or for shutdown, whichever comes first, and sends the updates from what it last sent
 //! to the latest state. Updates between consecutive versions are built and protobuf-encoded
 //! once in the index and shared by every stream, so this module routes the two methods itself
-//! with a codec that sends those bytes as they are (the generated server would encode every
-//! message again for every stream). Requests are checked up front: a path that is not a
+//! and frames those bytes as they are (the generated server would encode every message again
+//! for every stream, into a buffer each stream keeps). Requests are checked up front: a path that is not a
 //! cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which the proxy does not retry.
 
+// The policy services frame pre-encoded messages through tonic with this codec; Destination
+// frames them itself (below), without a per-stream encode buffer.
 mod codec;
 pub mod inbound;
 pub mod outbound;
@@ -16,10 +18,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-use self::{
-    codec::PreEncodedCodec,
-    target::{ClusterName, Host, context_token, parse_cluster_name, parse_path},
-};
+use self::target::{ClusterName, Host, context_token, parse_cluster_name, parse_path};
 use crate::{
     discover::{
         Discover, DiscoverError, EndpointsFilter, EndpointsRx, EndpointsSnapshot, ProfileRx,
@@ -28,7 +27,10 @@ use crate::{
     metrics::Metrics,
 };
 use futures::{StreamExt, stream::BoxStream};
+use http_body_util::BodyExt;
+use hyper::body::Frame;
 use linkerd2_proxy_api::destination as pb;
+use prost::Message;
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -37,9 +39,9 @@ use std::{
 };
 use tokio::sync::watch;
 use tonic::{
-    Request, Response, Status,
+    Status,
     codegen::{Body, BoxFuture, Bytes, StdError, http},
-    server::{Grpc, NamedService, ServerStreamingService},
+    server::NamedService,
 };
 
 /// A stream of messages encoded once and shared.
@@ -102,13 +104,7 @@ impl<D: Discover> DestinationGrpc<D> {
             hostname,
             node,
         };
-        let rx = self
-            .discover
-            .endpoints(&service, &filter)
-            .map_err(|e| match e {
-                DiscoverError::ServiceNotFound(_) => Status::not_found(e.to_string()),
-                DiscoverError::ExternalName(_) => Status::invalid_argument(e.to_string()),
-            })?;
+        let rx = self.discover.endpoints(&service, &filter).map_err(status)?;
         tracing::debug!(path = %dst.path, "Get");
         Ok(endpoint_stream(
             rx,
@@ -131,13 +127,29 @@ impl<D: Discover> DestinationGrpc<D> {
             },
         };
         let client_ns = context_token(&dst.context_token).ns;
-        let rx = self.discover.profile(&target, client_ns.as_deref());
+        let rx = self
+            .discover
+            .profile(&target, client_ns.as_deref())
+            .map_err(status)?;
         tracing::debug!(path = %dst.path, ?client_ns, "GetProfile");
         Ok(profile_stream(
             rx,
             self.shutdown.clone(),
             self.metrics.clone(),
         ))
+    }
+}
+
+/// The status a lookup's failure is answered with. The proxy retries neither
+/// INVALID_ARGUMENT nor FAILED_PRECONDITION.
+fn status(error: DiscoverError) -> Status {
+    match error {
+        DiscoverError::ServiceNotFound(_) => Status::not_found(error.to_string()),
+        DiscoverError::ExternalName(_) => Status::invalid_argument(error.to_string()),
+        DiscoverError::ConflictingClusterIp { .. } => {
+            tracing::warn!(%error, "GetProfile");
+            Status::failed_precondition(error.to_string())
+        }
     }
 }
 
@@ -150,33 +162,11 @@ impl<D> NamedService for DestinationServer<D> {
 /// The service's name in metrics.
 const SERVICE: &str = "io.linkerd.proxy.destination.Destination";
 
-/// One of the service's two server-streaming methods.
-struct Method<D> {
-    grpc: Arc<DestinationGrpc<D>>,
-    name: &'static str,
-    call: fn(&DestinationGrpc<D>, pb::GetDestination) -> Result<EncodedStream, Status>,
-}
-
-impl<D: Discover> ServerStreamingService<pb::GetDestination> for Method<D> {
-    type Response = Bytes;
-    type ResponseStream = EncodedStream;
-    type Future = BoxFuture<Response<EncodedStream>, Status>;
-
-    fn call(&mut self, req: Request<pb::GetDestination>) -> Self::Future {
-        let metrics = &self.grpc.metrics;
-        metrics.record_started(SERVICE, self.name);
-        let result = (self.call)(&self.grpc, req.into_inner());
-        if let Err(status) = &result {
-            metrics.record_handled(SERVICE, self.name, status.code());
-        }
-        Box::pin(std::future::ready(result.map(Response::new)))
-    }
-}
-
 impl<D, B> tonic::codegen::Service<http::Request<B>> for DestinationServer<D>
 where
     D: Discover,
     B: Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -197,15 +187,113 @@ where
                 return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
             }
         };
-        let method = Method {
-            grpc: self.0.clone(),
-            name,
-            call,
-        };
+        let grpc = self.0.clone();
         Box::pin(async move {
-            let mut grpc = Grpc::new(PreEncodedCodec::<pb::GetDestination>::default());
-            Ok(grpc.server_streaming(method, req).await)
+            let request = match read_request(req.into_body()).await {
+                Ok(request) => request,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let metrics = &grpc.metrics;
+            metrics.record_started(SERVICE, name);
+            match call(&grpc, request) {
+                Ok(stream) => Ok(streaming_response(stream)),
+                Err(status) => {
+                    metrics.record_handled(SERVICE, name, status.code());
+                    Ok(status.into_http())
+                }
+            }
         })
+    }
+}
+
+/// The length-prefixed message header of gRPC: a compression flag and a big-endian length.
+const HEADER_LEN: usize = 5;
+
+/// Reads the request body: exactly one uncompressed message.
+async fn read_request<B>(body: B) -> Result<pb::GetDestination, Status>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| Status::internal(format!("reading the request: {}", e.into())))?
+        .to_bytes();
+    let (header, message) = bytes
+        .split_at_checked(HEADER_LEN)
+        .ok_or_else(|| Status::internal("Missing request message."))?;
+    if header[0] != 0 {
+        return Err(Status::unimplemented(
+            "compressed requests are not supported",
+        ));
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if len != message.len() {
+        return Err(Status::invalid_argument(
+            "the request body must be exactly one message",
+        ));
+    }
+    pb::GetDestination::decode(message)
+        .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+}
+
+/// A streaming response whose messages are the shared encoded bytes themselves: each is sent
+/// as its 5-byte header and then the bytes, with no per-stream encoding buffer (which would
+/// keep the largest message a stream ever sent allocated for as long as the stream is open).
+fn streaming_response(stream: EncodedStream) -> http::Response<tonic::body::Body> {
+    let mut rsp = http::Response::new(tonic::body::Body::new(FramedBody {
+        stream: Some(stream),
+        message: None,
+    }));
+    rsp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    rsp
+}
+
+struct FramedBody {
+    /// Taken when the stream has ended and its trailers were sent.
+    stream: Option<EncodedStream>,
+    /// A message whose header was sent, to send next.
+    message: Option<Bytes>,
+}
+
+impl Body for FramedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(message) = self.message.take() {
+            return Poll::Ready(Some(Ok(Frame::data(message))));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let status = match stream.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(message))) => {
+                let mut header = [0u8; HEADER_LEN];
+                header[1..].copy_from_slice(&(message.len() as u32).to_be_bytes());
+                self.message = Some(message);
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(&header)))));
+            }
+            Poll::Ready(Some(Err(status))) => status,
+            Poll::Ready(None) => Status::ok(""),
+        };
+        self.stream = None;
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers)?;
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.stream.is_none() && self.message.is_none()
     }
 }
 

@@ -156,7 +156,8 @@ pub type SharedIndex = Arc<RwLock<Index>>;
 pub struct Index {
     config: Arc<Config>,
     services: HashMap<ObjKey, ServiceInfo>,
-    cluster_ips: HashMap<IpAddr, ObjKey>,
+    /// The Services claiming each cluster IP: one, unless Services conflict.
+    cluster_ips: HashMap<IpAddr, BTreeSet<ObjKey>>,
     slices: HashMap<ObjKey, SliceInfo>,
     service_slices: HashMap<ObjKey, BTreeSet<ObjKey>>,
     pods: HashMap<ObjKey, Arc<PodInfo>>,

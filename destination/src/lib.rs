@@ -27,5 +27,5 @@ pub use self::{
     args::Args,
     metrics::Metrics,
     ports::PortSet,
-    serve::{Running, spawn, spawn_with_policy},
+    serve::{Running, StartError, Transport, serve_grpc, spawn, spawn_with},
 };

@@ -1,5 +1,5 @@
-//! Wiring: the watches that feed the index, the gRPC server and the admin server, started and
-//! stopped together.
+//! Wiring: the watches that feed the index, the gRPC server (native TLS with a certificate from
+//! identity, or plaintext behind a sidecar) and the admin server, started and stopped together.
 
 use crate::{
     grpc::{DestinationGrpc, inbound::inbound_server, outbound::outbound_server},
@@ -18,10 +18,34 @@ use oxlink_crds::{
         ServerAuthorization,
     },
 };
+use oxlink_tls::{
+    CertifyClient, CertifyConfig, CertifyError, CertifyMetrics, ServerConfig, ServingCert,
+    ServingError, plain_incoming, server_config, tls_incoming,
+};
 use prometheus_client::registry::Registry;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::Router;
+
+/// How the gRPC listener talks to proxies.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// h2c, for a server behind a proxy sidecar that terminates mesh TLS (`--plaintext`).
+    Plaintext,
+    /// Mesh TLS with a certificate obtained from identity and renewed by
+    /// [`CertifyClient`]; not ready until it holds one.
+    Tls(CertifyConfig),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listener address: {0}")]
+    Addr(#[from] std::io::Error),
+    #[error(transparent)]
+    Certify(#[from] CertifyError),
+    #[error(transparent)]
+    Tls(#[from] ServingError),
+}
 
 /// A started destination server. Dropping it stops every task.
 pub struct Running {
@@ -32,30 +56,34 @@ pub struct Running {
     pub ready: Readiness,
     pub index: SharedIndex,
     pub metrics: Arc<Metrics>,
+    /// The TLS configuration every gRPC listener serves with (none in plaintext mode).
+    pub tls: Option<Arc<ServerConfig>>,
     tasks: Tasks,
 }
 
-/// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
-/// Pods, Nodes, ServiceProfiles and Servers, and serves plaintext gRPC on `grpc` and the admin
-/// endpoints on `admin`.
+/// [`spawn_with`] in plaintext mode, without the policy listener.
 pub fn spawn(
     client: kube::Client,
     config: index::Config,
     grpc: TcpListener,
     admin: Option<TcpListener>,
-) -> std::io::Result<Running> {
-    spawn_with_policy(client, config, grpc, None, admin)
+) -> Result<Running, StartError> {
+    spawn_with(client, config, Transport::Plaintext, grpc, None, admin)
 }
 
-/// Like [`spawn`]; with a `policy` listener, also watches the policy kinds (readiness waits
-/// for them too) and serves the inbound and outbound policy APIs on it.
-pub fn spawn_with_policy(
+/// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
+/// Pods, Nodes, ServiceProfiles and Servers, and serves Destination on `grpc` (over
+/// `transport`) and the admin endpoints on `admin`. With a `policy` listener it also watches
+/// the policy kinds and ExternalWorkloads (readiness waits for them too) and serves the inbound
+/// and outbound policy APIs there, over the same transport.
+pub fn spawn_with(
     client: kube::Client,
     config: index::Config,
+    transport: Transport,
     grpc: TcpListener,
     policy: Option<TcpListener>,
     admin: Option<TcpListener>,
-) -> std::io::Result<Running> {
+) -> Result<Running, StartError> {
     let cluster_domain = config.cluster_domain.clone();
     let index = Index::shared(config);
     let ready = Readiness::default();
@@ -105,6 +133,18 @@ pub fn spawn_with_policy(
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, index.clone());
+    let tls = match transport {
+        Transport::Plaintext => None,
+        Transport::Tls(certify) => {
+            let anchors = certify.anchors.clone();
+            let cert = Arc::new(ServingCert::default());
+            let held = cert.clone();
+            ready.require("no certificate from identity yet", move || held.is_set());
+            let client = CertifyClient::new(certify)?;
+            tasks.background(client.run(cert.clone(), CertifyMetrics::register(&mut registry)));
+            Some(Arc::new(server_config(cert, Some(&anchors))?))
+        }
+    };
     let grpc_addr = grpc.local_addr()?;
     let svc = DestinationGrpc::new(
         Arc::new(index.clone()),
@@ -113,16 +153,12 @@ pub fn spawn_with_policy(
         metrics.clone(),
     )
     .svc();
-    let stopped = tasks.signal();
-    tasks.server(async move {
-        let result = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), stopped)
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "the gRPC server failed");
-        }
-    });
+    tasks.server(serve_grpc(
+        tonic::transport::Server::builder().add_service(svc),
+        grpc,
+        tls.clone(),
+        tasks.signal(),
+    ));
     let policy_addr = match policy {
         Some(listener) => Some(serve_policy(
             &mut tasks,
@@ -130,6 +166,7 @@ pub fn spawn_with_policy(
             &index,
             &cluster_domain,
             &metrics,
+            tls.clone(),
         )?),
         None => None,
     };
@@ -147,7 +184,7 @@ pub fn spawn_with_policy(
         }
         None => None,
     };
-    tracing::info!(%grpc_addr, ?policy_addr, ?admin_addr, "destination started");
+    tracing::info!(%grpc_addr, ?policy_addr, ?admin_addr, tls = tls.is_some(), "destination started");
     Ok(Running {
         grpc_addr,
         policy_addr,
@@ -155,6 +192,7 @@ pub fn spawn_with_policy(
         ready,
         index,
         metrics,
+        tls,
         tasks,
     })
 }
@@ -198,33 +236,55 @@ fn spawn_policy_watches(
     ]
 }
 
-/// Serves InboundServerPolicies and OutboundPolicies (plaintext gRPC) on `listener`.
+/// Serves InboundServerPolicies and OutboundPolicies on `listener`, with the same transport as
+/// Destination.
 fn serve_policy(
     tasks: &mut Tasks,
     listener: TcpListener,
     index: &SharedIndex,
     cluster_domain: &str,
     metrics: &Arc<Metrics>,
+    tls: Option<Arc<ServerConfig>>,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let discover = Arc::new(index.clone());
     let inbound = inbound_server(discover.clone(), tasks.flag(), metrics.clone());
     let outbound = outbound_server(discover, cluster_domain, tasks.flag(), metrics.clone());
-    let stopped = tasks.signal();
-    tasks.server(async move {
-        let result = tonic::transport::Server::builder()
+    tasks.server(serve_grpc(
+        tonic::transport::Server::builder()
             .add_service(inbound)
-            .add_service(outbound)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                stopped,
-            )
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "the policy gRPC server failed");
-        }
-    });
+            .add_service(outbound),
+        listener,
+        tls,
+        tasks.signal(),
+    ));
     Ok(addr)
+}
+
+/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, as h2c without. Every
+/// gRPC listener of the process is served through here with the same `tls`, so all of them
+/// present the one certificate from identity.
+pub async fn serve_grpc(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let result = match tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "the gRPC server failed");
+    }
 }
 
 impl Running {

@@ -4,9 +4,14 @@
 //! client for the cluster named by `KUBECONFIG` (`cargo xtask test` points it at localkube), a
 //! temporary namespace per test that is deleted afterwards and whose objects are dumped when the
 //! test fails, and `eventually`, which polls until the cluster reaches a state or a deadline
-//! passes, and [`proxy::SimulatedProxy`], which does what a linkerd2-proxy does with identity.
+//! passes, [`proxy::SimulatedProxy`], which does what a linkerd2-proxy does with identity and
+//! destination, [`identity`], which installs and starts identity as the chart would, and
+//! [`destination`], which starts destination and follows what its streams say.
 //! The local cluster itself lives in `e2e/localkube`.
 
+pub mod destination;
+pub mod identity;
+pub mod localkube;
 pub mod proxy;
 
 use anyhow::{Context, Result, bail};

@@ -1,6 +1,7 @@
 //! A simulated linkerd2-proxy, as far as identity goes: it makes a P-256 key and a DER CSR for
 //! its identity, presents a ServiceAccount token, calls Certify over TLS while verifying the
-//! server's identity against its trust anchors, and checks the answer the way the proxy does.
+//! server's identity against its trust anchors, and checks the answer the way the proxy does;
+//! with that certificate it talks to destination over mesh TLS.
 
 use anyhow::{Context, Result, bail, ensure};
 use linkerd2_proxy_api::identity::{
@@ -11,7 +12,7 @@ use std::{
     net::SocketAddr,
     time::{Duration, SystemTime},
 };
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// One proxy's identity material.
 pub struct SimulatedProxy {
@@ -44,15 +45,44 @@ impl SimulatedProxy {
     /// A TLS channel to identity at `addr`, verifying it as `server_name` (the proxy's
     /// `LINKERD2_PROXY_IDENTITY_SVC_NAME`).
     pub async fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Channel> {
-        let tls = ClientTlsConfig::new()
+        self.connect_tls(addr, server_name, None).await
+    }
+
+    /// A TLS channel to a control-plane server at `addr` (destination's
+    /// `LINKERD2_PROXY_DESTINATION_SVC_ADDR`), verifying it as `server_name` and presenting the
+    /// certificate identity issued to this proxy, as a meshed proxy does.
+    pub async fn connect_meshed(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        certified: &Certified,
+    ) -> Result<Channel> {
+        let chain = std::iter::once(&certified.leaf).chain(&certified.intermediates);
+        let identity = Identity::from_pem(
+            oxlink_tls::pem::encode_certificates(chain),
+            self.key.serialize_pem(),
+        );
+        self.connect_tls(addr, server_name, Some(identity)).await
+    }
+
+    async fn connect_tls(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        identity: Option<Identity>,
+    ) -> Result<Channel> {
+        let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(self.anchors.to_pem()))
             .domain_name(server_name);
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
         Endpoint::from_shared(format!("https://{addr}"))?
             .tls_config(tls)?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .with_context(|| format!("TLS to identity at {addr} as {server_name}"))
+            .with_context(|| format!("TLS to {addr} as {server_name}"))
     }
 
     /// A plaintext channel, as the proxy uses for a loopback identity address (identity in
@@ -129,12 +159,7 @@ impl SimulatedProxy {
 
     /// When the proxy would renew: at 70% of the remaining lifetime, within [10s, 24h].
     pub fn refresh_in(certified: &Certified) -> Duration {
-        let left = certified
-            .valid_until
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        left.mul_f64(0.7)
-            .clamp(Duration::from_secs(10), Duration::from_secs(24 * 3600))
+        oxlink_tls::refresh_in(certified.valid_until, SystemTime::now())
     }
 
     /// A CSR for another name, signed by this proxy's key.

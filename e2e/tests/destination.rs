@@ -6,166 +6,30 @@
 //! 127.0.0.1:0 and watching the whole cluster.
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Service},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
-    Api, Client, CustomResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Api, Client,
+    api::{DeleteParams, PostParams},
 };
 use linkerd2_proxy_api::destination::{
-    self as pb, destination_client::DestinationClient, request_match::Match, update::Update,
+    self as pb, destination_client::DestinationClient, request_match::Match,
 };
-use oxlink_crds::{
-    ServiceProfile,
-    names::{control_plane::NAMESPACE, labels},
-    policy::Server,
+use oxlink_crds::{ServiceProfile, policy::Server};
+use oxlink_destination::{Running, Transport};
+use oxlink_e2e::{
+    CONVERGE,
+    destination::{self, Endpoints, pod_addrs, request, scale, web_deployment},
+    eventually, with_temp_ns,
 };
-use oxlink_destination::{Running, index::Config};
-use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
 use serde_json::{Value, json};
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
-    path::PathBuf,
-};
-use tokio::net::TcpListener;
-use tonic::{Streaming, transport::Channel};
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
+use tonic::transport::Channel;
 
-/// Starts destination for the cluster and waits until its watches have synced.
+/// Starts destination (plaintext) for the cluster and a client of it.
 async fn start_destination(client: Client) -> Result<(Running, DestinationClient<Channel>)> {
-    ensure_crds(&client).await?;
-    let config = Config::default();
-    let grpc = TcpListener::bind("127.0.0.1:0").await?;
-    let running = oxlink_destination::spawn(client, config, grpc, None)?;
-    let ready = running.ready.clone();
-    eventually("destination's watches to sync", CONVERGE, || {
-        let ready = ready.clone();
-        async move {
-            Ok(if ready.is_ready() {
-                Ok(())
-            } else {
-                Err("not ready")
-            })
-        }
-    })
-    .await?;
+    let running = destination::start(client, Transport::Plaintext).await?;
     let dst = DestinationClient::connect(format!("http://{}", running.grpc_addr)).await?;
     Ok((running, dst))
-}
-
-fn request(path: &str, ns: &str) -> pb::GetDestination {
-    pb::GetDestination {
-        path: path.into(),
-        context_token: json!({"ns": ns, "nodeName": "node-1"}).to_string(),
-        ..Default::default()
-    }
-}
-
-/// The endpoints a proxy holds after the updates it has read, with each one's TLS identity and
-/// whether it is hinted opaque.
-#[derive(Debug, Default)]
-struct Endpoints {
-    addrs: BTreeMap<SocketAddr, (Option<String>, bool)>,
-    added: BTreeSet<SocketAddr>,
-    removed: BTreeSet<SocketAddr>,
-    no_endpoints: bool,
-}
-
-impl Endpoints {
-    fn apply(&mut self, update: pb::Update) -> Result<()> {
-        match update.update.context("an update with a body")? {
-            Update::Add(set) => {
-                for wa in set.addrs {
-                    let addr = SocketAddr::try_from(wa.addr.context("an address")?)?;
-                    let identity = wa.tls_identity.and_then(|t| t.server_name).map(|n| n.name);
-                    let opaque = matches!(
-                        wa.protocol_hint.and_then(|h| h.protocol),
-                        Some(pb::protocol_hint::Protocol::Opaque(_))
-                    );
-                    self.addrs.insert(addr, (identity, opaque));
-                    self.added.insert(addr);
-                }
-            }
-            Update::Remove(set) => {
-                for addr in set.addrs {
-                    let addr = SocketAddr::try_from(addr)?;
-                    self.addrs.remove(&addr);
-                    self.removed.insert(addr);
-                }
-            }
-            Update::NoEndpoints(_) => {
-                self.addrs.clear();
-                self.no_endpoints = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads updates until `done` holds, for up to [`CONVERGE`].
-    async fn until(
-        &mut self,
-        stream: &mut Streaming<pb::Update>,
-        what: &str,
-        done: impl Fn(&Self) -> bool,
-    ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        while !done(self) {
-            let update = match tokio::time::timeout_at(deadline, stream.message()).await {
-                Ok(update) => update?.context("the Get stream ended")?,
-                Err(_) => bail!("timed out waiting for {what}; holding {self:?}"),
-            };
-            self.apply(update)?;
-        }
-        Ok(())
-    }
-
-    fn set(&self) -> BTreeSet<SocketAddr> {
-        self.addrs.keys().copied().collect()
-    }
-
-    /// Forgets which addresses were added and removed so far.
-    fn reset_log(&mut self) {
-        self.added.clear();
-        self.removed.clear();
-    }
-}
-
-/// The test's Deployment, its pods labelled as meshed by the `linkerd` control plane.
-fn web_deployment(replicas: i32) -> Value {
-    let mut web = deployment("web", replicas);
-    web["spec"]["template"]["metadata"]["labels"][labels::CONTROL_PLANE_NS] = json!(NAMESPACE);
-    web["spec"]["template"]["spec"]["serviceAccountName"] = json!("default");
-    web
-}
-
-/// The `ip:8080` of each of the namespace's web pods, once there are exactly `n`, none
-/// terminating, all Ready with an IP.
-async fn pod_addrs(
-    client: &Client,
-    ns: &str,
-    n: usize,
-) -> Result<Result<BTreeSet<SocketAddr>, Vec<String>>> {
-    Ok(match ready_pod_ips(client, ns, "app=web", n).await? {
-        Ok(ips) => Ok(ips
-            .iter()
-            .map(|ip| Ok(SocketAddr::new(ip.parse()?, 8080)))
-            .collect::<Result<_>>()?),
-        Err(seen) => Err(seen),
-    })
-}
-
-async fn scale(client: &Client, ns: &str, replicas: i32) -> Result<()> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-        )
-        .await?;
-    Ok(())
 }
 
 /// Get on a Service backed by a Deployment (through a named target port) yields every pod IP
@@ -312,44 +176,6 @@ async fn get_follows_a_deployment_through_scaling_and_deletion() -> Result<()> {
         Ok(())
     })
     .await
-}
-
-/// Installs the CRDs destination watches (ServiceProfile, Server) if no one has yet, and waits
-/// for them to be Established.
-async fn ensure_crds(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in [ServiceProfile::crd_name(), Server::crd_name()] {
-        if crds.get_opt(name).await?.is_none() {
-            let crd = oxlink_crds::install::crds()
-                .into_iter()
-                .find(|c| c.metadata.name.as_deref() == Some(name))
-                .with_context(|| format!("oxlink-crds defines {name}"))?;
-            match crds.create(&PostParams::default(), &crd).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        eventually(&format!("{name} to be Established"), CONVERGE, || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get(name).await?;
-                let established = crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                Ok(if established {
-                    Ok(())
-                } else {
-                    Err("not established")
-                })
-            }
-        })
-        .await?;
-    }
-    Ok(())
 }
 
 fn todoui_profile(ns: &str) -> Result<Value> {

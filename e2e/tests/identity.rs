@@ -4,28 +4,16 @@
 //! with TokenReviews, and certifies a simulated proxy over TLS.
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::{
-    ByteString,
-    api::{
-        authentication::v1::{TokenRequest, TokenRequestSpec},
-        core::v1::{ConfigMap, Secret, ServiceAccount},
-        events::v1::Event,
-        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
-    },
+use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
+use kube::{Api, Client, api::PostParams};
+use oxlink_e2e::{
+    identity::{self, issuer_secret, token},
+    proxy::SimulatedProxy,
 };
-use kube::{
-    Api, Client,
-    api::{DeleteParams, ObjectMeta, PostParams},
-};
-use oxlink_e2e::proxy::SimulatedProxy;
-use oxlink_identity::{Config, Running};
+use oxlink_identity::Running;
 use oxlink_tls::fixtures;
-use serde_json::json;
 use std::{future::Future, net::SocketAddr, time::Duration};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 const ISSUER_SECRET: &str = "linkerd-identity-issuer";
@@ -78,165 +66,15 @@ where
     F: FnOnce(Client, ControlPlane) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    let (crt, key) = (crt.to_string(), key.to_string());
-    oxlink_e2e::with_temp_ns(name, |client, ns| async move {
-        let cluster_rbac = format!("{ns}-identity");
-        let result = async {
-            install(&client, &ns, &cluster_rbac, &crt, &key).await?;
-            let cp = start(&client, &ns, plaintext).await?;
-            test(client.clone(), cp).await
-        }
-        .await;
-        let crs: Api<ClusterRole> = Api::all(client.clone());
-        let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
-        let _ = crbs.delete(&cluster_rbac, &DeleteParams::default()).await;
-        let _ = crs.delete(&cluster_rbac, &DeleteParams::default()).await;
-        result
-    })
-    .await
-}
-
-/// What the chart would install: trust roots, the issuer Secret, ServiceAccounts, and exactly
-/// the RBAC identity needs.
-async fn install(
-    client: &Client,
-    ns: &str,
-    cluster_rbac: &str,
-    crt: &str,
-    key: &str,
-) -> Result<()> {
-    let pp = PostParams::default();
-    Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": "linkerd-identity-trust-roots"},
-                "data": {"ca-bundle.crt": fixtures::ANCHOR_CRT},
-            }))?,
-        )
-        .await?;
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&pp, &issuer_secret(crt, key))
-        .await?;
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    for sa in ["linkerd-identity", "web", "db"] {
-        accounts
-            .create(
-                &pp,
-                &serde_json::from_value(json!({"metadata": {"name": sa}}))?,
-            )
-            .await?;
-    }
-    Api::<Role>::namespaced(client.clone(), ns)
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": "linkerd-identity"},
-                "rules": [
-                    {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ISSUER_SECRET],
-                     "verbs": ["get", "list", "watch"]},
-                    {"apiGroups": [""], "resources": ["configmaps"],
-                     "resourceNames": ["linkerd-identity-trust-roots"], "verbs": ["get"]},
-                    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-                ],
-            }))?,
-        )
-        .await?;
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": "linkerd-identity"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "linkerd-identity"},
-                "subjects": [{"kind": "ServiceAccount", "name": "linkerd-identity", "namespace": ns}],
-            }))?,
-        )
-        .await?;
-    Api::<ClusterRole>::all(client.clone())
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
-                "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
-            }))?,
-        )
-        .await?;
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .create(
-            &pp,
-            &serde_json::from_value(json!({
-                "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_rbac},
-                "subjects": [{"kind": "ServiceAccount", "name": "linkerd-identity", "namespace": ns}],
-            }))?,
-        )
-        .await?;
-    Ok(())
-}
-
-fn issuer_secret(crt: &str, key: &str) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(ISSUER_SECRET.into()),
-            ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(
-            [
-                ("crt.pem".to_string(), ByteString(crt.as_bytes().to_vec())),
-                ("key.pem".to_string(), ByteString(key.as_bytes().to_vec())),
-            ]
-            .into(),
-        ),
-        ..Default::default()
-    }
-}
-
-/// Starts identity in-process under the `linkerd-identity` ServiceAccount's token.
-async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<ControlPlane> {
-    let token = token(admin, ns, "linkerd-identity", None).await?;
-    let mut config = kube::Config::infer().await?;
-    config.auth_info = kube::config::AuthInfo {
-        token: Some(token.into()),
-        ..Default::default()
-    };
-    let client = Client::try_from(config)?;
-    let running = oxlink_identity::spawn(
-        client,
-        Config {
-            namespace: ns.to_string(),
-            trust_domain: "cluster.local".into(),
-            issuer: oxlink_tls::IssuerConfig::default(),
-            plaintext,
-        },
-        TcpListener::bind("127.0.0.1:0").await?,
-        Some(TcpListener::bind("127.0.0.1:0").await?),
+    identity::with_identity(
+        name,
+        crt,
+        key,
+        plaintext,
+        &["web", "db"],
+        |client, ns, running| test(client, ControlPlane { ns, running }),
     )
     .await
-    .context("starting identity")?;
-    Ok(ControlPlane {
-        ns: ns.to_string(),
-        running,
-    })
-}
-
-/// A token for `sa`, for `audience` or (None) the API server's default audience.
-async fn token(client: &Client, ns: &str, sa: &str, audience: Option<&str>) -> Result<String> {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: audience.map(|a| vec![a.to_string()]).unwrap_or_default(),
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Ok(Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create_token_request(sa, &PostParams::default(), &request)
-        .await
-        .with_context(|| format!("a token for {ns}/{sa}"))?
-        .status
-        .context("TokenRequest status")?
-        .token)
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {

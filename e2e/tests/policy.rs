@@ -82,8 +82,14 @@ async fn start(client: Client) -> Result<(Running, Channel)> {
     ensure_crds(&client).await?;
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let policy = TcpListener::bind("127.0.0.1:0").await?;
-    let running =
-        oxlink_destination::spawn_with_policy(client, Config::default(), grpc, Some(policy), None)?;
+    let running = oxlink_destination::spawn_with(
+        client,
+        Config::default(),
+        oxlink_destination::Transport::Plaintext,
+        grpc,
+        Some(policy),
+        None,
+    )?;
     let ready = running.ready.clone();
     eventually("destination's watches to sync", CONVERGE, || {
         let ready = ready.clone();

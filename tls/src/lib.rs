@@ -7,8 +7,12 @@
 //! live here too, behind a `test-util` feature, so that tests never mint their own.
 
 mod bundle;
+#[cfg(feature = "certify-client")]
+mod certify;
 mod csr;
 pub mod generate;
+#[cfg(feature = "server")]
+mod incoming;
 mod issuer;
 pub mod pem;
 mod serving;
@@ -17,6 +21,10 @@ mod time;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
 
+#[cfg(feature = "certify-client")]
+pub use self::certify::{CertifyClient, CertifyConfig, CertifyError, CertifyMetrics, refresh_in};
+#[cfg(feature = "server")]
+pub use self::incoming::{plain_incoming, tls_incoming};
 pub use self::time::utc_rfc3339;
 pub use self::{
     bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},
@@ -25,4 +33,7 @@ pub use self::{
     serving::{ServingCert, ServingError, server_config},
 };
 pub use rcgen::KeyPair;
-pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+pub use rustls::{
+    ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer},
+};

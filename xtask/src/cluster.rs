@@ -197,6 +197,11 @@ impl Cluster {
         self.dir.join("ready").exists()
     }
 
+    /// The cluster's state directory (etcd data, kubeconfig, logs, `pid`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Whether the cluster runs and is ready.
     pub(crate) fn is_running(&self) -> bool {
         self.running_pid().is_some() && self.ready()
@@ -210,7 +215,7 @@ impl Cluster {
 }
 
 /// Builds localkube if no binary for the current sources is cached, and returns its path.
-fn build() -> Result<PathBuf> {
+pub(crate) fn build() -> Result<PathBuf> {
     let src = paths::workspace().join("e2e").join("localkube");
     let ldflags = version_ldflags(&kubernetes_version(&src)?);
     let binary = paths::cache()

@@ -43,7 +43,7 @@ pub(crate) fn run(args: E2eArgs) -> Result<()> {
         ClusterKind::Localkube => {
             let cluster = cluster::Cluster::from_env()?;
             cluster.up(true)?;
-            let result = suite(&cluster.kubeconfig(), &args.args);
+            let result = suite(&cluster.kubeconfig(), Some(&cluster), &args.args);
             if !args.keep_cluster {
                 cluster.down()?;
             }
@@ -51,7 +51,7 @@ pub(crate) fn run(args: E2eArgs) -> Result<()> {
         }
         ClusterKind::Kind => {
             let kubeconfig = kind_up()?;
-            let result = suite(&kubeconfig, &args.args);
+            let result = suite(&kubeconfig, None, &args.args);
             if !args.keep_cluster {
                 run::status(Command::new("kind").args([
                     "delete",
@@ -76,21 +76,29 @@ pub(crate) fn build() -> Result<()> {
 }
 
 /// Runs the suite against the cluster of `kubeconfig`, with the pinned tools first on `PATH`.
-pub(crate) fn suite(kubeconfig: &std::path::Path, extra: &[String]) -> Result<run::TestCounts> {
-    run::tests(
-        run::cargo()
-            .args([
-                "test",
-                "-p",
-                "oxlink-e2e",
-                "--locked",
-                "--",
-                "--test-threads=4",
-            ])
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .env("PATH", tools::path_with_tools()?),
-    )
+/// On localkube, the tests that restart the API server learn how (`e2e/src/localkube.rs`).
+pub(crate) fn suite(
+    kubeconfig: &std::path::Path,
+    localkube: Option<&cluster::Cluster>,
+    extra: &[String],
+) -> Result<run::TestCounts> {
+    let mut cmd = run::cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "oxlink-e2e",
+        "--locked",
+        "--",
+        "--test-threads=4",
+    ])
+    .args(extra)
+    .env("KUBECONFIG", kubeconfig)
+    .env("PATH", tools::path_with_tools()?);
+    if let Some(cluster) = localkube {
+        cmd.env("OXLINK_E2E_LOCALKUBE_BIN", cluster::build()?)
+            .env("OXLINK_E2E_LOCALKUBE_DIR", cluster.dir());
+    }
+    run::tests(&mut cmd)
 }
 
 /// Builds and loads the image, creates the kind cluster if needed, installs the charts, and

@@ -107,7 +107,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         let cluster = cluster::Cluster::from_env()?;
         step("cluster up", &mut || cluster.up(true))?;
         let e2e = step("e2e", &mut || {
-            counts.merge(e2e::suite(&cluster.kubeconfig(), &[])?);
+            counts.merge(e2e::suite(&cluster.kubeconfig(), Some(&cluster), &[])?);
             Ok(())
         });
         if !args.keep_cluster {

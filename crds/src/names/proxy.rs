@@ -33,6 +33,9 @@ pub const IDENTITY_TOKEN_VOLUME: &str = "linkerd-identity-token";
 pub const IDENTITY_TOKEN_DIR: &str = "/var/run/secrets/tokens";
 /// The token file's name inside [`IDENTITY_TOKEN_DIR`].
 pub const IDENTITY_TOKEN_FILE_NAME: &str = "linkerd-identity-token";
+/// [`IDENTITY_TOKEN_FILE_NAME`] under [`IDENTITY_TOKEN_DIR`]: where a meshed pod's projected
+/// token is, and where our own servers read theirs.
+pub const IDENTITY_TOKEN_PATH: &str = "/var/run/secrets/tokens/linkerd-identity-token";
 /// Lifetime of the projected token.
 pub const IDENTITY_TOKEN_EXPIRATION_SECONDS: i64 = 86400;
 /// The ServiceAccount token mounted by Kubernetes (when projection is disabled).

@@ -75,3 +75,95 @@ fn policy_flags() {
         );
     }
 }
+
+#[test]
+fn tls_by_default_with_identity_where_the_chart_puts_it() {
+    let args = Args::try_parse_from(["oxlink-destination"]).unwrap();
+    assert!(!args.plaintext);
+    assert_eq!(args.identity_addr, None);
+    assert_eq!(
+        args.identity_token_path,
+        PathBuf::from(format!(
+            "{}/{}",
+            oxlink_crds::names::proxy::IDENTITY_TOKEN_DIR,
+            oxlink_crds::names::proxy::IDENTITY_TOKEN_FILE_NAME
+        ))
+    );
+    assert_eq!(args.identity_trust_anchors, PathBuf::from(TRUST_ROOTS_PATH));
+    let config = certify_config(
+        &args.controller_namespace,
+        &args.identity_trust_domain,
+        &args.cluster_domain,
+        args.identity_addr,
+        oxlink_tls::fixtures::anchors(),
+        args.identity_token_path,
+    );
+    assert_eq!(
+        config.identity_addr,
+        "linkerd-identity.linkerd.svc.cluster.local:8080"
+    );
+    assert_eq!(
+        config.identity_server_name,
+        "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+    );
+    assert_eq!(
+        config.name,
+        "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local"
+    );
+}
+
+#[test]
+fn identity_flags() {
+    let args = Args::try_parse_from([
+        "oxlink-destination",
+        "--controller-namespace=mesh",
+        "--identity-trust-domain=example.org",
+        "--identity-addr=127.0.0.1:9",
+        "--identity-token-path=/t",
+        "--identity-trust-anchors=/a.pem",
+    ])
+    .unwrap();
+    let config = certify_config(
+        &args.controller_namespace,
+        &args.identity_trust_domain,
+        &args.cluster_domain,
+        args.identity_addr,
+        oxlink_tls::fixtures::anchors(),
+        args.identity_token_path,
+    );
+    assert_eq!(config.identity_addr, "127.0.0.1:9");
+    assert_eq!(config.token_path, PathBuf::from("/t"));
+    assert_eq!(args.identity_trust_anchors, PathBuf::from("/a.pem"));
+    assert_eq!(
+        config.identity_server_name,
+        "linkerd-identity.mesh.serviceaccount.identity.mesh.example.org"
+    );
+    assert_eq!(
+        config.name,
+        "linkerd-destination.mesh.serviceaccount.identity.mesh.example.org"
+    );
+    let plain = Args::try_parse_from(["oxlink-destination", "--plaintext"]).unwrap();
+    assert!(plain.plaintext);
+}
+
+#[test]
+fn unreadable_or_bad_trust_anchors_fail_to_start() {
+    let dir = std::env::temp_dir().join(format!("oxlink-destination-args-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let good = dir.join("good.pem");
+    std::fs::write(&good, oxlink_tls::fixtures::ANCHOR_CRT).unwrap();
+    for path in [dir.join("missing.pem"), bad] {
+        let err = format!("{:#}", load_anchors(&path).unwrap_err());
+        assert!(
+            err.starts_with(&format!("--identity-trust-anchors {}: ", path.display())),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        load_anchors(&good).unwrap(),
+        oxlink_tls::fixtures::anchors()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

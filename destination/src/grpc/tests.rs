@@ -550,3 +550,131 @@ async fn get_profile_by_address_and_invalid_names() {
         assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
     }
 }
+
+/// Two Services claiming one cluster IP: GetProfile by that IP is FAILED_PRECONDITION naming
+/// both (the proxy does not retry it); a stream opened before the conflict stays open; once one
+/// Service is gone, the IP resolves to the other again, whichever was deleted.
+#[tokio::test]
+async fn get_profile_refuses_a_cluster_ip_that_two_services_claim() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut before = client
+        .get_profile(req("10.96.0.10:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next(&mut before).await.fully_qualified_name,
+        "web.ns.svc.cluster.local"
+    );
+
+    for (first, second) in [("web", "api"), ("api", "web")] {
+        index
+            .write()
+            .apply(&mk_service("api", "10.96.0.10", &[("http", 80, json!(80))]));
+        let status = client
+            .get_profile(req("10.96.0.10:80"))
+            .await
+            .expect_err("conflicting cluster IP");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "found 2 services with conflicting cluster IP 10.96.0.10: ns/api, ns/web"
+        );
+        // Other ports of the same IP conflict too; other addresses and names do not.
+        let status = client
+            .get_profile(req("10.96.0.10:8080"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        client.get_profile(req("10.96.0.11:80")).await.unwrap();
+        client
+            .get_profile(req("api.ns.svc.cluster.local:80"))
+            .await
+            .unwrap();
+
+        // The conflict ends when one of them goes; the other keeps the IP.
+        index.write().delete::<Service>(NS, first);
+        let profile = next(
+            &mut client
+                .get_profile(req("10.96.0.10:80"))
+                .await
+                .unwrap()
+                .into_inner(),
+        )
+        .await;
+        assert_eq!(
+            profile.fully_qualified_name,
+            format!("{second}.ns.svc.cluster.local")
+        );
+        // Back to the start: only web.
+        index.write().delete::<Service>(NS, second);
+        index.write().apply(&mk_service(
+            "web",
+            "10.96.0.10",
+            &[("http", 80, json!("http"))],
+        ));
+    }
+    // The stream opened before any conflict was never ended.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), before.message())
+            .await
+            .map_or(true, |m| m.unwrap().is_some())
+    );
+    let refused = crate::metrics::HandledLabels {
+        grpc_service: SERVICE,
+        grpc_method: "GetProfile",
+        grpc_code: format!("{:?}", Code::FailedPrecondition),
+    };
+    assert_eq!(server.metrics.handled.get_or_create(&refused).get(), 4);
+}
+
+/// The request body is one uncompressed length-prefixed message; anything else is refused
+/// with a precise status.
+#[tokio::test]
+async fn request_framing() {
+    use http_body_util::Full;
+    let read = |bytes: Vec<u8>| read_request(Full::new(Bytes::from(bytes)));
+    let message = pb::GetDestination {
+        path: "web.ns.svc.cluster.local:80".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let framed = |flag: u8, len: usize, body: &[u8]| {
+        let mut out = vec![flag];
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let ok = read(framed(0, message.len(), &message)).await.unwrap();
+    assert_eq!(ok.path, "web.ns.svc.cluster.local:80");
+
+    let cases: [(Vec<u8>, Code, &str); 5] = [
+        (vec![], Code::Internal, "Missing request message."),
+        (vec![0, 0, 0], Code::Internal, "Missing request message."),
+        (
+            framed(1, message.len(), &message),
+            Code::Unimplemented,
+            "compressed requests are not supported",
+        ),
+        (
+            framed(0, message.len() + 1, &message),
+            Code::InvalidArgument,
+            "the request body must be exactly one message",
+        ),
+        (
+            framed(0, 2, &[0x0a, 0x05]),
+            Code::InvalidArgument,
+            "malformed request: ",
+        ),
+    ];
+    for (body, code, message) in cases {
+        let status = read(body.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{body:?}: {status:?}");
+        assert!(
+            status.message().starts_with(message),
+            "{body:?}: {status:?}"
+        );
+    }
+}

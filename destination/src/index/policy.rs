@@ -211,9 +211,12 @@ impl Index {
     fn outbound_service(&self, target: &OutboundTarget) -> Result<(ObjKey, u16), PolicyError> {
         match target {
             OutboundTarget::Addr(addr) => {
+                // Several Services claiming one IP: the first by namespace and name, as
+                // GetProfile streams do.
                 let svc = self
                     .cluster_ips
                     .get(&addr.ip())
+                    .and_then(|claims| claims.first())
                     .ok_or(PolicyError::NoService(*addr))?;
                 Ok((svc.clone(), addr.port()))
             }

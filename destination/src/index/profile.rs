@@ -292,11 +292,21 @@ impl Index {
                     ..Default::default()
                 },
             },
-            ProfileTarget::Addr(addr) => match self.cluster_ips.get(&addr.ip()) {
-                Some(svc) => self.service_profile(svc, addr.port(), client_ns),
-                None => self.endpoint_profile(*addr),
-            },
+            // Conflicting Services are refused to new lookups (`conflicting_services`); a
+            // stream opened before the conflict follows the first of them.
+            ProfileTarget::Addr(addr) => {
+                match self.cluster_ips.get(&addr.ip()).and_then(|s| s.first()) {
+                    Some(svc) => self.service_profile(svc, addr.port(), client_ns),
+                    None => self.endpoint_profile(*addr),
+                }
+            }
         }
+    }
+
+    /// The Services claiming `ip` as their cluster IP, when there is more than one.
+    pub fn conflicting_services(&self, ip: IpAddr) -> Option<Vec<ObjKey>> {
+        let claims = self.cluster_ips.get(&ip)?;
+        (claims.len() > 1).then(|| claims.iter().cloned().collect())
     }
 
     /// The profile of one endpoint: a running pod's, or a bare address.

@@ -87,7 +87,11 @@ impl IndexResource for Service {
         }
         Self::delete(index, &key);
         for ip in &info.cluster_ips {
-            index.cluster_ips.insert(*ip, key.clone());
+            index
+                .cluster_ips
+                .entry(*ip)
+                .or_default()
+                .insert(key.clone());
             index.dirty_ips.insert(*ip);
         }
         index.services.insert(key.clone(), info);
@@ -97,8 +101,11 @@ impl IndexResource for Service {
     fn delete(index: &mut Index, key: &ObjKey) {
         if let Some(old) = index.services.remove(key) {
             for ip in old.cluster_ips {
-                if index.cluster_ips.get(&ip) == Some(key) {
-                    index.cluster_ips.remove(&ip);
+                if let Some(claims) = index.cluster_ips.get_mut(&ip) {
+                    claims.remove(key);
+                    if claims.is_empty() {
+                        index.cluster_ips.remove(&ip);
+                    }
                 }
                 index.dirty_ips.insert(ip);
             }
