@@ -96,21 +96,23 @@ struct Review {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
-    uid: String,
-    kind: GroupVersionKind,
+pub(crate) struct Request {
+    pub(crate) uid: String,
+    pub(crate) kind: GroupVersionKind,
     #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    object: Option<Value>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) operation: String,
+    #[serde(default)]
+    pub(crate) object: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
-struct GroupVersionKind {
+pub(crate) struct GroupVersionKind {
     #[serde(default)]
-    group: String,
-    kind: String,
+    pub(crate) group: String,
+    pub(crate) kind: String,
 }
 
 /// The response review.
@@ -124,9 +126,9 @@ struct ResponseReview {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Response {
-    uid: String,
-    allowed: bool,
+pub(crate) struct Response {
+    pub(crate) uid: String,
+    pub(crate) allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,9 +138,43 @@ struct Response {
 }
 
 #[derive(Debug, Serialize)]
-struct Status {
-    code: u16,
-    message: String,
+pub(crate) struct Status {
+    pub(crate) code: u16,
+    pub(crate) message: String,
+}
+
+/// Decodes an `admission.k8s.io/v1` review and returns its request.
+pub(crate) fn decode(body: &[u8]) -> Result<Request, ReviewError> {
+    let review: Review =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
+    if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
+        return Err(ReviewError::Version {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    review.request.ok_or(ReviewError::NoRequest)
+}
+
+/// Encodes the review that answers with `response`.
+pub(crate) fn encode(response: Response) -> Result<Vec<u8>, ReviewError> {
+    serde_json::to_vec(&ResponseReview {
+        api_version: ADMISSION_API_VERSION,
+        kind: "AdmissionReview",
+        response,
+    })
+    .map_err(|e| ReviewError::Decode(e.to_string()))
+}
+
+/// A response that refuses the request with `message`.
+pub(crate) fn deny(uid: &str, code: u16, message: String) -> Response {
+    Response {
+        uid: uid.to_string(),
+        allowed: false,
+        patch_type: None,
+        patch: None,
+        status: Some(Status { code, message }),
+    }
 }
 
 /// Why a body is not a review we can answer (HTTP 400).
@@ -204,42 +240,24 @@ impl Injector {
 
     /// Answers one review body.
     pub async fn review(&self, body: &[u8]) -> Result<Reviewed, ReviewError> {
-        let review: Review =
-            serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
-        if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
-            return Err(ReviewError::Version {
-                api_version: review.api_version,
-                kind: review.kind,
-            });
-        }
-        let request = review.request.ok_or(ReviewError::NoRequest)?;
+        let request = decode(body)?;
         let namespace = request.namespace.clone().unwrap_or_default();
         let (result, owner) = self.decide(&request).await;
         let (response, decision) = match result {
             Ok((ops, decision)) => (allow(&request.uid, &ops), decision),
             Err(message) => (
-                Response {
-                    uid: request.uid.clone(),
-                    allowed: false,
-                    patch_type: None,
-                    patch: None,
-                    status: Some(Status {
-                        code: 500,
-                        message: format!(
-                            "{}: {message}",
-                            oxlink_crds::names::control_plane::PROXY_INJECTOR_SERVICE
-                        ),
-                    }),
-                },
+                deny(
+                    &request.uid,
+                    500,
+                    format!(
+                        "{}: {message}",
+                        oxlink_crds::names::control_plane::PROXY_INJECTOR_SERVICE
+                    ),
+                ),
                 Decision::Denied(message),
             ),
         };
-        let body = serde_json::to_vec(&ResponseReview {
-            api_version: ADMISSION_API_VERSION,
-            kind: "AdmissionReview",
-            response,
-        })
-        .map_err(|e| ReviewError::Decode(e.to_string()))?;
+        let body = encode(response)?;
         Ok(Reviewed {
             body,
             decision,
@@ -353,7 +371,7 @@ impl Injector {
     }
 }
 
-fn allow(uid: &str, ops: &[PatchOp]) -> Response {
+pub(crate) fn allow(uid: &str, ops: &[PatchOp]) -> Response {
     let patch = (!ops.is_empty()).then(|| {
         let json = serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec());
         base64(&json)

@@ -8,7 +8,9 @@
 //! command calls the same function through [`workload`], so the webhook and the CLI cannot
 //! disagree. The server keeps its own serving certificate in a Secret and publishes it as the
 //! webhook's `caBundle` ([`cert`]), answers namespace and owner lookups from metadata caches
-//! ([`cluster`]), and records events and metrics.
+//! ([`cluster`]), and records events and metrics. The same server validates ServiceProfiles
+//! and the policy resources ([`validate`]), as Linkerd's `sp-validator` and policy admission
+//! controller do.
 
 pub mod admission;
 mod args;
@@ -23,6 +25,7 @@ mod parse;
 pub mod patch;
 mod render;
 pub mod server;
+pub mod validate;
 pub mod values;
 pub mod workload;
 

@@ -1,7 +1,13 @@
-//! The HTTPS admission server (`/inject`, `/live`, `/ready`). The plain-HTTP admin server
+//! The HTTPS admission server (`/inject`, `/validate/serviceprofile`, `/validate/policy`,
+//! `/live`, `/ready`). The plain-HTTP admin server
 //! (`/live`, `/ready`, `/metrics`) is `oxlink_admin::serve_admin` over [`Admission::readiness`].
 
-use crate::{admission::Injector, events::Events, metrics::Metrics};
+use crate::{
+    admission::Injector,
+    events::Events,
+    metrics::Metrics,
+    validate::{Verdict, Webhook},
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     Method, Request, Response, StatusCode,
@@ -186,34 +192,36 @@ async fn route(req: Request<Incoming>, admission: &Admission) -> Response<Full<B
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
         },
         (&Method::POST, "/inject" | "/") => inject(req, admission).await,
-        (_, "/inject") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n"),
+        (&Method::POST, "/validate/serviceprofile") => {
+            validate(req, admission, Webhook::ServiceProfile).await
+        }
+        (&Method::POST, "/validate/policy") => validate(req, admission, Webhook::Policy).await,
+        (_, "/inject" | "/validate/serviceprofile" | "/validate/policy") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n")
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
 }
 
-async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
-    let start = std::time::Instant::now();
-    admission.metrics.request();
-    let body = match Limited::new(req.into_body(), admission.max_body_bytes)
+/// The request body, or the error response for one that is too large or unreadable.
+async fn read_body(
+    req: Request<Incoming>,
+    max_body_bytes: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(req.into_body(), max_body_bytes)
         .collect()
         .await
     {
-        Ok(body) => body.to_bytes(),
+        Ok(body) => Ok(body.to_bytes()),
         Err(error) => {
-            admission
-                .metrics
-                .response(None, start.elapsed().as_secs_f64());
             let too_large = error
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            return if too_large {
+            Err(if too_large {
                 reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     TEXT,
-                    format!(
-                        "the AdmissionReview is larger than {} bytes\n",
-                        admission.max_body_bytes
-                    ),
+                    format!("the AdmissionReview is larger than {max_body_bytes} bytes\n"),
                 )
             } else {
                 reply(
@@ -221,7 +229,56 @@ async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<
                     TEXT,
                     format!("reading the body: {error}\n"),
                 )
-            };
+            })
+        }
+    }
+}
+
+async fn validate(
+    req: Request<Incoming>,
+    admission: &Admission,
+    webhook: Webhook,
+) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    let metrics = &admission.metrics;
+    metrics.validation_request(webhook);
+    let body = match read_body(req, admission.max_body_bytes).await {
+        Ok(body) => body,
+        Err(rsp) => {
+            metrics.validation_response(webhook, None, start.elapsed().as_secs_f64());
+            return rsp;
+        }
+    };
+    match webhook.review(&body) {
+        Ok(validated) => {
+            if let Verdict::Denied(reason) = &validated.verdict {
+                tracing::info!(webhook = webhook.as_str(), %reason, "denied");
+            }
+            metrics.validation_response(
+                webhook,
+                Some((&validated.kind, &validated.verdict)),
+                start.elapsed().as_secs_f64(),
+            );
+            reply(StatusCode::OK, "application/json", validated.body)
+        }
+        Err(error) => {
+            tracing::info!(%error, "rejected a malformed admission request");
+            metrics.validation_response(webhook, None, start.elapsed().as_secs_f64());
+            reply(StatusCode::BAD_REQUEST, TEXT, format!("{error}\n"))
+        }
+    }
+}
+
+async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    admission.metrics.request();
+    let body = match read_body(req, admission.max_body_bytes).await {
+        Ok(body) => body,
+        Err(rsp) => {
+            admission
+                .metrics
+                .response(None, start.elapsed().as_secs_f64());
+            return rsp;
         }
     };
     match admission.injector.review(&body).await {
