@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use k8s_openapi::api::core::v1::PodSpec;
 use oxlink_crds::names::{annotations as anno, control_plane};
 use oxlink_proxy_injector::{
-    Values, has_udp_ports,
+    Values, differing_overrides, has_udp_ports,
     workload::{InjectOptions, ObjectResult, inject_object, template_pointer},
 };
 use serde_json::Value;
@@ -61,7 +61,8 @@ pub(crate) struct InjectArgs {
     proxy: ProxyFlags,
 }
 
-/// Proxy settings; each one given becomes a `config.linkerd.io/*` annotation.
+/// Proxy settings; each one given becomes a `config.linkerd.io/*` annotation (in auto mode,
+/// only when it differs from the cluster's configuration).
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct ProxyFlags {
     /// Proxy image name.
@@ -231,11 +232,18 @@ impl InjectArgs {
             ),
             None => cluster_anchors,
         };
-        let mut annotations = proxy.annotations();
-        let service_annotations = annotations
+        let given = proxy.annotations();
+        let service_annotations = given
             .get(anno::OPAQUE_PORTS)
             .map(|v| BTreeMap::from([(anno::OPAQUE_PORTS.to_string(), v.clone())]))
             .unwrap_or_default();
+        // As Linkerd does, only the flags that were given and that change what the cluster's
+        // configuration says become annotations; manual injection renders every given flag.
+        let mut annotations = if manual {
+            given
+        } else {
+            differing_overrides(&values, &given)
+        };
         annotations.insert(
             anno::INJECT.into(),
             if ingress {

@@ -31,6 +31,7 @@ pub mod workload;
 
 pub use self::{
     args::Args,
+    config::differing_overrides,
     inject::{
         AnnotationAt, InjectContext, Injection, Origin, Owner, SkipReason, check_injectable,
         has_udp_ports, inheritable, inject_template, service_opaque_ports, service_patch,
