@@ -31,7 +31,7 @@ pub(crate) enum Output {
 /// Arguments of `oxlink inject`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InjectArgs {
-    /// A file, a directory (read recursively) or `-` for stdin.
+    /// A file, a directory (read recursively), an http:// or https:// URL, or `-` for stdin.
     input: String,
 
     /// Render the proxy into the manifest instead of annotating it for the webhook.
@@ -334,14 +334,16 @@ pub(crate) fn for_each_object(
     f(doc)
 }
 
-/// Every document of `input`: stdin (`-`), one file, or the YAML and JSON files under a
-/// directory, in path order.
+/// Every document of `input`: stdin (`-`), an `http(s)://` URL, one file, or the YAML and JSON
+/// files under a directory, in path order.
 pub(crate) fn read_input(input: &str, stdin: &mut dyn Read) -> Result<Vec<Value>> {
     let mut texts = Vec::new();
     if input == "-" {
         let mut text = String::new();
         stdin.read_to_string(&mut text).context("reading stdin")?;
         texts.push(("stdin".to_string(), text));
+    } else if url::is_url(input) {
+        texts.push((input.to_string(), url::fetch(input)?));
     } else {
         let path = Path::new(input);
         let mut files = Vec::new();
@@ -417,3 +419,4 @@ pub(crate) fn write_output(docs: &[Value], output: Output, out: &mut dyn Write) 
 mod cluster;
 #[cfg(test)]
 mod tests;
+mod url;
