@@ -224,8 +224,18 @@ impl InjectArgs {
             cluster::load(&linkerd_namespace)?
         };
         let anchors = match &identity_trust_anchors_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading --identity-trust-anchors-file {}", path.display())
+                })?;
+                oxlink_tls::TrustBundle::from_pem(pem.as_bytes()).with_context(|| {
+                    format!(
+                        "--identity-trust-anchors-file {} does not hold usable trust anchors",
+                        path.display()
+                    )
+                })?;
+                pem
+            }
             None if manual && cluster_anchors.trim().is_empty() => bail!(
                 "--manual needs the trust anchors: pass --identity-trust-anchors-file \
                  (or leave out --ignore-cluster to read them from the cluster)"

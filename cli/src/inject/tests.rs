@@ -238,8 +238,43 @@ fn manual_mode_renders_the_proxy_and_uninject_restores_the_input() {
 #[test]
 fn manual_mode_needs_trust_anchors() {
     let err = oxlink(&["inject", "--ignore-cluster", "--manual", "-"], MANIFEST).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--manual needs the trust anchors: pass --identity-trust-anchors-file \
+         (or leave out --ignore-cluster to read them from the cluster)"
+    );
+    // Auto mode renders no proxy, so it needs none.
+    oxlink(&["inject", "--ignore-cluster", "-"], MANIFEST).unwrap();
+}
+
+#[test]
+fn a_trust_anchors_file_that_is_missing_or_not_certificates_is_refused() {
+    let run = |path: &str| {
+        let args = [
+            "inject",
+            "--ignore-cluster",
+            "--manual",
+            "--identity-trust-anchors-file",
+            path,
+            "-",
+        ];
+        format!("{:#}", oxlink(&args, MANIFEST).unwrap_err())
+    };
+    let missing = std::env::temp_dir().join("oxlink-no-such-anchors.pem");
+    let err = run(missing.to_str().unwrap());
     assert!(
-        err.to_string().contains("--identity-trust-anchors-file"),
+        err.starts_with(&format!(
+            "reading --identity-trust-anchors-file {}: ",
+            missing.display()
+        )),
+        "{err}"
+    );
+    let garbage = tempfile_path::TempPath::with("not a certificate\n");
+    let err = run(garbage.as_str());
+    assert!(
+        err.contains(
+            "does not hold usable trust anchors: trust bundle: no CERTIFICATE block found"
+        ),
         "{err}"
     );
 }
