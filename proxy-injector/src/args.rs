@@ -149,10 +149,7 @@ impl Args {
                         ));
                     }
                 }
-                let config = FileConfig {
-                    values: Some(config_values),
-                    trust_anchors,
-                };
+                let config = FileConfig::new(Some(config_values), trust_anchors);
                 let (cluster, synced) = CachedCluster::spawn(client.clone());
                 let admission = Admission::with_events(
                     Injector::new(Arc::new(cluster), Arc::new(config), controller_namespace),

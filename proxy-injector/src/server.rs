@@ -13,10 +13,12 @@ use hyper::{
     Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
     header::{CONTENT_TYPE, HeaderValue},
-    server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
 use oxlink_admin::Readiness;
 use oxlink_tls::ServingCert;
 use prometheus_client::registry::Registry;
@@ -103,14 +105,15 @@ pub enum ServerError {
     Tls(#[from] rustls::Error),
 }
 
-/// A TLS server configuration (TLS 1.2 and 1.3, HTTP/1.1) presenting `cert`.
+/// A TLS server configuration (TLS 1.2 and 1.3; HTTP/2, which the API server's webhook client
+/// negotiates and then multiplexes reviews over one connection, and HTTP/1.1) presenting `cert`.
 pub fn tls_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(cert);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -160,7 +163,8 @@ pub async fn serve_https(
                 let admission = admission.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req, &admission).await) }
             });
-            if let Err(error) = http1::Builder::new()
+            // HTTP/2 when ALPN chose it (its preface tells), else HTTP/1.1 with keep-alive.
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), svc)
                 .await
             {

@@ -73,7 +73,16 @@ impl Webhook {
             return Verdict::Ignored;
         }
         let (group, kind) = (request.kind.group.as_str(), request.kind.kind.as_str());
-        let object = request.object.as_ref().unwrap_or(&Value::Null);
+        let object = match request
+            .object
+            .as_deref()
+            .map(|raw| serde_json::from_str(raw.get()))
+        {
+            None => Value::Null,
+            Some(Ok(object)) => object,
+            Some(Err(e)) => return Verdict::Denied(format!("the object does not parse: {e}")),
+        };
+        let object = &object;
         let name = request
             .name
             .as_deref()
