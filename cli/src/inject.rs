@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use k8s_openapi::api::core::v1::PodSpec;
 use oxlink_crds::names::{annotations as anno, control_plane};
 use oxlink_proxy_injector::{
-    Values, has_udp_ports,
+    Values, differing_overrides, has_udp_ports,
     workload::{InjectOptions, ObjectResult, inject_object, template_pointer},
 };
 use serde_json::Value;
@@ -31,7 +31,7 @@ pub(crate) enum Output {
 /// Arguments of `oxlink inject`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InjectArgs {
-    /// A file, a directory (read recursively) or `-` for stdin.
+    /// A file, a directory (read recursively), an http:// or https:// URL, or `-` for stdin.
     input: String,
 
     /// Render the proxy into the manifest instead of annotating it for the webhook.
@@ -61,7 +61,8 @@ pub(crate) struct InjectArgs {
     proxy: ProxyFlags,
 }
 
-/// Proxy settings; each one given becomes a `config.linkerd.io/*` annotation.
+/// Proxy settings; each one given becomes a `config.linkerd.io/*` annotation (in auto mode,
+/// only when it differs from the cluster's configuration).
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct ProxyFlags {
     /// Proxy image name.
@@ -223,19 +224,36 @@ impl InjectArgs {
             cluster::load(&linkerd_namespace)?
         };
         let anchors = match &identity_trust_anchors_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading --identity-trust-anchors-file {}", path.display())
+                })?;
+                oxlink_tls::TrustBundle::from_pem(pem.as_bytes()).with_context(|| {
+                    format!(
+                        "--identity-trust-anchors-file {} does not hold usable trust anchors",
+                        path.display()
+                    )
+                })?;
+                pem
+            }
             None if manual && cluster_anchors.trim().is_empty() => bail!(
                 "--manual needs the trust anchors: pass --identity-trust-anchors-file \
                  (or leave out --ignore-cluster to read them from the cluster)"
             ),
             None => cluster_anchors,
         };
-        let mut annotations = proxy.annotations();
-        let service_annotations = annotations
+        let given = proxy.annotations();
+        let service_annotations = given
             .get(anno::OPAQUE_PORTS)
             .map(|v| BTreeMap::from([(anno::OPAQUE_PORTS.to_string(), v.clone())]))
             .unwrap_or_default();
+        // As Linkerd does, only the flags that were given and that change what the cluster's
+        // configuration says become annotations; manual injection renders every given flag.
+        let mut annotations = if manual {
+            given
+        } else {
+            differing_overrides(&values, &given)
+        };
         annotations.insert(
             anno::INJECT.into(),
             if ingress {
@@ -326,14 +344,16 @@ pub(crate) fn for_each_object(
     f(doc)
 }
 
-/// Every document of `input`: stdin (`-`), one file, or the YAML and JSON files under a
-/// directory, in path order.
+/// Every document of `input`: stdin (`-`), an `http(s)://` URL, one file, or the YAML and JSON
+/// files under a directory, in path order.
 pub(crate) fn read_input(input: &str, stdin: &mut dyn Read) -> Result<Vec<Value>> {
     let mut texts = Vec::new();
     if input == "-" {
         let mut text = String::new();
         stdin.read_to_string(&mut text).context("reading stdin")?;
         texts.push(("stdin".to_string(), text));
+    } else if url::is_url(input) {
+        texts.push((input.to_string(), url::fetch(input)?));
     } else {
         let path = Path::new(input);
         let mut files = Vec::new();
@@ -409,3 +429,4 @@ pub(crate) fn write_output(docs: &[Value], output: Output, out: &mut dyn Write) 
 mod cluster;
 #[cfg(test)]
 mod tests;
+mod url;

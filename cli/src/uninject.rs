@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 /// Arguments of `oxlink uninject`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UninjectArgs {
-    /// A file, a directory (read recursively) or `-` for stdin.
+    /// A file, a directory (read recursively), an http:// or https:// URL, or `-` for stdin.
     input: String,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]

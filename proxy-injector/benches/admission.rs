@@ -4,23 +4,34 @@
 //!   `--rate` reviews per second over `--connections` connections for `--secs` seconds, with
 //!   namespace and owner lookups answered from memory (as the metadata cache answers them).
 //!
+//! - `cache`: RSS of the metadata caches holding the ReplicaSets of `--pods` pods (one
+//!   ReplicaSet per pod, the worst case), as the API server sends them and as the injector keeps
+//!   them (trimmed).
+//!
 //! Latency is measured from writing a request to reading its response. CPU is the process's
 //! user+system time (`/proc/self/stat`), RSS is `VmRSS` from `/proc/self/status`; the load
 //! generator runs in the same process, so both include it. Numbers from a shared machine are
 //! noisy: compare within one run.
 //!
 //! `cargo bench -p oxlink-proxy-injector --bench admission -- [--rate N] [--secs N]
-//! [--connections N] [--iterations N]`
+//! [--connections N] [--iterations N] [--pods N] [--h2]` (`--h2`: HTTP/2, as the API server
+//! speaks to webhooks that offer it, instead of HTTP/1.1)
 
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, body::Bytes};
 use hyper_util::rt::TokioIo;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::{
     api::core::v1::PodTemplateSpec, apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+use kube::{
+    core::PartialObjectMeta,
+    runtime::{reflector, watcher},
 };
 use oxlink_proxy_injector::{
     InjectContext, Origin, Owner, Values,
     admission::{BoxFuture, Cluster, Injector, LookupError, StaticConfig},
+    cluster::trim,
     inject_template,
     server::{self, Admission},
 };
@@ -38,6 +49,8 @@ struct Opts {
     secs: u64,
     connections: u64,
     iterations: usize,
+    pods: usize,
+    h2: bool,
 }
 
 fn parse_args() -> Opts {
@@ -46,6 +59,8 @@ fn parse_args() -> Opts {
         secs: 10,
         connections: 8,
         iterations: 20_000,
+        pods: 10_000,
+        h2: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +71,12 @@ fn parse_args() -> Opts {
             ("--secs", Some(v)) => opts.secs = v,
             ("--connections", Some(v)) => opts.connections = v,
             ("--iterations", Some(v)) => opts.iterations = v as usize,
+            ("--pods", Some(v)) => opts.pods = v as usize,
+            ("--h2", _) => {
+                opts.h2 = true;
+                i += 1;
+                continue;
+            }
             // `cargo bench` passes `--bench`; anything unknown is ignored.
             _ => {
                 i += 1;
@@ -133,6 +154,106 @@ fn review() -> Vec<u8> {
         },
     }))
     .expect("review serializes")
+}
+
+/// A ReplicaSet's metadata as a metadata watch delivers it from a real cluster: labels, the
+/// Deployment's annotations, the controller reference and kube-controller-manager's
+/// managedFields.
+fn replicaset_meta(i: usize) -> PartialObjectMeta<ReplicaSet> {
+    let hash = format!("{:010x}", i.wrapping_mul(2_654_435_761));
+    serde_json::from_value(json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": {
+            "name": format!("web-{i}-{hash}"),
+            "namespace": format!("team-{}", i / 100),
+            "uid": format!("{:08x}-5e1c-4b6f-9d2a-{:012x}", i, i),
+            "resourceVersion": format!("{}", 100_000 + i),
+            "generation": 1,
+            "creationTimestamp": "2026-11-26T10:00:00Z",
+            "labels": {"app": format!("web-{i}"), "pod-template-hash": hash},
+            "annotations": {
+                "deployment.kubernetes.io/desired-replicas": "1",
+                "deployment.kubernetes.io/max-replicas": "2",
+                "deployment.kubernetes.io/revision": "1",
+            },
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "Deployment", "name": format!("web-{i}"),
+                "uid": format!("{:08x}-0d3e-4a51-8c7b-{:012x}", i, i),
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+            "managedFields": [{
+                "manager": "kube-controller-manager", "operation": "Update",
+                "apiVersion": "apps/v1", "time": "2026-11-26T10:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {
+                        "f:annotations": {".": {}, "f:deployment.kubernetes.io/desired-replicas": {},
+                            "f:deployment.kubernetes.io/max-replicas": {}, "f:deployment.kubernetes.io/revision": {}},
+                        "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}},
+                        "f:ownerReferences": {".": {}, "k:{\"uid\":\"x\"}": {}},
+                    },
+                    "f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {
+                        "f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}}},
+                        "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {},
+                            "f:imagePullPolicy": {}, "f:name": {}, "f:resources": {},
+                            "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {}}},
+                            "f:dnsPolicy": {}, "f:restartPolicy": {}, "f:schedulerName": {},
+                            "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}},
+                    }},
+                },
+            }, {
+                "manager": "kube-controller-manager", "operation": "Update",
+                "apiVersion": "apps/v1", "time": "2026-11-26T10:00:05Z", "fieldsType": "FieldsV1",
+                "subresource": "status",
+                "fieldsV1": {"f:status": {"f:availableReplicas": {}, "f:fullyLabeledReplicas": {},
+                    "f:observedGeneration": {}, "f:readyReplicas": {}, "f:replicas": {}}},
+            }],
+        },
+    }))
+    .expect("ReplicaSet metadata")
+}
+
+/// Fills a ReplicaSet metadata cache with `count` objects, trimmed or not; returns it and the
+/// RSS it added.
+fn fill_cache(
+    count: usize,
+    trimmed: bool,
+) -> (reflector::Store<PartialObjectMeta<ReplicaSet>>, f64) {
+    let before = rss_mib();
+    let (store, mut writer) = reflector::store::<PartialObjectMeta<ReplicaSet>>();
+    for i in 0..count {
+        let mut meta = replicaset_meta(i);
+        if trimmed {
+            trim(&mut meta, false);
+        }
+        writer.apply_watcher_event(&watcher::Event::Apply(meta));
+    }
+    (store, rss_mib() - before)
+}
+
+/// One load generator's end of a connection.
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send(
+        &mut self,
+        mut request: Request<Full<Bytes>>,
+    ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
+        match self {
+            Self::H1(s) => {
+                // HTTP/1.1 wants an origin-form target and a Host header.
+                *request.uri_mut() = hyper::Uri::from_static("/inject");
+                request
+                    .headers_mut()
+                    .insert("host", hyper::header::HeaderValue::from_static("localhost"));
+                s.send_request(request).await
+            }
+            Self::H2(s) => s.send_request(request).await,
+        }
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -243,44 +364,74 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
         std::future::pending(),
     ));
     let rss_idle = rss_mib();
+    // The caches as the injector keeps them, for the whole run.
+    let (cache, cache_mib) = fill_cache(opts.pods, true);
+    let rss_cached = rss_mib();
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(cert.der().to_vec()))?;
-    let client_config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let mut client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    client_config.alpn_protocols = vec![if opts.h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    let client_config = Arc::new(client_config);
+    let connect = move || {
+        let client_config = client_config.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(client_config)
+                .connect("localhost".try_into()?, tcp)
+                .await?;
+            anyhow::Ok(TokioIo::new(tls))
+        }
+    };
+    // HTTP/2 multiplexes every sender over one connection, as the API server does.
+    let shared_h2 = if opts.h2 {
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            connect().await?,
+        )
+        .await?;
+        tokio::spawn(conn);
+        Some(sender)
+    } else {
+        None
+    };
     let body = Bytes::from(review());
     let per_connection = opts.rate as f64 / opts.connections as f64;
     let deadline = Instant::now() + Duration::from_secs(opts.secs);
     let (cpu0, start) = (cpu_seconds(), Instant::now());
     let mut tasks = Vec::new();
     for _ in 0..opts.connections {
-        let (client_config, body) = (client_config.clone(), body.clone());
+        let (connect, body, shared_h2) = (connect.clone(), body.clone(), shared_h2.clone());
         tasks.push(tokio::spawn(async move {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            let tls = tokio_rustls::TlsConnector::from(client_config)
-                .connect("localhost".try_into()?, tcp)
-                .await?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-            tokio::spawn(conn);
+            let mut sender = match shared_h2 {
+                Some(h2) => Sender::H2(h2),
+                None => {
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(connect().await?).await?;
+                    tokio::spawn(conn);
+                    Sender::H1(sender)
+                }
+            };
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_connection));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 tick.tick().await;
-                let request = Request::post("/inject")
-                    .header("host", "localhost")
+                let request = Request::post("https://localhost/inject")
                     .header("content-type", "application/json")
                     .body(Full::new(body.clone()))?;
                 let t = Instant::now();
-                let response = sender.send_request(request).await?;
+                let response = sender.send(request).await?;
                 anyhow::ensure!(response.status() == 200, "status {}", response.status());
                 response.into_body().collect().await?;
                 latencies.push(t.elapsed());
@@ -293,9 +444,15 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
         latencies.extend(task.await??);
     }
     let (cpu, wall) = (cpu_seconds() - cpu0, start.elapsed());
+    let rss_load = rss_mib();
     latencies.sort();
     println!(
-        "admission: {} reviews in {:.1}s ({:.0}/s over {} connections, target {}/s); p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; CPU {:.1}% of a core; RSS idle {:.1} MiB, under load {:.1} MiB",
+        "admission ({}): {} reviews in {:.1}s ({:.0}/s over {} senders, target {}/s); p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; CPU {:.1}% of a core; RSS idle {:.1} MiB, under load {:.1} MiB",
+        if opts.h2 {
+            "HTTP/2, one connection"
+        } else {
+            "HTTP/1.1 keep-alive"
+        },
         latencies.len(),
         wall.as_secs_f64(),
         latencies.len() as f64 / wall.as_secs_f64(),
@@ -306,8 +463,16 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
         ms(latencies.last().copied().unwrap_or_default()),
         100.0 * cpu / wall.as_secs_f64(),
         rss_idle,
-        rss_mib(),
+        rss_load,
     );
+    let cached = cache.state().len();
+    drop(cache);
+    let (untrimmed, untrimmed_mib) = fill_cache(opts.pods, false);
+    println!(
+        "cache: RSS idle {rss_idle:.1} MiB, with the ReplicaSets of {cached} pods cached {rss_cached:.1} MiB \
+         (+{cache_mib:.1} MiB trimmed; +{untrimmed_mib:.1} MiB as sent, managedFields and all)",
+    );
+    drop(untrimmed);
     Ok(())
 }
 

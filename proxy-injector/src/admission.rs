@@ -14,7 +14,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
 
 /// The API version of the reviews we accept and return.
@@ -61,27 +61,71 @@ impl ConfigSource for StaticConfig {
 }
 
 /// Values and anchors read from files (the mounted ConfigMaps) on every request, so that a
-/// change to either applies without a restart.
-#[derive(Clone, Debug)]
+/// change to either applies without a restart. The values are parsed again only when the file's
+/// contents changed.
+#[derive(Debug, Default)]
 pub struct FileConfig {
     /// The `values` key of `linkerd-config`; the defaults apply when `None`.
     pub values: Option<std::path::PathBuf>,
     pub trust_anchors: std::path::PathBuf,
+    /// The last files read, and what was made of them.
+    last: parking_lot::Mutex<Option<Loaded>>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    values_text: Vec<u8>,
+    anchors_text: Vec<u8>,
+    values: Arc<Values>,
+    anchors: Arc<str>,
+}
+
+impl FileConfig {
+    pub fn new(values: Option<std::path::PathBuf>, trust_anchors: std::path::PathBuf) -> Self {
+        Self {
+            values,
+            trust_anchors,
+            last: Default::default(),
+        }
+    }
 }
 
 impl ConfigSource for FileConfig {
     fn load(&self) -> Result<(Arc<Values>, Arc<str>), String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+        };
+        let values_text = match &self.values {
+            Some(path) => read(path)?,
+            None => Vec::new(),
+        };
+        let anchors_text = read(&self.trust_anchors)?;
+        let mut last = self.last.lock();
+        if let Some(l) = last
+            .as_ref()
+            .filter(|l| l.values_text == values_text && l.anchors_text == anchors_text)
+        {
+            return Ok((l.values.clone(), l.anchors.clone()));
+        }
         let values = match &self.values {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                let text = std::str::from_utf8(&values_text)
                     .map_err(|e| format!("reading {}: {e}", path.display()))?;
-                Values::from_yaml(&text).map_err(|e| e.to_string())?
+                Values::from_yaml(text).map_err(|e| e.to_string())?
             }
             None => Values::default(),
         };
-        let anchors = std::fs::read_to_string(&self.trust_anchors)
-            .map_err(|e| format!("reading {}: {e}", self.trust_anchors.display()))?;
-        Ok((Arc::new(values), anchors.into()))
+        let anchors: Arc<str> = String::from_utf8(anchors_text.clone())
+            .map_err(|e| format!("reading {}: {e}", self.trust_anchors.display()))?
+            .into();
+        let values = Arc::new(values);
+        *last = Some(Loaded {
+            values_text,
+            anchors_text,
+            values: values.clone(),
+            anchors: anchors.clone(),
+        });
+        Ok((values, anchors))
     }
 }
 
@@ -96,21 +140,24 @@ struct Review {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
-    uid: String,
-    kind: GroupVersionKind,
+pub(crate) struct Request {
+    pub(crate) uid: String,
+    pub(crate) kind: GroupVersionKind,
     #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    object: Option<Value>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) operation: String,
+    /// Kept as text, to be decoded once into the type its kind calls for.
+    #[serde(default)]
+    pub(crate) object: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct GroupVersionKind {
+pub(crate) struct GroupVersionKind {
     #[serde(default)]
-    group: String,
-    kind: String,
+    pub(crate) group: String,
+    pub(crate) kind: String,
 }
 
 /// The response review.
@@ -124,9 +171,9 @@ struct ResponseReview {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Response {
-    uid: String,
-    allowed: bool,
+pub(crate) struct Response {
+    pub(crate) uid: String,
+    pub(crate) allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,9 +183,43 @@ struct Response {
 }
 
 #[derive(Debug, Serialize)]
-struct Status {
-    code: u16,
-    message: String,
+pub(crate) struct Status {
+    pub(crate) code: u16,
+    pub(crate) message: String,
+}
+
+/// Decodes an `admission.k8s.io/v1` review and returns its request.
+pub(crate) fn decode(body: &[u8]) -> Result<Request, ReviewError> {
+    let review: Review =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
+    if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
+        return Err(ReviewError::Version {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    review.request.ok_or(ReviewError::NoRequest)
+}
+
+/// Encodes the review that answers with `response`.
+pub(crate) fn encode(response: Response) -> Result<Vec<u8>, ReviewError> {
+    serde_json::to_vec(&ResponseReview {
+        api_version: ADMISSION_API_VERSION,
+        kind: "AdmissionReview",
+        response,
+    })
+    .map_err(|e| ReviewError::Decode(e.to_string()))
+}
+
+/// A response that refuses the request with `message`.
+pub(crate) fn deny(uid: &str, code: u16, message: String) -> Response {
+    Response {
+        uid: uid.to_string(),
+        allowed: false,
+        patch_type: None,
+        patch: None,
+        status: Some(Status { code, message }),
+    }
 }
 
 /// Why a body is not a review we can answer (HTTP 400).
@@ -204,42 +285,24 @@ impl Injector {
 
     /// Answers one review body.
     pub async fn review(&self, body: &[u8]) -> Result<Reviewed, ReviewError> {
-        let review: Review =
-            serde_json::from_slice(body).map_err(|e| ReviewError::Decode(e.to_string()))?;
-        if review.api_version != ADMISSION_API_VERSION || review.kind != "AdmissionReview" {
-            return Err(ReviewError::Version {
-                api_version: review.api_version,
-                kind: review.kind,
-            });
-        }
-        let request = review.request.ok_or(ReviewError::NoRequest)?;
+        let request = decode(body)?;
         let namespace = request.namespace.clone().unwrap_or_default();
         let (result, owner) = self.decide(&request).await;
         let (response, decision) = match result {
             Ok((ops, decision)) => (allow(&request.uid, &ops), decision),
             Err(message) => (
-                Response {
-                    uid: request.uid.clone(),
-                    allowed: false,
-                    patch_type: None,
-                    patch: None,
-                    status: Some(Status {
-                        code: 500,
-                        message: format!(
-                            "{}: {message}",
-                            oxlink_crds::names::control_plane::PROXY_INJECTOR_SERVICE
-                        ),
-                    }),
-                },
+                deny(
+                    &request.uid,
+                    500,
+                    format!(
+                        "{}: {message}",
+                        oxlink_crds::names::control_plane::PROXY_INJECTOR_SERVICE
+                    ),
+                ),
                 Decision::Denied(message),
             ),
         };
-        let body = serde_json::to_vec(&ResponseReview {
-            api_version: ADMISSION_API_VERSION,
-            kind: "AdmissionReview",
-            response,
-        })
-        .map_err(|e| ReviewError::Decode(e.to_string()))?;
+        let body = encode(response)?;
         Ok(Reviewed {
             body,
             decision,
@@ -264,8 +327,8 @@ impl Injector {
     }
 
     async fn service(&self, request: &Request) -> Result<(Vec<PatchOp>, Decision), String> {
-        let object = request.object.clone().ok_or("the request has no object")?;
-        let service: Service = serde_json::from_value(object)
+        let object = request.object.as_ref().ok_or("the request has no object")?;
+        let service: Service = serde_json::from_str(object.get())
             .map_err(|e| format!("the Service does not parse: {e}"))?;
         let namespace = request.namespace.as_deref().unwrap_or_default();
         let (values, _) = self.config.load()?;
@@ -284,10 +347,10 @@ impl Injector {
         &self,
         request: &Request,
     ) -> (Result<(Vec<PatchOp>, Decision), String>, Option<Owner>) {
-        let Some(object) = request.object.clone() else {
+        let Some(object) = &request.object else {
             return (Err("the request has no object".into()), None);
         };
-        let pod: Pod = match serde_json::from_value(object) {
+        let pod: Pod = match serde_json::from_str(object.get()) {
             Ok(pod) => pod,
             Err(e) => return (Err(format!("the Pod does not parse: {e}")), None),
         };
@@ -353,7 +416,7 @@ impl Injector {
     }
 }
 
-fn allow(uid: &str, ops: &[PatchOp]) -> Response {
+pub(crate) fn allow(uid: &str, ops: &[PatchOp]) -> Response {
     let patch = (!ops.is_empty()).then(|| {
         let json = serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec());
         base64(&json)

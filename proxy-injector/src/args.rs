@@ -44,6 +44,18 @@ pub struct Args {
     #[arg(long, env = "OXLINK_PROXY_INJECTOR_WEBHOOK_CONFIG", default_value = names::control_plane::PROXY_INJECTOR_WEBHOOK_CONFIG)]
     webhook_config: String,
 
+    /// Extra subject alternative names of the self-managed certificate, comma-separated: DNS
+    /// names, or IP addresses (which become IP SANs), e.g. `127.0.0.1,localhost` for a local
+    /// process that a URL-mode webhook calls at `https://127.0.0.1:PORT/inject`.
+    #[arg(
+        long,
+        env = "OXLINK_PROXY_INJECTOR_TLS_EXTRA_NAMES",
+        value_delimiter = ',',
+        value_parser = parse_san,
+        conflicts_with = "external_cert"
+    )]
+    tls_extra_names: Vec<String>,
+
     /// Serving certificate chain (PEM) with `--external-cert`, re-read when it changes.
     #[arg(
         long,
@@ -92,6 +104,7 @@ impl Args {
             controller_namespace,
             external_cert,
             webhook_config,
+            tls_extra_names,
             tls_cert,
             tls_key,
             config_values,
@@ -123,7 +136,8 @@ impl Args {
                             &controller_namespace,
                             names::control_plane::PROXY_INJECTOR_SERVICE,
                             &webhook_config,
-                        );
+                        )
+                        .with_extra_names(tls_extra_names);
                         managed
                             .ensure(&client, &cert)
                             .await
@@ -135,10 +149,7 @@ impl Args {
                         ));
                     }
                 }
-                let config = FileConfig {
-                    values: Some(config_values),
-                    trust_anchors,
-                };
+                let config = FileConfig::new(Some(config_values), trust_anchors);
                 let (cluster, synced) = CachedCluster::spawn(client.clone());
                 let admission = Admission::with_events(
                     Injector::new(Arc::new(cluster), Arc::new(config), controller_namespace),
@@ -182,6 +193,28 @@ impl Args {
     }
 }
 
+/// A subject alternative name: an IP address, or a DNS name (letters, digits, `-`, `.`,
+/// optionally a leading `*.`).
+fn parse_san(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let host = s.strip_prefix("*.").unwrap_or(s);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is neither an IP address nor a DNS name"))
+    }
+}
+
 /// Loads the serving certificate; returns the files' contents to detect changes.
 fn load_cert(cert: &ServingCert, crt: &PathBuf, key: &PathBuf) -> anyhow::Result<Vec<u8>> {
     let crt_pem = std::fs::read(crt).with_context(|| format!("reading {}", crt.display()))?;
@@ -215,5 +248,50 @@ async fn reload_cert(cert: Arc<ServingCert>, crt: PathBuf, key: PathBuf, mut las
             }
             Err(error) => tracing::warn!("keeping the current serving certificate: {error:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extra_names(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        let argv = std::iter::once("oxlink-proxy-injector").chain(args.iter().copied());
+        Args::try_parse_from(argv).map(|a| a.tls_extra_names)
+    }
+
+    #[test]
+    fn extra_names_are_a_comma_separated_list_of_ips_and_dns_names() {
+        assert_eq!(extra_names(&[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            extra_names(&["--tls-extra-names", "127.0.0.1,localhost,::1"]).unwrap(),
+            ["127.0.0.1", "localhost", "::1"]
+        );
+        assert_eq!(
+            extra_names(&[
+                "--tls-extra-names",
+                "Injector.Example",
+                "--tls-extra-names",
+                "*.x.y"
+            ])
+            .unwrap(),
+            ["injector.example", "*.x.y"]
+        );
+    }
+
+    #[test]
+    fn a_bad_extra_name_is_refused_with_the_reason() {
+        for bad in ["under_score", "-lead.example", "a..b", "127.0.0.1:8443", ""] {
+            let flag = format!("--tls-extra-names={bad}");
+            let error = extra_names(&[&flag]).unwrap_err().to_string();
+            assert!(
+                error.contains("neither an IP address nor a DNS name"),
+                "{bad:?}: {error}"
+            );
+        }
+        let error = extra_names(&["--external-cert", "--tls-extra-names", "127.0.0.1"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot be used with"), "{error}");
     }
 }

@@ -19,6 +19,7 @@ use oxlink_tls::{ChainSummary, ServingCert};
 use serde_json::json;
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -108,7 +109,18 @@ impl SelfManagedCert {
         }
     }
 
-    /// Whether `pem` parses, covers our DNS names and is not due for renewal at `now`.
+    /// Adds subject alternative names (DNS names or IP addresses) to the certificate, e.g.
+    /// `127.0.0.1` for a process that the API server calls by URL.
+    pub fn with_extra_names(mut self, extra: impl IntoIterator<Item = String>) -> Self {
+        for name in extra {
+            if !self.names.contains(&name) {
+                self.names.push(name);
+            }
+        }
+        self
+    }
+
+    /// Whether `pem` parses, covers our DNS names and IP addresses and is not due for renewal at `now`.
     fn still_good(&self, pem: &CertPem, now: SystemTime) -> bool {
         let Ok(summary) = ChainSummary::from_pem(pem.crt.as_bytes()) else {
             return false;
@@ -116,11 +128,16 @@ impl SelfManagedCert {
         let Some(leaf) = summary.first() else {
             return false;
         };
-        let covers = self
-            .names
-            .iter()
-            .filter(|n| n.parse::<std::net::IpAddr>().is_err())
-            .all(|n| leaf.dns_names.contains(n));
+        let Some(ips) = oxlink_tls::pem::certificates(pem.crt.as_bytes())
+            .ok()
+            .and_then(|chain| ip_sans(chain.first()?))
+        else {
+            return false;
+        };
+        let covers = self.names.iter().all(|n| match n.parse::<IpAddr>() {
+            Ok(ip) => ips.contains(&ip),
+            Err(_) => leaf.dns_names.contains(n),
+        });
         let fresh = leaf
             .not_after
             .duration_since(now)
@@ -230,6 +247,25 @@ impl SelfManagedCert {
     }
 }
 
+/// The IP-address SANs of a DER certificate; `None` when it does not parse.
+fn ip_sans(der: &[u8]) -> Option<Vec<IpAddr>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()?;
+    let ips = san
+        .iter()
+        .flat_map(|ext| &ext.value.general_names)
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    Some(ips)
+}
+
 fn read_secret(secret: &Secret) -> Option<CertPem> {
     let data = secret.data.as_ref()?;
     let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
@@ -287,5 +323,52 @@ mod tests {
             key: String::new(),
         };
         assert!(!m.still_good(&garbage, now));
+    }
+
+    #[test]
+    fn extra_names_become_dns_and_ip_sans_and_are_required() {
+        let m = manager()
+            .with_extra_names(["127.0.0.1", "localhost", "::1", "127.0.0.1"].map(String::from));
+        assert_eq!(
+            m.names,
+            [
+                "linkerd-proxy-injector.linkerd.svc",
+                "127.0.0.1",
+                "localhost",
+                "::1"
+            ]
+        );
+        let now = SystemTime::now();
+        let pem = m.mint(now).unwrap();
+        let leaf = &ChainSummary::from_pem(pem.crt.as_bytes()).unwrap()[0];
+        assert_eq!(
+            leaf.dns_names,
+            ["linkerd-proxy-injector.linkerd.svc", "localhost"]
+        );
+        let der = oxlink_tls::pem::certificates(pem.crt.as_bytes()).unwrap();
+        assert_eq!(
+            ip_sans(&der[0]).unwrap(),
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert!(m.still_good(&pem, now));
+        // A certificate minted before the extra names were asked for is replaced, whether it
+        // lacks an IP address or a DNS name.
+        let plain = manager().mint(now).unwrap();
+        assert!(!m.still_good(&plain, now));
+        let only_ips = manager()
+            .with_extra_names(["127.0.0.1", "::1"].map(String::from))
+            .mint(now)
+            .unwrap();
+        assert!(!m.still_good(&only_ips, now));
+        let other_ip = manager()
+            .with_extra_names(["127.0.0.2", "localhost", "::1"].map(String::from))
+            .mint(now)
+            .unwrap();
+        assert!(!m.still_good(&other_ip, now));
+        // The served certificate answers TLS for 127.0.0.1.
+        load(&ServingCert::default(), &pem).unwrap();
     }
 }

@@ -134,9 +134,9 @@ pub struct CachedCluster {
 impl CachedCluster {
     /// Starts the watches. The future resolves once every cache has its first full list.
     pub fn spawn(client: Client) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let namespaces = watch::<Namespace>(&client);
-        let replicasets = watch::<ReplicaSet>(&client);
-        let jobs = watch::<Job>(&client);
+        let namespaces = watch::<Namespace>(&client, true);
+        let replicasets = watch::<ReplicaSet>(&client, false);
+        let jobs = watch::<Job>(&client, false);
         let synced = {
             let (n, r, j) = (namespaces.clone(), replicasets.clone(), jobs.clone());
             async move {
@@ -164,16 +164,30 @@ impl CachedCluster {
     }
 }
 
+/// Drops the metadata no lookup reads before it is cached: managed fields (most of the bytes of
+/// a typical object's metadata), labels, and annotations unless `keep_annotations` (namespaces
+/// keep theirs; ReplicaSets and Jobs are only asked for their controller).
+pub fn trim<K>(object: &mut PartialObjectMeta<K>, keep_annotations: bool) {
+    let meta = &mut object.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.finalizers = None;
+    if !keep_annotations {
+        meta.annotations = None;
+    }
+}
+
 /// A metadata reflector for `K`, driven by a background task.
-fn watch<K>(client: &Client) -> Store<PartialObjectMeta<K>>
+fn watch<K>(client: &Client, keep_annotations: bool) -> Store<PartialObjectMeta<K>>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let api: Api<PartialObjectMeta<K>> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let events = watcher(api, watcher::Config::default())
+        .modify(move |object| trim(object, keep_annotations));
+    let stream = reflector::reflector(writer, events).default_backoff();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
@@ -222,5 +236,45 @@ impl Cluster for CachedCluster {
             }
             None => self.api.owner(namespace, controller),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_what_lookups_read() {
+        let meta = serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": {
+                "name": "web-5d8f", "namespace": "shop",
+                "labels": {"app": "web"},
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "finalizers": ["x"],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                    "name": "web", "uid": "1", "controller": true}],
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}],
+            },
+        });
+        let mut rs: PartialObjectMeta<ReplicaSet> = serde_json::from_value(meta.clone()).unwrap();
+        trim(&mut rs, false);
+        assert_eq!(rs.metadata.name.as_deref(), Some("web-5d8f"));
+        assert_eq!(
+            controller_ref(&rs.metadata).map(|r| r.name),
+            Some("web".to_string())
+        );
+        assert!(rs.metadata.managed_fields.is_none());
+        assert!(rs.metadata.labels.is_none());
+        assert!(rs.metadata.annotations.is_none());
+        assert!(rs.metadata.finalizers.is_none());
+        let mut ns: PartialObjectMeta<Namespace> = serde_json::from_value(meta).unwrap();
+        trim(&mut ns, true);
+        assert_eq!(
+            ns.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        assert!(ns.metadata.managed_fields.is_none());
     }
 }

@@ -14,7 +14,7 @@ use oxlink_crds::names::annotations as anno;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Everything that shapes the injected containers of one pod.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ProxyConfig {
     pub(crate) proxy_image: String,
     pub(crate) proxy_version: String,
@@ -158,6 +158,29 @@ impl<'a> Overrides<'a> {
         })
         .unwrap_or_else(|| default.to_string())
     }
+}
+
+/// The `annotations` that change the proxy configuration `values` give (and those that do not
+/// parse, so that the webhook reports them): what `oxlink inject` writes in auto mode, as
+/// Linkerd writes an override annotation only for a flag whose value differs from the
+/// cluster's. Annotations that are not proxy configuration are kept as they are.
+pub fn differing_overrides(
+    values: &Values,
+    annotations: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let spec = PodSpec::default();
+    let none = BTreeMap::new();
+    let base = ProxyConfig::resolve(values, &spec, &mut Overrides::new(&none));
+    annotations
+        .iter()
+        .filter(|(key, value)| {
+            let one = BTreeMap::from([((*key).clone(), (*value).clone())]);
+            let mut overrides = Overrides::new(&one);
+            let config = ProxyConfig::resolve(values, &spec, &mut overrides);
+            config != base || !overrides.warnings.is_empty()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 // === impl ProxyConfig ===

@@ -8,7 +8,9 @@
 //! command calls the same function through [`workload`], so the webhook and the CLI cannot
 //! disagree. The server keeps its own serving certificate in a Secret and publishes it as the
 //! webhook's `caBundle` ([`cert`]), answers namespace and owner lookups from metadata caches
-//! ([`cluster`]), and records events and metrics.
+//! ([`cluster`]), and records events and metrics. The same server validates ServiceProfiles
+//! and the policy resources ([`validate`]), as Linkerd's `sp-validator` and policy admission
+//! controller do.
 
 pub mod admission;
 mod args;
@@ -23,11 +25,13 @@ mod parse;
 pub mod patch;
 mod render;
 pub mod server;
+pub mod validate;
 pub mod values;
 pub mod workload;
 
 pub use self::{
     args::Args,
+    config::differing_overrides,
     inject::{
         AnnotationAt, InjectContext, Injection, Origin, Owner, SkipReason, check_injectable,
         has_udp_ports, inheritable, inject_template, service_opaque_ports, service_patch,

@@ -1,6 +1,9 @@
 //! The injector's Prometheus metrics, registered under the `proxy_inject` prefix.
 
-use crate::admission::Decision;
+use crate::{
+    admission::Decision,
+    validate::{Verdict, Webhook},
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
@@ -15,12 +18,39 @@ struct ResponseLabels {
     skip_reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    /// `serviceprofile` or `policy`.
+    webhook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    webhook: &'static str,
+    /// The reviewed object's kind; empty for a body that is not a review.
+    kind: String,
+    /// `allowed`, `denied`, `ignored` or `bad_request`.
+    result: &'static str,
+}
+
+/// Latency buckets shared by every admission histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 /// Admission counters and latency; cheap to share.
 #[derive(Debug)]
 pub struct Metrics {
     requests: Counter,
     responses: Family<ResponseLabels, Counter>,
     duration: Histogram,
+    validation_requests: Family<WebhookLabels, Counter>,
+    validation_responses: Family<VerdictLabels, Counter>,
+    validation_duration: Family<WebhookLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -28,9 +58,10 @@ impl Default for Metrics {
         Self {
             requests: Counter::default(),
             responses: Family::default(),
-            duration: Histogram::new([
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
+            duration: histogram(),
+            validation_requests: Family::default(),
+            validation_responses: Family::default(),
+            validation_duration: Family::new_with_constructor(histogram),
         }
     }
 }
@@ -56,7 +87,59 @@ impl Metrics {
             Unit::Seconds,
             m.duration.clone(),
         );
+        let reg = registry.sub_registry_with_prefix("validator");
+        reg.register(
+            "admission_requests",
+            "Admission requests received on /validate/serviceprofile and /validate/policy",
+            m.validation_requests.clone(),
+        );
+        reg.register(
+            "admission_responses",
+            "Validation responses by webhook, kind and result",
+            m.validation_responses.clone(),
+        );
+        reg.register_with_unit(
+            "admission_duration",
+            "Time to answer a validation request",
+            Unit::Seconds,
+            m.validation_duration.clone(),
+        );
         m
+    }
+
+    pub(crate) fn validation_request(&self, webhook: Webhook) {
+        self.validation_requests
+            .get_or_create(&WebhookLabels {
+                webhook: webhook.as_str(),
+            })
+            .inc();
+    }
+
+    /// Records the answer to a validation review; `None` for a body that was not a review.
+    pub(crate) fn validation_response(
+        &self,
+        webhook: Webhook,
+        answer: Option<(&str, &Verdict)>,
+        seconds: f64,
+    ) {
+        let (kind, result) = match answer {
+            None => ("", "bad_request"),
+            Some((kind, Verdict::Allowed)) => (kind, "allowed"),
+            Some((kind, Verdict::Ignored)) => (kind, "ignored"),
+            Some((kind, Verdict::Denied(_))) => (kind, "denied"),
+        };
+        self.validation_responses
+            .get_or_create(&VerdictLabels {
+                webhook: webhook.as_str(),
+                kind: kind.to_string(),
+                result,
+            })
+            .inc();
+        self.validation_duration
+            .get_or_create(&WebhookLabels {
+                webhook: webhook.as_str(),
+            })
+            .observe(seconds);
     }
 
     pub(crate) fn request(&self) {

@@ -1,16 +1,24 @@
-//! The HTTPS admission server (`/inject`, `/live`, `/ready`). The plain-HTTP admin server
+//! The HTTPS admission server (`/inject`, `/validate/serviceprofile`, `/validate/policy`,
+//! `/live`, `/ready`). The plain-HTTP admin server
 //! (`/live`, `/ready`, `/metrics`) is `oxlink_admin::serve_admin` over [`Admission::readiness`].
 
-use crate::{admission::Injector, events::Events, metrics::Metrics};
+use crate::{
+    admission::Injector,
+    events::Events,
+    metrics::Metrics,
+    validate::{Verdict, Webhook},
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
     header::{CONTENT_TYPE, HeaderValue},
-    server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
 use oxlink_admin::Readiness;
 use oxlink_tls::ServingCert;
 use prometheus_client::registry::Registry;
@@ -97,14 +105,15 @@ pub enum ServerError {
     Tls(#[from] rustls::Error),
 }
 
-/// A TLS server configuration (TLS 1.2 and 1.3, HTTP/1.1) presenting `cert`.
+/// A TLS server configuration (TLS 1.2 and 1.3; HTTP/2, which the API server's webhook client
+/// negotiates and then multiplexes reviews over one connection, and HTTP/1.1) presenting `cert`.
 pub fn tls_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(cert);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -154,7 +163,8 @@ pub async fn serve_https(
                 let admission = admission.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req, &admission).await) }
             });
-            if let Err(error) = http1::Builder::new()
+            // HTTP/2 when ALPN chose it (its preface tells), else HTTP/1.1 with keep-alive.
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), svc)
                 .await
             {
@@ -186,34 +196,36 @@ async fn route(req: Request<Incoming>, admission: &Admission) -> Response<Full<B
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
         },
         (&Method::POST, "/inject" | "/") => inject(req, admission).await,
-        (_, "/inject") => reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n"),
+        (&Method::POST, "/validate/serviceprofile") => {
+            validate(req, admission, Webhook::ServiceProfile).await
+        }
+        (&Method::POST, "/validate/policy") => validate(req, admission, Webhook::Policy).await,
+        (_, "/inject" | "/validate/serviceprofile" | "/validate/policy") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "POST only\n")
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
 }
 
-async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
-    let start = std::time::Instant::now();
-    admission.metrics.request();
-    let body = match Limited::new(req.into_body(), admission.max_body_bytes)
+/// The request body, or the error response for one that is too large or unreadable.
+async fn read_body(
+    req: Request<Incoming>,
+    max_body_bytes: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(req.into_body(), max_body_bytes)
         .collect()
         .await
     {
-        Ok(body) => body.to_bytes(),
+        Ok(body) => Ok(body.to_bytes()),
         Err(error) => {
-            admission
-                .metrics
-                .response(None, start.elapsed().as_secs_f64());
             let too_large = error
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            return if too_large {
+            Err(if too_large {
                 reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     TEXT,
-                    format!(
-                        "the AdmissionReview is larger than {} bytes\n",
-                        admission.max_body_bytes
-                    ),
+                    format!("the AdmissionReview is larger than {max_body_bytes} bytes\n"),
                 )
             } else {
                 reply(
@@ -221,7 +233,56 @@ async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<
                     TEXT,
                     format!("reading the body: {error}\n"),
                 )
-            };
+            })
+        }
+    }
+}
+
+async fn validate(
+    req: Request<Incoming>,
+    admission: &Admission,
+    webhook: Webhook,
+) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    let metrics = &admission.metrics;
+    metrics.validation_request(webhook);
+    let body = match read_body(req, admission.max_body_bytes).await {
+        Ok(body) => body,
+        Err(rsp) => {
+            metrics.validation_response(webhook, None, start.elapsed().as_secs_f64());
+            return rsp;
+        }
+    };
+    match webhook.review(&body) {
+        Ok(validated) => {
+            if let Verdict::Denied(reason) = &validated.verdict {
+                tracing::info!(webhook = webhook.as_str(), %reason, "denied");
+            }
+            metrics.validation_response(
+                webhook,
+                Some((&validated.kind, &validated.verdict)),
+                start.elapsed().as_secs_f64(),
+            );
+            reply(StatusCode::OK, "application/json", validated.body)
+        }
+        Err(error) => {
+            tracing::info!(%error, "rejected a malformed admission request");
+            metrics.validation_response(webhook, None, start.elapsed().as_secs_f64());
+            reply(StatusCode::BAD_REQUEST, TEXT, format!("{error}\n"))
+        }
+    }
+}
+
+async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    admission.metrics.request();
+    let body = match read_body(req, admission.max_body_bytes).await {
+        Ok(body) => body,
+        Err(rsp) => {
+            admission
+                .metrics
+                .response(None, start.elapsed().as_secs_f64());
+            return rsp;
         }
     };
     match admission.injector.review(&body).await {

@@ -118,6 +118,67 @@ fn auto_mode_annotates_templates_and_passes_other_kinds_through() {
     );
 }
 
+/// The pod template annotations of the first document.
+fn template_annotations(out: &str) -> serde_json::Map<String, Value> {
+    docs(out)[0]["spec"]["template"]["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn auto_mode_adds_only_the_inject_annotation_without_flags() {
+    let (out, _) = oxlink(&["inject", "--ignore-cluster", "-"], MANIFEST).unwrap();
+    let annotations = template_annotations(&out);
+    assert_eq!(
+        annotations.keys().collect::<Vec<_>>(),
+        ["linkerd.io/inject"],
+        "{annotations:?}"
+    );
+}
+
+#[test]
+fn auto_mode_annotates_only_flags_that_differ_from_the_configuration() {
+    let defaults = oxlink_proxy_injector::Values::default();
+    let (out, _) = oxlink(
+        &[
+            "inject",
+            "--ignore-cluster",
+            // The configuration's own values: nothing to override.
+            "--proxy-log-level",
+            &defaults.proxy.log_level,
+            "--inbound-port",
+            "4143",
+            "--admin-port",
+            "4191",
+            // Different values: overridden.
+            "--proxy-uid",
+            "2200",
+            "--outbound-port",
+            "5140",
+            // Not a valid value: kept, so that the webhook reports it.
+            "--image-pull-policy",
+            "Sometimes",
+            "-",
+        ],
+        MANIFEST,
+    )
+    .unwrap();
+    let annotations = template_annotations(&out);
+    assert_eq!(
+        annotations.keys().collect::<Vec<_>>(),
+        [
+            "config.linkerd.io/image-pull-policy",
+            "config.linkerd.io/outbound-port",
+            "config.linkerd.io/proxy-uid",
+            "linkerd.io/inject",
+        ],
+        "{annotations:?}"
+    );
+    assert_eq!(annotations["config.linkerd.io/proxy-uid"], "2200");
+    assert_eq!(annotations["config.linkerd.io/outbound-port"], "5140");
+}
+
 #[test]
 fn flags_become_annotations_and_ingress_sets_the_mode() {
     let (out, _) = oxlink(
@@ -177,8 +238,43 @@ fn manual_mode_renders_the_proxy_and_uninject_restores_the_input() {
 #[test]
 fn manual_mode_needs_trust_anchors() {
     let err = oxlink(&["inject", "--ignore-cluster", "--manual", "-"], MANIFEST).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--manual needs the trust anchors: pass --identity-trust-anchors-file \
+         (or leave out --ignore-cluster to read them from the cluster)"
+    );
+    // Auto mode renders no proxy, so it needs none.
+    oxlink(&["inject", "--ignore-cluster", "-"], MANIFEST).unwrap();
+}
+
+#[test]
+fn a_trust_anchors_file_that_is_missing_or_not_certificates_is_refused() {
+    let run = |path: &str| {
+        let args = [
+            "inject",
+            "--ignore-cluster",
+            "--manual",
+            "--identity-trust-anchors-file",
+            path,
+            "-",
+        ];
+        format!("{:#}", oxlink(&args, MANIFEST).unwrap_err())
+    };
+    let missing = std::env::temp_dir().join("oxlink-no-such-anchors.pem");
+    let err = run(missing.to_str().unwrap());
     assert!(
-        err.to_string().contains("--identity-trust-anchors-file"),
+        err.starts_with(&format!(
+            "reading --identity-trust-anchors-file {}: ",
+            missing.display()
+        )),
+        "{err}"
+    );
+    let garbage = tempfile_path::TempPath::with("not a certificate\n");
+    let err = run(garbage.as_str());
+    assert!(
+        err.contains(
+            "does not hold usable trust anchors: trust bundle: no CERTIFICATE block found"
+        ),
         "{err}"
     );
 }

@@ -1,5 +1,5 @@
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Namespaces and owners from maps, no API server.
 #[derive(Default)]
@@ -280,4 +280,37 @@ async fn a_corpus_of_malformed_bodies_never_panics() {
         }
     }
     assert!(answered > 0 && answered < corpus.len());
+}
+
+#[test]
+fn file_config_parses_the_values_again_only_when_a_file_changes() {
+    let dir = std::env::temp_dir().join(format!("oxlink-file-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (values, anchors) = (dir.join("values"), dir.join("ca-bundle.crt"));
+    std::fs::write(&values, "proxy:\n  logLevel: debug\n").unwrap();
+    std::fs::write(&anchors, oxlink_tls::fixtures::ANCHOR_CRT).unwrap();
+    let config = FileConfig::new(Some(values.clone()), anchors.clone());
+    let (first, first_anchors) = config.load().unwrap();
+    assert_eq!(first.proxy.log_level, "debug");
+    let (again, _) = config.load().unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "unchanged files are not parsed again"
+    );
+    std::fs::write(&values, "proxy:\n  logLevel: info\n").unwrap();
+    let (changed, changed_anchors) = config.load().unwrap();
+    assert_eq!(changed.proxy.log_level, "info");
+    assert_eq!(first_anchors, changed_anchors);
+    std::fs::write(&values, "proxy: [not, a, map]\n").unwrap();
+    assert!(
+        config.load().is_err(),
+        "a broken values file is an error, not the old values"
+    );
+    std::fs::remove_file(&anchors).unwrap();
+    let error = config.load().unwrap_err();
+    assert!(
+        error.starts_with(&format!("reading {}", anchors.display())),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

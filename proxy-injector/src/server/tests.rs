@@ -221,3 +221,76 @@ async fn serves_reviews_health_and_errors_over_tls() {
     assert_eq!(https(&server, "GET", "/ready", b"").await.0, 503);
     assert_eq!(http(server.admin, "/inject").await.0, 404);
 }
+
+fn profile_review(path_regex: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-2",
+            "kind": {"group": "linkerd.io", "version": "v1alpha2", "kind": "ServiceProfile"},
+            "namespace": "web",
+            "operation": "CREATE",
+            "object": {
+                "metadata": {"name": "web.web.svc.cluster.local"},
+                "spec": {"routes": [{"name": "r", "condition": {"pathRegex": path_regex}}]},
+            },
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn validates_service_profiles_and_policy_on_their_own_routes() {
+    let server = start(64 * 1024).await;
+    let (status, body) = https(
+        &server,
+        "POST",
+        "/validate/serviceprofile",
+        &profile_review("/[^/]+"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let response: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["response"]["uid"], "u-2");
+    assert_eq!(response["response"]["allowed"], true);
+
+    let (status, body) = https(
+        &server,
+        "POST",
+        "/validate/serviceprofile",
+        &profile_review("/("),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let response: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.routes[0].condition.pathRegex: invalid regular expression"),
+        "{message}"
+    );
+
+    // The policy route does not check ServiceProfiles.
+    let (status, body) = https(&server, "POST", "/validate/policy", &profile_review("/(")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"allowed\":true"), "{body}");
+
+    let (status, body) = https(&server, "POST", "/validate/policy", b"[]").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not an AdmissionReview"), "{body}");
+    assert_eq!(https(&server, "GET", "/validate/policy", b"").await.0, 405);
+
+    let (_, metrics) = http(server.admin, "/metrics").await;
+    for line in [
+        "validator_admission_requests_total{webhook=\"serviceprofile\"} 2",
+        "validator_admission_requests_total{webhook=\"policy\"} 2",
+        "validator_admission_responses_total{webhook=\"serviceprofile\",kind=\"ServiceProfile\",result=\"allowed\"} 1",
+        "validator_admission_responses_total{webhook=\"serviceprofile\",kind=\"ServiceProfile\",result=\"denied\"} 1",
+        "validator_admission_responses_total{webhook=\"policy\",kind=\"ServiceProfile\",result=\"ignored\"} 1",
+        "validator_admission_responses_total{webhook=\"policy\",kind=\"\",result=\"bad_request\"} 1",
+        "validator_admission_duration_seconds_count{webhook=\"policy\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
