@@ -644,6 +644,7 @@ async fn the_self_managed_certificate_is_stored_published_and_renewed() -> Resul
                     namespace: ns.clone(),
                     secret: "linkerd-proxy-injector-k8s-tls".into(),
                     webhook_config: name.clone(),
+                    validating_configs: vec![],
                     names: vec!["127.0.0.1".into()],
                     lifetime: Duration::from_secs(365 * 24 * 3600),
                     renew_before: Duration::from_secs(90 * 24 * 3600),

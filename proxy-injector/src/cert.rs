@@ -1,6 +1,7 @@
 //! The admission server's self-managed serving certificate: kept in a `kubernetes.io/tls`
 //! Secret, created when missing, renewed well before it expires, and published as the
-//! `caBundle` of the webhook configuration the injector is registered in.
+//! `caBundle` of the webhook configurations the injector serves: its MutatingWebhookConfiguration
+//! and the ValidatingWebhookConfigurations of the ServiceProfile and policy validators.
 //!
 //! The certificate is self-signed (it is its own CA bundle), like the one Linkerd's chart
 //! generates, but it is minted here rather than in a template, so upgrades do not rotate it.
@@ -8,13 +9,21 @@
 use crate::admission::base64;
 use k8s_openapi::{
     ByteString,
-    api::{admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Secret},
+    api::{
+        admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
+        },
+        core::v1::Secret,
+    },
 };
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use oxlink_crds::names::control_plane::{TLS_CRT_KEY, TLS_KEY_KEY};
+use oxlink_crds::names::control_plane::{
+    POLICY_VALIDATOR_SERVICE, POLICY_VALIDATOR_WEBHOOK_CONFIG, SP_VALIDATOR_SERVICE,
+    SP_VALIDATOR_WEBHOOK_CONFIG, TLS_CRT_KEY, TLS_KEY_KEY,
+};
 use oxlink_tls::{ChainSummary, ServingCert};
 use serde_json::json;
 use std::{
@@ -32,6 +41,8 @@ pub struct SelfManagedCert {
     pub secret: String,
     /// The MutatingWebhookConfiguration whose `caBundle`s are written.
     pub webhook_config: String,
+    /// The ValidatingWebhookConfigurations whose `caBundle`s are written too.
+    pub validating_configs: Vec<String>,
     /// Subject alternative names: DNS names or IP addresses.
     pub names: Vec<String>,
     pub lifetime: Duration,
@@ -59,14 +70,22 @@ pub struct CertPem {
 // === impl SelfManagedCert ===
 
 impl SelfManagedCert {
-    /// The defaults for the injector's Service in `namespace`: `<service>.<namespace>.svc`,
+    /// The defaults for the injector's Service in `namespace`: `<service>.<namespace>.svc` and
+    /// the validators' Services (which select the same pods), the validators' configurations,
     /// a year of validity, renewed 90 days before expiry.
     pub fn for_service(namespace: &str, service: &str, webhook_config: &str) -> Self {
         Self {
             namespace: namespace.into(),
             secret: oxlink_crds::names::control_plane::PROXY_INJECTOR_TLS_SECRET.into(),
             webhook_config: webhook_config.into(),
-            names: vec![format!("{service}.{namespace}.svc")],
+            validating_configs: vec![
+                SP_VALIDATOR_WEBHOOK_CONFIG.into(),
+                POLICY_VALIDATOR_WEBHOOK_CONFIG.into(),
+            ],
+            names: [service, SP_VALIDATOR_SERVICE, POLICY_VALIDATOR_SERVICE]
+                .iter()
+                .map(|svc| format!("{svc}.{namespace}.svc"))
+                .collect(),
             lifetime: Duration::from_secs(365 * 24 * 3600),
             renew_before: Duration::from_secs(90 * 24 * 3600),
         }
@@ -213,38 +232,87 @@ impl SelfManagedCert {
         Ok(())
     }
 
-    /// Writes `crt` as the `caBundle` of every webhook of the configuration that lacks it.
+    /// Writes `crt` as the `caBundle` of every webhook of our configurations that lacks it.
     async fn publish_ca_bundle(&self, client: &Client, crt: &str) -> Result<(), CertError> {
-        let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-        let Some(config) = configs.get_opt(&self.webhook_config).await? else {
-            tracing::warn!(
-                name = %self.webhook_config,
-                "the webhook configuration does not exist (yet); its caBundle is not written"
-            );
-            return Ok(());
-        };
-        let stale = config
-            .webhooks
-            .iter()
-            .flatten()
-            .filter(|w| {
-                w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(crt.as_bytes())
-            })
-            .map(|w| json!({"name": w.name, "clientConfig": {"caBundle": base64(crt.as_bytes())}}))
-            .collect::<Vec<_>>();
-        if stale.is_empty() {
-            return Ok(());
-        }
-        configs
-            .patch(
-                &self.webhook_config,
-                &PatchParams::default(),
-                &Patch::Strategic(json!({"webhooks": stale})),
+        publish_to(
+            Api::<MutatingWebhookConfiguration>::all(client.clone()),
+            &self.webhook_config,
+            crt,
+            |c| {
+                client_configs(
+                    c.webhooks
+                        .iter()
+                        .flatten()
+                        .map(|w| (&w.name, &w.client_config)),
+                )
+            },
+        )
+        .await?;
+        for name in &self.validating_configs {
+            publish_to(
+                Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+                name,
+                crt,
+                |c| {
+                    client_configs(
+                        c.webhooks
+                            .iter()
+                            .flatten()
+                            .map(|w| (&w.name, &w.client_config)),
+                    )
+                },
             )
             .await?;
-        tracing::info!(name = %self.webhook_config, "wrote the caBundle");
+        }
         Ok(())
     }
+}
+
+/// Each webhook's name and current `caBundle`.
+fn client_configs<'a>(
+    webhooks: impl Iterator<Item = (&'a String, &'a WebhookClientConfig)>,
+) -> Vec<(String, Option<Vec<u8>>)> {
+    webhooks
+        .map(|(name, cc)| (name.clone(), cc.ca_bundle.as_ref().map(|b| b.0.clone())))
+        .collect()
+}
+
+/// Patches `crt` into the webhooks of configuration `name` whose `caBundle` differs; a missing
+/// configuration is logged and left alone (it may be created after us).
+async fn publish_to<K>(
+    api: Api<K>,
+    name: &str,
+    crt: &str,
+    webhooks: impl Fn(&K) -> Vec<(String, Option<Vec<u8>>)>,
+) -> Result<(), CertError>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let Some(config) = api.get_opt(name).await? else {
+        tracing::warn!(
+            %name,
+            "the webhook configuration does not exist (yet); its caBundle is not written"
+        );
+        return Ok(());
+    };
+    let stale = webhooks(&config)
+        .into_iter()
+        .filter(|(_, bundle)| bundle.as_deref() != Some(crt.as_bytes()))
+        .map(|(webhook, _)| {
+            json!({"name": webhook, "clientConfig": {"caBundle": base64(crt.as_bytes())}})
+        })
+        .collect::<Vec<_>>();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"webhooks": stale})),
+    )
+    .await?;
+    tracing::info!(%name, "wrote the caBundle");
+    Ok(())
 }
 
 /// The IP-address SANs of a DER certificate; `None` when it does not parse.
@@ -300,7 +368,14 @@ mod tests {
         let now = SystemTime::now();
         let pem = m.mint(now).unwrap();
         let leaf = &ChainSummary::from_pem(pem.crt.as_bytes()).unwrap()[0];
-        assert_eq!(leaf.dns_names, ["linkerd-proxy-injector.linkerd.svc"]);
+        assert_eq!(
+            leaf.dns_names,
+            [
+                "linkerd-proxy-injector.linkerd.svc",
+                "linkerd-sp-validator.linkerd.svc",
+                "linkerd-policy-validator.linkerd.svc"
+            ]
+        );
         assert!(leaf.is_ca, "self-signed, it is its own CA bundle");
         assert!(m.still_good(&pem, now));
         let due = now + m.lifetime - m.renew_before + Duration::from_secs(60);
@@ -333,6 +408,8 @@ mod tests {
             m.names,
             [
                 "linkerd-proxy-injector.linkerd.svc",
+                "linkerd-sp-validator.linkerd.svc",
+                "linkerd-policy-validator.linkerd.svc",
                 "127.0.0.1",
                 "localhost",
                 "::1"
@@ -343,7 +420,12 @@ mod tests {
         let leaf = &ChainSummary::from_pem(pem.crt.as_bytes()).unwrap()[0];
         assert_eq!(
             leaf.dns_names,
-            ["linkerd-proxy-injector.linkerd.svc", "localhost"]
+            [
+                "linkerd-proxy-injector.linkerd.svc",
+                "linkerd-sp-validator.linkerd.svc",
+                "linkerd-policy-validator.linkerd.svc",
+                "localhost"
+            ]
         );
         let der = oxlink_tls::pem::certificates(pem.crt.as_bytes()).unwrap();
         assert_eq!(

@@ -83,6 +83,10 @@ pub const PROXY_INJECTOR_TLS_SECRET: &str = "linkerd-proxy-injector-k8s-tls";
 pub const PROXY_INJECTOR_WEBHOOK_CONFIG: &str = "linkerd-proxy-injector-webhook-config";
 /// The Service in front of the admission server.
 pub const PROXY_INJECTOR_SERVICE: &str = "linkerd-proxy-injector";
+/// Service of the ServiceProfile validator (served by the proxy injector's pods).
+pub const SP_VALIDATOR_SERVICE: &str = "linkerd-sp-validator";
+/// Service of the policy validator (served by the proxy injector's pods).
+pub const POLICY_VALIDATOR_SERVICE: &str = "linkerd-policy-validator";
 /// Port of the admission server.
 pub const PROXY_INJECTOR_PORT: u16 = 8443;
 /// Port of the admission server's admin endpoints.
