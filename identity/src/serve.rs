@@ -10,11 +10,13 @@ use crate::{
     name::{IdentityDomain, NameError},
     token::{TokenReviewer, ValidateToken},
 };
-use futures::{Stream, StreamExt, stream};
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
 use oxlink_admin::{Readiness, ScrapeHook, Tasks, serve_admin};
 use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
-use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
+use oxlink_tls::{
+    IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, plain_incoming, server_config,
+    tls_incoming,
+};
 use prometheus_client::registry::Registry;
 use std::{
     future::Future,
@@ -22,12 +24,7 @@ use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    task::JoinHandle,
-};
-use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio::{net::TcpListener, task::JoinHandle};
 
 /// What one identity server needs to know.
 #[derive(Clone, Debug)]
@@ -174,74 +171,13 @@ pub async fn serve_grpc<V: ValidateToken>(
         }
         Some(config) => {
             server
-                .serve_with_incoming_shutdown(
-                    tls_incoming(listener, TlsAcceptor::from(config)),
-                    shutdown,
-                )
+                .serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown)
                 .await
         }
     };
     if let Err(error) = result {
         tracing::error!(%error, "the gRPC server failed");
     }
-}
-
-fn plain_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
-    stream::unfold(listener, |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((Ok(stream), listener));
-                }
-                Err(error) => accept_failed(error).await,
-            }
-        }
-    })
-}
-
-/// Accepts connections and completes TLS handshakes concurrently, so that a slow or broken
-/// client never holds up others.
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
-    let (tx, rx) = mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = tx.closed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        accept_failed(error).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
-    .boxed()
-}
-
-async fn accept_failed(error: std::io::Error) {
-    tracing::warn!(%error, "accept failed");
-    // Out of file descriptors and the like: back off instead of spinning.
-    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Keeps `cert` holding a certificate for `name` signed by the current issuer: re-signed when

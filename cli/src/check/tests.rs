@@ -381,7 +381,8 @@ fn the_injector_cert_must_match_the_webhook_ca_bundle_and_name() {
     assert_eq!(
         e,
         "cert is not issued by the trust anchor: x509: certificate is valid for \
-         linkerd-proxy-injector.linkerd.svc, not linkerd-proxy-injector.other.svc"
+         linkerd-proxy-injector.linkerd.svc, linkerd-sp-validator.linkerd.svc, \
+         linkerd-policy-validator.linkerd.svc, not linkerd-proxy-injector.other.svc"
     );
     let stale = minting.mint(now).unwrap();
     let e = webhook_cert(stale.crt.as_bytes(), crt, name, now).unwrap_err();
