@@ -297,27 +297,35 @@ impl Body for FramedBody {
     }
 }
 
-/// Counts an open stream for as long as it lives, and as handled when it ends.
-struct Open {
+/// Counts an open stream for as long as it lives, and as handled when it ends (for every
+/// streaming API of this crate).
+pub(crate) struct Open {
     metrics: Arc<Metrics>,
+    service: &'static str,
     api: &'static str,
     method: &'static str,
 }
 
 impl Open {
-    fn new(metrics: Arc<Metrics>, api: &'static str, method: &'static str) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        service: &'static str,
+        api: &'static str,
+        method: &'static str,
+    ) -> Self {
         metrics
             .subscriptions
             .get_or_create(&Metrics::api(api))
             .inc();
         Self {
             metrics,
+            service,
             api,
             method,
         }
     }
 
-    fn sent(&self) {
+    pub(crate) fn sent(&self) {
         self.metrics
             .updates_sent
             .get_or_create(&Metrics::api(self.api))
@@ -332,7 +340,7 @@ impl Drop for Open {
             .get_or_create(&Metrics::api(self.api))
             .dec();
         self.metrics
-            .record_handled(SERVICE, self.method, tonic::Code::Ok);
+            .record_handled(self.service, self.method, tonic::Code::Ok);
     }
 }
 
@@ -365,7 +373,7 @@ fn endpoint_stream(
         last: None,
         pending: Arc::new([]),
         next: 0,
-        open: Open::new(metrics, "get", "Get"),
+        open: Open::new(metrics, SERVICE, "get", "Get"),
     };
     futures::stream::unfold(state, |mut st| async move {
         loop {
@@ -406,7 +414,7 @@ fn profile_stream(
         rx,
         shutdown,
         started: false,
-        open: Open::new(metrics, "get_profile", "GetProfile"),
+        open: Open::new(metrics, SERVICE, "get_profile", "GetProfile"),
     };
     futures::stream::unfold(state, |mut st| async move {
         if st.started {

@@ -6,7 +6,7 @@
 //! A watch sends the current policy at once, then the latest policy after every change, until
 //! the client goes away or the server shuts down.
 
-use super::{codec::PreEncodedCodec, shutdown_signalled};
+use super::{Open, codec::PreEncodedCodec, shutdown_signalled};
 use crate::{
     metrics::Metrics,
     policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot},
@@ -160,47 +160,6 @@ impl<A: PolicyApi> ServerStreamingService<A::Request> for Watch<A> {
     }
 }
 
-/// Counts an open watch for as long as it lives, and as handled when it ends.
-struct Open {
-    metrics: Arc<Metrics>,
-    service: &'static str,
-    method: &'static str,
-    api: &'static str,
-}
-
-impl Open {
-    fn new<A: PolicyApi>(metrics: Arc<Metrics>) -> Self {
-        metrics
-            .subscriptions
-            .get_or_create(&Metrics::api(A::API))
-            .inc();
-        Self {
-            metrics,
-            service: A::SERVICE,
-            method: A::WATCH,
-            api: A::API,
-        }
-    }
-
-    fn sent(&self) {
-        self.metrics
-            .updates_sent
-            .get_or_create(&Metrics::api(self.api))
-            .inc();
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.metrics
-            .subscriptions
-            .get_or_create(&Metrics::api(self.api))
-            .dec();
-        self.metrics
-            .record_handled(self.service, self.method, tonic::Code::Ok);
-    }
-}
-
 struct StreamState<M> {
     rx: SnapshotRx<M>,
     shutdown: watch::Receiver<bool>,
@@ -218,7 +177,7 @@ fn snapshot_stream<A: PolicyApi>(
         rx,
         shutdown,
         started: false,
-        open: Open::new::<A>(metrics),
+        open: Open::new(metrics, A::SERVICE, A::API, A::WATCH),
     };
     futures::stream::unfold(state, |mut st| async move {
         if st.started {
