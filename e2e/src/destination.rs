@@ -8,15 +8,11 @@ use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
 use linkerd2_proxy_api::destination::{self as pb, update::Update};
-use oxlink_crds::{
-    ServiceProfile,
-    names::{control_plane::NAMESPACE, labels},
-    policy::Server,
-};
+use oxlink_crds::names::{control_plane::NAMESPACE, labels};
 use oxlink_destination::{Running, Transport, index::Config};
 use serde_json::{Value, json};
 use std::{
@@ -162,16 +158,14 @@ pub async fn scale(client: &Client, ns: &str, replicas: i32) -> Result<()> {
     Ok(())
 }
 
-/// Installs the CRDs destination watches (ServiceProfile, Server) if no one has yet, and waits
-/// for them to be Established.
+/// Installs every CRD of `oxlink install --crds` that is missing (destination watches
+/// ServiceProfiles, the policy kinds and ExternalWorkloads), and waits for them to be
+/// Established.
 pub async fn ensure_crds(client: &Client) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in [ServiceProfile::crd_name(), Server::crd_name()] {
-        if crds.get_opt(name).await?.is_none() {
-            let crd = oxlink_crds::install::crds()
-                .into_iter()
-                .find(|c| c.metadata.name.as_deref() == Some(name))
-                .with_context(|| format!("oxlink-crds defines {name}"))?;
+    for crd in oxlink_crds::install::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        if crds.get_opt(&name).await?.is_none() {
             match crds.create(&PostParams::default(), &crd).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -179,9 +173,9 @@ pub async fn ensure_crds(client: &Client) -> Result<()> {
             }
         }
         eventually(&format!("{name} to be Established"), CONVERGE, || {
-            let crds = crds.clone();
+            let (crds, name) = (crds.clone(), name.clone());
             async move {
-                let crd = crds.get(name).await?;
+                let crd = crds.get(&name).await?;
                 let established = crd
                     .status
                     .and_then(|s| s.conditions)

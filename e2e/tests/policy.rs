@@ -5,12 +5,9 @@
 //! reads the policy streams, as a proxy does.
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{Pod, Service},
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Pod, Service},
 };
 use kube::{
     Api, Client,
@@ -25,10 +22,7 @@ use linkerd2_proxy_api::{
         proxy_protocol::Kind as OutKind, traffic_spec::Target,
     },
 };
-use oxlink_crds::{
-    names::groups::{LINKERD, POLICY},
-    policy::{AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, Server},
-};
+use oxlink_crds::policy::{AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, Server};
 use oxlink_destination::{Running, index::Config};
 use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
 use serde_json::{Value, json};
@@ -36,50 +30,9 @@ use std::{fmt::Debug, net::SocketAddr};
 use tokio::net::TcpListener;
 use tonic::{Code, Streaming, transport::Channel};
 
-/// Installs the CRDs destination watches (ServiceProfiles and the policy kinds) that are
-/// missing, and waits until they are served.
-async fn ensure_crds(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let wanted: Vec<CustomResourceDefinition> = oxlink_crds::install::crds()
-        .into_iter()
-        .filter(|c| c.spec.group == POLICY || c.spec.group == LINKERD)
-        .collect();
-    for crd in &wanted {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        if crds.get_opt(&name).await?.is_none() {
-            match crds.create(&PostParams::default(), crd).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        eventually(&format!("{name} to be Established"), CONVERGE, || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let established = crds
-                    .get(&name)
-                    .await?
-                    .status
-                    .and_then(|s| s.conditions)
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                Ok(if established {
-                    Ok(())
-                } else {
-                    Err("not established")
-                })
-            }
-        })
-        .await?;
-    }
-    Ok(())
-}
-
 /// Starts destination with its policy listener and waits until every watch has synced.
 async fn start(client: Client) -> Result<(Running, Channel)> {
-    ensure_crds(&client).await?;
+    oxlink_e2e::destination::ensure_crds(&client).await?;
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let policy = TcpListener::bind("127.0.0.1:0").await?;
     let running = oxlink_destination::spawn_with(
