@@ -398,23 +398,53 @@ fn endpoint_stream(
     .boxed()
 }
 
-struct ProfileStream {
-    rx: ProfileRx,
-    shutdown: watch::Receiver<bool>,
-    started: bool,
-    open: Open,
-}
-
 fn profile_stream(
     rx: ProfileRx,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) -> EncodedStream {
-    let state = ProfileStream {
+    latest_stream(
+        rx,
+        shutdown,
+        Open::new(metrics, SERVICE, "get_profile", "GetProfile"),
+    )
+}
+
+/// A snapshot that carries its encoding, made once for every subscriber.
+pub(crate) trait Encoded: Send + Sync + 'static {
+    fn encoded(&self) -> &Bytes;
+}
+
+impl Encoded for crate::index::ProfileSnapshot {
+    fn encoded(&self) -> &Bytes {
+        &self.encoded
+    }
+}
+
+impl<M: Send + Sync + 'static> Encoded for crate::index::policy::PolicySnapshot<M> {
+    fn encoded(&self) -> &Bytes {
+        &self.encoded
+    }
+}
+
+/// The current snapshot, then the latest one after each change (never the ones in between),
+/// until shutdown or the index drops the key; each one counted on `open`.
+pub(crate) fn latest_stream<T: Encoded>(
+    rx: watch::Receiver<Arc<T>>,
+    shutdown: watch::Receiver<bool>,
+    open: Open,
+) -> EncodedStream {
+    struct State<T> {
+        rx: watch::Receiver<Arc<T>>,
+        shutdown: watch::Receiver<bool>,
+        started: bool,
+        open: Open,
+    }
+    let state = State {
         rx,
         shutdown,
         started: false,
-        open: Open::new(metrics, SERVICE, "get_profile", "GetProfile"),
+        open,
     };
     futures::stream::unfold(state, |mut st| async move {
         if st.started {
@@ -425,9 +455,9 @@ fn profile_stream(
             }
         }
         st.started = true;
-        let profile = st.rx.borrow_and_update().encoded.clone();
+        let encoded = st.rx.borrow_and_update().encoded().clone();
         st.open.sent();
-        Some((Ok(profile), st))
+        Some((Ok(encoded), st))
     })
     .boxed()
 }

@@ -6,12 +6,12 @@
 //! A watch sends the current policy at once, then the latest policy after every change, until
 //! the client goes away or the server shuts down.
 
-use super::{Open, codec::PreEncodedCodec, shutdown_signalled};
+use super::{Open, codec::PreEncodedCodec, latest_stream};
 use crate::{
     metrics::Metrics,
     policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot},
 };
-use futures::{StreamExt, stream::BoxStream};
+use futures::stream::BoxStream;
 use linkerd2_proxy_api::inbound as pb;
 use std::{
     convert::Infallible,
@@ -160,39 +160,17 @@ impl<A: PolicyApi> ServerStreamingService<A::Request> for Watch<A> {
     }
 }
 
-struct StreamState<M> {
-    rx: SnapshotRx<M>,
-    shutdown: watch::Receiver<bool>,
-    started: bool,
-    open: Open,
-}
-
 /// The current policy, then the latest one after each change.
 fn snapshot_stream<A: PolicyApi>(
     rx: SnapshotRx<A::Message>,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) -> EncodedStream {
-    let state = StreamState {
+    latest_stream(
         rx,
         shutdown,
-        started: false,
-        open: Open::new(metrics, A::SERVICE, A::API, A::WATCH),
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.started {
-            tokio::select! {
-                biased;
-                _ = shutdown_signalled(&mut st.shutdown) => return None,
-                changed = st.rx.changed() => if changed.is_err() { return None },
-            }
-        }
-        st.started = true;
-        let encoded = st.rx.borrow_and_update().encoded.clone();
-        st.open.sent();
-        Some((Ok(encoded), st))
-    })
-    .boxed()
+        Open::new(metrics, A::SERVICE, A::API, A::WATCH),
+    )
 }
 
 // === inbound ===
