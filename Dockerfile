@@ -1,7 +1,8 @@
 # One small image holding the three controllers: static (musl) binaries, no shell, non-root.
 #
-#   docker build -t oxlink/controller:dev .
+#   docker build -t oxlink:0.1.0 .     # the chart's controllerImage:controllerImageVersion
 #   containers run /oxlink-identity, /oxlink-destination or /oxlink-proxy-injector
+#   (`cargo xtask e2e --cluster kind` builds oxlink/controller:dev and sets those two values)
 FROM rust:1-alpine AS build
 RUN apk add --no-cache musl-dev gcc
 WORKDIR /src
