@@ -304,6 +304,8 @@ pub(crate) struct Open {
     service: &'static str,
     api: &'static str,
     method: &'static str,
+    /// This API's `updates_sent` counter, looked up once rather than per update.
+    sent: prometheus_client::metrics::counter::Counter,
 }
 
 impl Open {
@@ -317,19 +319,21 @@ impl Open {
             .subscriptions
             .get_or_create(&Metrics::api(api))
             .inc();
+        let sent = metrics
+            .updates_sent
+            .get_or_create(&Metrics::api(api))
+            .clone();
         Self {
             metrics,
             service,
             api,
             method,
+            sent,
         }
     }
 
     pub(crate) fn sent(&self) {
-        self.metrics
-            .updates_sent
-            .get_or_create(&Metrics::api(self.api))
-            .inc();
+        self.sent.inc();
     }
 }
 
