@@ -13,7 +13,7 @@ mod inbound;
 mod outbound;
 mod pod;
 mod resources;
-mod routes;
+pub(super) mod routes;
 
 #[cfg(test)]
 mod tests;

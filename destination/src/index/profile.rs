@@ -1,12 +1,11 @@
 //! ServiceProfiles, translated once into the proxy's route, retry and traffic-split messages,
 //! and the profiles built from them for Services, pods and addresses.
 
-use super::{Index, IndexResource, ObjKey, ProfileTarget};
+use super::{Index, IndexResource, ObjKey, ProfileTarget, policy::routes::resource_meta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use linkerd2_proxy_api::{
     destination as pb,
     http_types::{HttpMethod, http_method},
-    meta::{Metadata, Resource, metadata},
 };
 use oxlink_crds::{
     ServiceProfile,
@@ -51,21 +50,6 @@ pub(crate) struct Translated {
     pub(crate) routes: Vec<pb::Route>,
     pub(crate) retry_budget: Option<pb::RetryBudget>,
     pub(crate) dst_overrides: Vec<pb::WeightedDst>,
-}
-
-/// The `parent_ref` / `profile_ref` metadata of a profile (current proxies label metrics with
-/// them): the Kubernetes object it came from.
-fn resource_ref(group: &str, kind: &str, key: &ObjKey, port: u16) -> Metadata {
-    Metadata {
-        kind: Some(metadata::Kind::Resource(Resource {
-            group: group.to_string(),
-            kind: kind.to_string(),
-            name: key.name.clone(),
-            namespace: key.ns.clone(),
-            port: port.into(),
-            ..Default::default()
-        })),
-    }
 }
 
 /// Retries may add 20% load, at least 10 per second, counted over 10 seconds.
@@ -368,10 +352,10 @@ impl Index {
             opaque_protocol: opaque,
             retry_budget: Some(default_retry_budget()),
             // Linkerd names the core API group "core" in these references (not "").
-            parent_ref: Some(resource_ref("core", "Service", svc, port)),
-            profile_ref: profile
-                .as_ref()
-                .map(|(_, key)| resource_ref(groups::LINKERD, "ServiceProfile", key, 0)),
+            parent_ref: Some(resource_meta("core", "Service", &svc.ns, &svc.name, port)),
+            profile_ref: profile.as_ref().map(|(_, key)| {
+                resource_meta(groups::LINKERD, "ServiceProfile", &key.ns, &key.name, 0)
+            }),
             ..Default::default()
         };
         if let Some((profile, _)) = profile {

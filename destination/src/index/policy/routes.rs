@@ -10,7 +10,6 @@ use oxlink_crds::policy::httproute::{
     FilterType, HeaderModifier, HttpMethod, HttpPathMatch, HttpRouteFilter, HttpRouteMatch,
     HttpRouteSpec, PathMatchType, PathModifierType, RedirectScheme, ValueMatchType,
 };
-use std::time::Duration;
 
 /// A route filter the proxy can apply, before it is wrapped in the inbound or outbound
 /// message.
@@ -29,7 +28,7 @@ pub(super) fn default_meta(name: &str) -> meta::Metadata {
 }
 
 /// `Resource` metadata.
-pub(super) fn resource_meta(
+pub(in crate::index) fn resource_meta(
     group: &str,
     kind: &str,
     ns: &str,
@@ -48,12 +47,7 @@ pub(super) fn resource_meta(
     }
 }
 
-pub(super) fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or_default(),
-    }
-}
+pub(super) use crate::index::profile::duration;
 
 /// The route's hostnames: exact names, or suffixes for `*.example.com`.
 pub(super) fn hosts(spec: &HttpRouteSpec) -> Vec<pb::HostMatch> {
