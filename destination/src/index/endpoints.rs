@@ -263,10 +263,7 @@ impl Index {
         addr: SocketAddr,
         pod: Option<&PodInfo>,
     ) -> pb::WeightedAddr {
-        use pb::{
-            protocol_hint::Protocol,
-            tls_identity::{DnsLikeIdentity, Strategy},
-        };
+        use pb::tls_identity::{DnsLikeIdentity, Strategy};
         let mut wa = pb::WeightedAddr {
             addr: Some(TcpAddress::from(addr)),
             weight: WEIGHT,
@@ -290,22 +287,33 @@ impl Index {
             });
         }
         if pod.meshed {
-            wa.protocol_hint = if self.is_opaque(pod, port) {
-                Some(pb::ProtocolHint {
-                    protocol: Some(Protocol::Opaque(pb::protocol_hint::Opaque {})),
-                    opaque_transport: Some(pb::protocol_hint::OpaqueTransport {
-                        inbound_port: pod.inbound_port.into(),
-                    }),
-                })
-            } else if self.config.enable_h2_upgrade {
-                Some(pb::ProtocolHint {
-                    protocol: Some(Protocol::H2(pb::protocol_hint::H2 {})),
-                    opaque_transport: None,
-                })
-            } else {
-                None
-            };
+            wa.protocol_hint = self.protocol_hint(self.is_opaque(pod, port), pod.inbound_port);
         }
         wa
+    }
+
+    /// A meshed endpoint's hint: opaque (through the proxy's inbound port) on an opaque port,
+    /// else `h2` when upgrades are on.
+    pub(super) fn protocol_hint(
+        &self,
+        opaque: bool,
+        inbound_port: u16,
+    ) -> Option<pb::ProtocolHint> {
+        use pb::protocol_hint::{H2, Opaque, OpaqueTransport, Protocol};
+        if opaque {
+            Some(pb::ProtocolHint {
+                protocol: Some(Protocol::Opaque(Opaque {})),
+                opaque_transport: Some(OpaqueTransport {
+                    inbound_port: inbound_port.into(),
+                }),
+            })
+        } else if self.config.enable_h2_upgrade {
+            Some(pb::ProtocolHint {
+                protocol: Some(Protocol::H2(H2 {})),
+                opaque_transport: None,
+            })
+        } else {
+            None
+        }
     }
 }

@@ -62,30 +62,13 @@ impl Index {
         addr: SocketAddr,
         workload: &ExternalInfo,
     ) -> pb::WeightedAddr {
-        use pb::{
-            protocol_hint::Protocol,
-            tls_identity::{DnsLikeIdentity, Strategy, UriLikeIdentity},
-        };
+        use pb::tls_identity::{DnsLikeIdentity, Strategy, UriLikeIdentity};
         let opaque = workload
             .opaque_ports
             .as_ref()
             .unwrap_or(&self.config.default_opaque_ports)
             .contains(addr.port());
-        let protocol_hint = if opaque {
-            Some(pb::ProtocolHint {
-                protocol: Some(Protocol::Opaque(pb::protocol_hint::Opaque {})),
-                opaque_transport: Some(pb::protocol_hint::OpaqueTransport {
-                    inbound_port: DEFAULT_PROXY_INBOUND_PORT.into(),
-                }),
-            })
-        } else if self.config.enable_h2_upgrade {
-            Some(pb::ProtocolHint {
-                protocol: Some(Protocol::H2(pb::protocol_hint::H2 {})),
-                opaque_transport: None,
-            })
-        } else {
-            None
-        };
+        let protocol_hint = self.protocol_hint(opaque, DEFAULT_PROXY_INBOUND_PORT);
         pb::WeightedAddr {
             addr: Some(TcpAddress::from(addr)),
             weight: super::WEIGHT,
