@@ -11,6 +11,7 @@
 
 use crate::{cluster, paths, run, tools};
 use anyhow::{Context, Result, bail, ensure};
+use oxlink_crds::names::control_plane::IDENTITY_TOKEN_AUDIENCE;
 use std::{
     fs,
     io::{Read, Write},
@@ -336,15 +337,11 @@ impl Demo {
         let destination_token = files.join("linkerd-destination.token");
         fs::write(
             &destination_token,
-            self.kubectl_output(&[
-                "create",
-                "token",
-                "linkerd-destination",
-                "-n",
+            self.token(
                 CONTROL_NS,
-                "--audience=identity.l5d.io",
-                "--duration=24h",
-            ])?,
+                "linkerd-destination",
+                Some(IDENTITY_TOKEN_AUDIENCE),
+            )?,
         )?;
         let destination = vec![
             format!("--addr={}", local(DESTINATION)),
@@ -417,11 +414,19 @@ impl Demo {
         }
     }
 
+    /// A day-long token of ServiceAccount `ns/sa` from the TokenRequest API: for the API
+    /// server's own audience, or for `audience` (identity's, to present to Certify).
+    fn token(&self, ns: &str, sa: &str, audience: Option<&str>) -> Result<String> {
+        let audience = audience.map(|a| format!("--audience={a}"));
+        let mut args = vec!["create", "token", sa, "-n", ns, "--duration=24h"];
+        args.extend(audience.as_deref());
+        Ok(self.kubectl_output(&args)?.trim().to_string())
+    }
+
     /// A kubeconfig for the local cluster that authenticates as ServiceAccount `sa` of the
     /// control plane, with a token minted through the TokenRequest API.
     fn service_account_kubeconfig(&self, sa: &str) -> Result<PathBuf> {
-        let token =
-            self.kubectl_output(&["create", "token", sa, "-n", CONTROL_NS, "--duration=24h"])?;
+        let token = self.token(CONTROL_NS, sa, None)?;
         let server = self.kubectl_output(&[
             "config",
             "view",
@@ -442,7 +447,7 @@ impl Demo {
             &path,
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {sa}\n  user:\n    token: {}\ncontexts:\n- name: {sa}\n  context: {{cluster: local, user: {sa}, namespace: {CONTROL_NS}}}\ncurrent-context: {sa}\n",
-                token.trim()
+                token
             ),
         )?;
         Ok(path)
@@ -478,14 +483,7 @@ impl Demo {
         let token = self.dir.join("files").join("todoui.token");
         fs::write(
             &token,
-            self.kubectl_output(&[
-                "create",
-                "token",
-                "todoui",
-                "-n",
-                APP_NS,
-                "--audience=identity.l5d.io",
-            ])?,
+            self.token(APP_NS, "todoui", Some(IDENTITY_TOKEN_AUDIENCE))?,
         )?;
         let identity =
             format!("todoui.{APP_NS}.serviceaccount.identity.{CONTROL_NS}.{TRUST_DOMAIN}");
