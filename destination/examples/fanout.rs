@@ -83,18 +83,13 @@ async fn serve(endpoints: u32) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (_shutdown, shutdown_rx) = watch::channel(false);
-    let svc = DestinationGrpc::new(
+    let grpc = Arc::new(DestinationGrpc::new(
         Arc::new(index.clone()),
         "cluster.local",
         shutdown_rx,
         Arc::new(Metrics::default()),
-    )
-    .svc();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    ));
+    tokio::spawn(grpc.serve(oxlink_tls::plain_incoming(listener), std::future::pending()));
     println!("listening {addr}");
 
     // Commands on stdin: `change R` adds endpoint `endpoints + R` and reports when the change

@@ -1,18 +1,19 @@
 //! `io.linkerd.proxy.destination.Destination`: Get and GetProfile over the discovery trait.
 //!
-//! Each stream holds a watch receiver and the last snapshot it sent; it waits for the next
-//! change or for shutdown, whichever comes first, and sends the updates from what it last sent
-//! to the latest state. Updates between consecutive versions are built and protobuf-encoded
-//! once in the index and shared by every stream, so this module routes the two methods itself
-//! and frames those bytes as they are (the generated server would encode every message again
-//! for every stream, into a buffer each stream keeps). Requests are checked up front: a path that is not a
-//! cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which the proxy does not retry.
+//! Each stream holds a watch receiver and the last snapshot it sent; on each change it sends
+//! the updates from what it last sent to the latest state. Updates between consecutive
+//! versions are built, encoded and framed once in the index and shared by every stream, and
+//! Destination has its own HTTP/2 server (`server`) that writes those bytes as they are, one
+//! task per connection driving all of that connection's streams. Requests are checked up
+//! front: a path that is not a cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which
+//! the proxy does not retry.
 
 // The policy services frame pre-encoded messages through tonic with this codec; Destination
-// frames them itself (below), without a per-stream encode buffer.
+// writes pre-framed messages itself.
 mod codec;
 pub mod inbound;
 pub mod outbound;
+mod server;
 mod target;
 
 #[cfg(test)]
@@ -27,44 +28,23 @@ use crate::{
     metrics::Metrics,
 };
 use futures::{StreamExt, stream::BoxStream};
-use http_body_util::BodyExt;
-use hyper::body::Frame;
 use linkerd2_proxy_api::destination as pb;
-use prost::Message;
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use prost::bytes::Bytes;
+use std::{net::SocketAddr, sync::Arc};
 use tokio::sync::watch;
-use tonic::{
-    Status,
-    codegen::{Body, BoxFuture, Bytes, StdError, http},
-    server::NamedService,
-};
+use tonic::Status;
 
 /// A stream of messages encoded once and shared.
 type EncodedStream = BoxStream<'static, Result<Bytes, Status>>;
 
-/// The Destination service: a discovery implementation, the shutdown signal its streams
-/// watch, and metrics.
+/// The Destination service: a discovery implementation, the shutdown signal that ends its
+/// streams, and metrics. [`DestinationGrpc::serve`] serves it.
 #[derive(Debug)]
 pub struct DestinationGrpc<D> {
     discover: Arc<D>,
     cluster_domain: Arc<str>,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-}
-
-/// The tonic service for [`DestinationGrpc`], speaking `io.linkerd.proxy.destination.Destination`.
-#[derive(Debug)]
-pub struct DestinationServer<D>(Arc<DestinationGrpc<D>>);
-
-impl<D> Clone for DestinationServer<D> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
 }
 
 impl<D: Discover> DestinationGrpc<D> {
@@ -81,10 +61,6 @@ impl<D: Discover> DestinationGrpc<D> {
             shutdown,
             metrics,
         }
-    }
-
-    pub fn svc(self) -> DestinationServer<D> {
-        DestinationServer(Arc::new(self))
     }
 
     fn get(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
@@ -106,11 +82,7 @@ impl<D: Discover> DestinationGrpc<D> {
         };
         let rx = self.discover.endpoints(&service, &filter).map_err(status)?;
         tracing::debug!(path = %dst.path, "Get");
-        Ok(endpoint_stream(
-            rx,
-            self.shutdown.clone(),
-            self.metrics.clone(),
-        ))
+        Ok(endpoint_stream(rx, self.metrics.clone()))
     }
 
     fn get_profile(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
@@ -153,149 +125,8 @@ fn status(error: DiscoverError) -> Status {
     }
 }
 
-// === impl DestinationServer ===
-
-impl<D> NamedService for DestinationServer<D> {
-    const NAME: &'static str = "io.linkerd.proxy.destination.Destination";
-}
-
 /// The service's name in metrics.
 const SERVICE: &str = "io.linkerd.proxy.destination.Destination";
-
-impl<D, B> tonic::codegen::Service<http::Request<B>> for DestinationServer<D>
-where
-    D: Discover,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (name, call): (_, fn(&DestinationGrpc<D>, _) -> _) = match req.uri().path() {
-            "/io.linkerd.proxy.destination.Destination/Get" => ("Get", DestinationGrpc::get),
-            "/io.linkerd.proxy.destination.Destination/GetProfile" => {
-                ("GetProfile", DestinationGrpc::get_profile)
-            }
-            _ => {
-                return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
-            }
-        };
-        let grpc = self.0.clone();
-        Box::pin(async move {
-            let request = match read_request(req.into_body()).await {
-                Ok(request) => request,
-                Err(status) => return Ok(status.into_http()),
-            };
-            let metrics = &grpc.metrics;
-            metrics.record_started(SERVICE, name);
-            match call(&grpc, request) {
-                Ok(stream) => Ok(streaming_response(stream)),
-                Err(status) => {
-                    metrics.record_handled(SERVICE, name, status.code());
-                    Ok(status.into_http())
-                }
-            }
-        })
-    }
-}
-
-/// The length-prefixed message header of gRPC: a compression flag and a big-endian length.
-const HEADER_LEN: usize = 5;
-
-/// Reads the request body: exactly one uncompressed message.
-async fn read_request<B>(body: B) -> Result<pb::GetDestination, Status>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| Status::internal(format!("reading the request: {}", e.into())))?
-        .to_bytes();
-    let (header, message) = bytes
-        .split_at_checked(HEADER_LEN)
-        .ok_or_else(|| Status::internal("Missing request message."))?;
-    if header[0] != 0 {
-        return Err(Status::unimplemented(
-            "compressed requests are not supported",
-        ));
-    }
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    if len != message.len() {
-        return Err(Status::invalid_argument(
-            "the request body must be exactly one message",
-        ));
-    }
-    pb::GetDestination::decode(message)
-        .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
-}
-
-/// A streaming response whose messages are the shared encoded bytes themselves: each is sent
-/// as its 5-byte header and then the bytes, with no per-stream encoding buffer (which would
-/// keep the largest message a stream ever sent allocated for as long as the stream is open).
-fn streaming_response(stream: EncodedStream) -> http::Response<tonic::body::Body> {
-    let mut rsp = http::Response::new(tonic::body::Body::new(FramedBody {
-        stream: Some(stream),
-        message: None,
-    }));
-    rsp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    rsp
-}
-
-struct FramedBody {
-    /// Taken when the stream has ended and its trailers were sent.
-    stream: Option<EncodedStream>,
-    /// A message whose header was sent, to send next.
-    message: Option<Bytes>,
-}
-
-impl Body for FramedBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if let Some(message) = self.message.take() {
-            return Poll::Ready(Some(Ok(Frame::data(message))));
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let status = match stream.poll_next_unpin(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(message))) => {
-                let mut header = [0u8; HEADER_LEN];
-                header[1..].copy_from_slice(&(message.len() as u32).to_be_bytes());
-                self.message = Some(message);
-                return Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(&header)))));
-            }
-            Poll::Ready(Some(Err(status))) => status,
-            Poll::Ready(None) => Status::ok(""),
-        };
-        self.stream = None;
-        let mut trailers = http::HeaderMap::new();
-        status.add_header(&mut trailers)?;
-        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.stream.is_none() && self.message.is_none()
-    }
-}
 
 /// Counts an open stream for as long as it lives, and as handled when it ends (for every
 /// streaming API of this crate).
@@ -359,21 +190,18 @@ async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
 
 struct EndpointStream {
     rx: EndpointsRx,
-    shutdown: watch::Receiver<bool>,
     last: Option<Arc<EndpointsSnapshot>>,
     pending: Arc<[Bytes]>,
     next: usize,
     open: Open,
 }
 
-fn endpoint_stream(
-    rx: EndpointsRx,
-    shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> EncodedStream {
+/// The updates to the current state, then to the latest state after each change, until the
+/// index drops the key. (Shutdown ends it from the outside: the connection serving it ends
+/// every stream, so this one does not watch the flag on every update.)
+fn endpoint_stream(rx: EndpointsRx, metrics: Arc<Metrics>) -> EncodedStream {
     let state = EndpointStream {
         rx,
-        shutdown,
         last: None,
         pending: Arc::new([]),
         next: 0,
@@ -386,12 +214,8 @@ fn endpoint_stream(
                 st.open.sent();
                 return Some((Ok(update.clone()), st));
             }
-            if st.last.is_some() {
-                tokio::select! {
-                    biased;
-                    _ = shutdown_signalled(&mut st.shutdown) => return None,
-                    changed = st.rx.changed() => if changed.is_err() { return None },
-                }
+            if st.last.is_some() && st.rx.changed().await.is_err() {
+                return None;
             }
             let snapshot = st.rx.borrow_and_update().clone();
             st.pending = snapshot.updates_since(st.last.as_deref());
@@ -414,14 +238,17 @@ fn profile_stream(
     )
 }
 
-/// A snapshot that carries its encoding, made once for every subscriber.
+/// A snapshot that carries its encoding, made once for every subscriber: the bytes its
+/// stream yields, framed for Destination (which writes them as they are), unframed for the
+/// policy APIs (whose codec frames them).
 pub(crate) trait Encoded: Send + Sync + 'static {
     fn encoded(&self) -> &Bytes;
 }
 
 impl Encoded for crate::index::ProfileSnapshot {
+    /// Framed: Destination's server writes it as it is.
     fn encoded(&self) -> &Bytes {
-        &self.encoded
+        &self.framed
     }
 }
 

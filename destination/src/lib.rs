@@ -13,6 +13,7 @@
 
 mod args;
 pub mod discover;
+mod frame;
 pub mod grpc;
 pub mod index;
 mod metrics;

@@ -146,19 +146,16 @@ pub fn spawn_with(
         }
     };
     let grpc_addr = grpc.local_addr()?;
-    let svc = DestinationGrpc::new(
+    let destination = Arc::new(DestinationGrpc::new(
         Arc::new(index.clone()),
         &cluster_domain,
         tasks.flag(),
         metrics.clone(),
-    )
-    .svc();
-    tasks.server(serve_grpc(
-        tonic::transport::Server::builder().add_service(svc),
-        grpc,
-        tls.clone(),
-        tasks.signal(),
     ));
+    match tls.clone() {
+        Some(config) => tasks.server(destination.serve(tls_incoming(grpc, config), tasks.signal())),
+        None => tasks.server(destination.serve(plain_incoming(grpc), tasks.signal())),
+    }
     let policy_addr = match policy {
         Some(listener) => Some(serve_policy(
             &mut tasks,
@@ -261,9 +258,9 @@ fn serve_policy(
     Ok(addr)
 }
 
-/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, as h2c without. Every
-/// gRPC listener of the process is served through here with the same `tls`, so all of them
-/// present the one certificate from identity.
+/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, as h2c without. The
+/// policy listener is served through here with the same `tls` as Destination's own server, so
+/// both present the one certificate from identity.
 pub async fn serve_grpc(
     router: Router,
     listener: TcpListener,

@@ -23,24 +23,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (shutdown, rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
-        let svc = DestinationGrpc::new(
+        let grpc = Arc::new(DestinationGrpc::new(
             Arc::new(index.clone()),
             "cluster.local",
-            rx.clone(),
+            rx,
             metrics.clone(),
-        )
-        .svc();
-        let mut stop = rx;
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                ),
-        );
+        ));
+        tokio::spawn(grpc.serve(oxlink_tls::plain_incoming(listener), std::future::pending()));
         Self {
             addr,
             shutdown,
@@ -634,8 +623,8 @@ async fn get_profile_refuses_a_cluster_ip_that_two_services_claim() {
 /// with a precise status.
 #[tokio::test]
 async fn request_framing() {
-    use http_body_util::Full;
-    let read = |bytes: Vec<u8>| read_request(Full::new(Bytes::from(bytes)));
+    use prost::Message;
+    let read = |bytes: Vec<u8>| server::decode_request(&bytes);
     let message = pb::GetDestination {
         path: "web.ns.svc.cluster.local:80".into(),
         ..Default::default()
@@ -647,7 +636,7 @@ async fn request_framing() {
         out.extend_from_slice(body);
         out
     };
-    let ok = read(framed(0, message.len(), &message)).await.unwrap();
+    let ok = read(framed(0, message.len(), &message)).unwrap();
     assert_eq!(ok.path, "web.ns.svc.cluster.local:80");
 
     let cases: [(Vec<u8>, Code, &str); 5] = [
@@ -670,7 +659,7 @@ async fn request_framing() {
         ),
     ];
     for (body, code, message) in cases {
-        let status = read(body.clone()).await.unwrap_err();
+        let status = read(body.clone()).unwrap_err();
         assert_eq!(status.code(), code, "{body:?}: {status:?}");
         assert!(
             status.message().starts_with(message),

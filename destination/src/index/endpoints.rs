@@ -5,7 +5,7 @@ use super::{
     EndpointsFilter, ExternalInfo, Index, ObjKey, PodInfo, ServiceInfo, SliceEndpoint, WEIGHT,
 };
 use linkerd2_proxy_api::{destination as pb, net::TcpAddress};
-use prost::{Message, bytes::Bytes};
+use prost::bytes::Bytes;
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
@@ -19,9 +19,9 @@ pub struct EndpointsSnapshot {
     /// Increases by one with every published change.
     pub version: u64,
     pub state: EndpointsState,
-    /// The encoded updates from version `version - 1` to this one.
+    /// The framed updates from version `version - 1` to this one.
     pub delta: Arc<[Bytes]>,
-    /// The encoded updates a new subscriber starts with, built on first use.
+    /// The framed updates a new subscriber starts with, built on first use.
     initial: OnceLock<Arc<[Bytes]>>,
 }
 
@@ -74,11 +74,9 @@ impl EndpointsSnapshot {
     }
 }
 
+/// Each update encoded behind its gRPC header, as streams send it.
 fn encode(updates: Vec<pb::Update>) -> Arc<[Bytes]> {
-    updates
-        .iter()
-        .map(|u| Bytes::from(u.encode_to_vec()))
-        .collect()
+    updates.iter().map(crate::frame::framed).collect()
 }
 
 /// The updates that take a subscriber from `prev` to `next`: changed and new addresses as one

@@ -13,7 +13,7 @@ use oxlink_crds::{
     names::groups,
     service_profile::{self as sp, ServiceProfileSpec},
 };
-use prost::{Message, bytes::Bytes};
+use prost::bytes::Bytes;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
@@ -22,17 +22,18 @@ use std::{
     time::Duration,
 };
 
-/// A profile as subscribers receive it: the message, and its encoding, made once.
+/// A profile as subscribers receive it: the message, and its encoding behind the gRPC
+/// header, made once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProfileSnapshot {
     pub message: pb::DestinationProfile,
-    pub encoded: Bytes,
+    pub framed: Bytes,
 }
 
 impl ProfileSnapshot {
     pub(crate) fn new(message: pb::DestinationProfile) -> Self {
-        let encoded = Bytes::from(message.encode_to_vec());
-        Self { message, encoded }
+        let framed = crate::frame::framed(&message);
+        Self { message, framed }
     }
 }
 

@@ -39,7 +39,8 @@ fn sa(s: &str) -> SocketAddr {
 }
 
 fn decoded(update: &prost::bytes::Bytes) -> pb::Update {
-    prost::Message::decode(update.clone()).expect("an encoded update")
+    let message = crate::frame::unframed(update).expect("a framed update");
+    prost::Message::decode(message).expect("an encoded update")
 }
 
 fn added(update: &prost::bytes::Bytes) -> Vec<SocketAddr> {
