@@ -8,6 +8,7 @@
 //! entering the index to each subscriber holding it (p50/p99/max), the server's CPU time per
 //! fan-out, and whether every subscriber ended with exactly the final endpoints.
 
+use futures::StreamExt;
 use linkerd2_proxy_api::{
     destination::{GetDestination, destination_client::DestinationClient, update::Update},
     net::TcpAddress,
@@ -37,7 +38,8 @@ fn main() -> Result<(), Error> {
         .build()?;
     if args.first().map(String::as_str) == Some("serve") {
         let endpoints = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
-        return runtime.block_on(serve(endpoints));
+        let rounds = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20);
+        return runtime.block_on(serve(endpoints, rounds));
     }
     let n = |i: usize, default: usize| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(default);
     let (endpoints, rounds) = (n(1, 1_000) as u32, n(3, 20) as u32);
@@ -71,7 +73,7 @@ fn slice(ips: impl Iterator<Item = u32>) -> k8s_openapi::api::discovery::v1::End
     .expect("a valid EndpointSlice")
 }
 
-async fn serve(endpoints: u32) -> Result<(), Error> {
+async fn serve(endpoints: u32, rounds: u32) -> Result<(), Error> {
     let index: SharedIndex = Index::shared(Config::default());
     let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
         "metadata": {"namespace": "bench", "name": "web"},
@@ -93,7 +95,9 @@ async fn serve(endpoints: u32) -> Result<(), Error> {
     println!("listening {addr}");
 
     // Commands on stdin: `change R` adds endpoint `endpoints + R` and reports when the change
-    // entered the index; `quit` ends.
+    // entered the index; `quit` ends. The slices are built up front, so the CPU time measured
+    // per change is the index's and the fan-out's.
+    let mut changes: Vec<_> = (1..=rounds).map(|r| slice(0..endpoints + r)).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
@@ -108,8 +112,8 @@ async fn serve(endpoints: u32) -> Result<(), Error> {
             words.next(),
             words.next().and_then(|r| r.parse::<u32>().ok()),
         ) {
-            (Some("change"), Some(round)) => {
-                let next = slice(0..endpoints + round);
+            (Some("change"), Some(round)) if (1..=rounds).contains(&round) => {
+                let next = std::mem::take(&mut changes[round as usize - 1]);
                 let start = now_nanos();
                 index.write().apply(&next);
                 println!("changed {start}");
@@ -153,7 +157,7 @@ async fn drive(
     rounds: u32,
 ) -> Result<(), Error> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", &endpoints.to_string()])
+        .args(["serve", &endpoints.to_string(), &rounds.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -182,52 +186,62 @@ async fn drive(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_before, _) = usage(pid);
 
-    // Each subscriber reports (its index, messages received, when) and its final set.
-    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, u32, u128)>();
+    // Each subscriber reports (its index, messages received, when, addresses it holds) after
+    // every message. The subscribers of one connection run in one task, as one proxy's
+    // streams share one connection, so the load generator's own scheduling stays small next
+    // to the server's work.
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, u32, u128, usize)>();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    for i in 0..subscribers {
-        let mut client = DestinationClient::new(channels[i % connections].clone());
-        let (seen, mut stop) = (seen_tx.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            let request = GetDestination {
-                path: "web.bench.svc.cluster.local:80".into(),
-                ..Default::default()
-            };
-            let mut stream = client.get(request).await.expect("Get").into_inner();
-            let mut set: HashSet<TcpAddress> = HashSet::new();
-            let mut received = 0;
-            loop {
-                let message = tokio::select! {
-                    m = stream.message() => m,
-                    _ = stop.wait_for(|s| *s) => break,
+    for (c, channel) in channels.iter().enumerate() {
+        let group = futures::stream::FuturesUnordered::new();
+        for i in (c..subscribers).step_by(connections) {
+            let mut client = DestinationClient::new(channel.clone());
+            let seen = seen_tx.clone();
+            group.push(async move {
+                let request = GetDestination {
+                    path: "web.bench.svc.cluster.local:80".into(),
+                    ..Default::default()
                 };
-                let Ok(Some(update)) = message else { break };
-                match update.update {
-                    Some(Update::Add(add)) => {
-                        set.extend(add.addrs.into_iter().filter_map(|a| a.addr))
-                    }
-                    Some(Update::Remove(rm)) => {
-                        for a in rm.addrs {
-                            set.remove(&a);
+                let mut stream = client.get(request).await.expect("Get").into_inner();
+                let mut set: HashSet<TcpAddress> = HashSet::new();
+                let mut received = 0;
+                while let Ok(Some(update)) = stream.message().await {
+                    match update.update {
+                        Some(Update::Add(add)) => {
+                            set.extend(add.addrs.into_iter().filter_map(|a| a.addr))
                         }
+                        Some(Update::Remove(rm)) => {
+                            for a in rm.addrs {
+                                set.remove(&a);
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    received += 1;
+                    let _ = seen.send((i, received, now_nanos(), set.len()));
                 }
-                received += 1;
-                let _ = seen.send((i, received, now_nanos()));
+            });
+        }
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut group = group;
+            tokio::select! {
+                _ = async { while group.next().await.is_some() {} } => {}
+                _ = stop.wait_for(|s| *s) => {}
             }
-            set.len()
         }));
     }
     let mut received = vec![0u32; subscribers];
+    let mut held = vec![0usize; subscribers];
     let mut ready = 0;
     while ready < subscribers {
-        let (i, n, _) = seen_rx.recv().await.ok_or("subscribers ended")?;
+        let (i, n, _, len) = seen_rx.recv().await.ok_or("subscribers ended")?;
         if received[i] == 0 && n >= 1 {
             ready += 1;
         }
         received[i] = n;
+        held[i] = len;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_after, _) = usage(pid);
@@ -246,7 +260,8 @@ async fn drive(
         let start: u128 = read_line().trim_start_matches("changed ").parse()?;
         let mut pending = subscribers;
         while pending > 0 {
-            let (i, n, at) = seen_rx.recv().await.ok_or("subscribers ended")?;
+            let (i, n, at, len) = seen_rx.recv().await.ok_or("subscribers ended")?;
+            held[i] = len;
             if n > received[i] {
                 received[i] = n;
                 pending -= 1;
@@ -268,12 +283,17 @@ async fn drive(
     );
 
     let _ = stop_tx.send(true);
-    let mut lost = 0;
     for task in tasks {
-        if task.await? != (endpoints + rounds) as usize {
-            lost += 1;
-        }
+        task.await?;
     }
+    // Anything still queued arrived after the last round was counted.
+    while let Ok((i, _, _, len)) = seen_rx.try_recv() {
+        held[i] = len;
+    }
+    let lost = held
+        .iter()
+        .filter(|&&len| len != (endpoints + rounds) as usize)
+        .count();
     println!("subscribers without the final endpoints: {lost}");
     let _ = writeln!(to_server, "quit");
     let _ = child.wait();

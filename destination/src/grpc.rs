@@ -21,10 +21,7 @@ mod tests;
 
 use self::target::{ClusterName, Host, context_token, parse_cluster_name, parse_path};
 use crate::{
-    discover::{
-        Discover, DiscoverError, EndpointsFilter, EndpointsRx, EndpointsSnapshot, ProfileRx,
-        ProfileTarget,
-    },
+    discover::{Discover, DiscoverError, EndpointsFilter, EndpointsRx, ProfileRx, ProfileTarget},
     metrics::Metrics,
 };
 use futures::{StreamExt, stream::BoxStream};
@@ -63,7 +60,8 @@ impl<D: Discover> DestinationGrpc<D> {
         }
     }
 
-    fn get(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
+    /// The endpoints receiver a Get subscribes to; [`server`] streams it.
+    fn get(&self, dst: pb::GetDestination) -> Result<EndpointsRx, Status> {
         let (host, port) = parse_path(&dst.path)?;
         let Host::Name(name) = host else {
             return Err(Status::invalid_argument(
@@ -82,7 +80,7 @@ impl<D: Discover> DestinationGrpc<D> {
         };
         let rx = self.discover.endpoints(&service, &filter).map_err(status)?;
         tracing::debug!(path = %dst.path, "Get");
-        Ok(endpoint_stream(rx, self.metrics.clone()))
+        Ok(rx)
     }
 
     fn get_profile(&self, dst: pb::GetDestination) -> Result<EncodedStream, Status> {
@@ -186,44 +184,6 @@ async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
             return;
         }
     }
-}
-
-struct EndpointStream {
-    rx: EndpointsRx,
-    last: Option<Arc<EndpointsSnapshot>>,
-    pending: Arc<[Bytes]>,
-    next: usize,
-    open: Open,
-}
-
-/// The updates to the current state, then to the latest state after each change, until the
-/// index drops the key. (Shutdown ends it from the outside: the connection serving it ends
-/// every stream, so this one does not watch the flag on every update.)
-fn endpoint_stream(rx: EndpointsRx, metrics: Arc<Metrics>) -> EncodedStream {
-    let state = EndpointStream {
-        rx,
-        last: None,
-        pending: Arc::new([]),
-        next: 0,
-        open: Open::new(metrics, SERVICE, "get", "Get"),
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(update) = st.pending.get(st.next) {
-                st.next += 1;
-                st.open.sent();
-                return Some((Ok(update.clone()), st));
-            }
-            if st.last.is_some() && st.rx.changed().await.is_err() {
-                return None;
-            }
-            let snapshot = st.rx.borrow_and_update().clone();
-            st.pending = snapshot.updates_since(st.last.as_deref());
-            st.next = 0;
-            st.last = Some(snapshot);
-        }
-    })
-    .boxed()
 }
 
 fn profile_stream(

@@ -1,16 +1,20 @@
 //! Destination's HTTP/2 server. Each connection is one task that accepts its requests and
-//! writes every one of its streams itself: when the index publishes a change, a connection
-//! with a hundred subscribers of the changed key wakes once, queues a hundred DATA frames (the
-//! shared, pre-framed update) and flushes them in one write. (A general-purpose server runs a
-//! task per stream, each handing its frames to the connection through the connection's lock,
-//! which is most of the cost of a fan-out to thousands of streams.)
+//! writes every one of its streams itself, and the Get streams of one connection that watch
+//! the same key form one group with one receiver: when the index publishes a change, each
+//! connection holding the key wakes once, queues the shared, pre-framed update on each of the
+//! group's streams and flushes them in one write. (A general-purpose server runs a task per
+//! stream, each woken on its own and handing its frames to the connection through the
+//! connection's lock, which is most of the cost of a fan-out to thousands of streams.)
 //!
 //! Flow control is per stream, as HTTP/2 requires: a stream takes its next message only once
 //! its window has room, so a reader that stops reading holds one message at most and, when it
 //! reads again, gets the updates to the latest state rather than every version in between.
 
-use super::{DestinationGrpc, EncodedStream, SERVICE};
-use crate::{discover::Discover, frame};
+use super::{DestinationGrpc, EncodedStream, Open, SERVICE};
+use crate::{
+    discover::{Discover, EndpointsRx, EndpointsSnapshot},
+    frame,
+};
 use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use h2::{
     RecvStream, SendStream,
@@ -25,7 +29,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll, Waker, ready},
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -71,22 +75,21 @@ impl<D: Discover> DestinationGrpc<D> {
         while connections.join_next().await.is_some() {}
     }
 
-    /// Reads one request, and answers it: with a stream to pump, or with a status.
+    /// Reads one request, and answers it: with a stream to write, or with a status.
     async fn start(
         self: Arc<Self>,
         request: http::Request<RecvStream>,
         mut respond: SendResponse<Bytes>,
-    ) -> Option<Pump> {
-        let (name, call): (_, fn(&Self, _) -> _) = match request.uri().path() {
-            "/io.linkerd.proxy.destination.Destination/Get" => ("Get", Self::get),
-            "/io.linkerd.proxy.destination.Destination/GetProfile" => {
-                ("GetProfile", Self::get_profile)
-            }
+    ) -> Option<Started> {
+        let get = match request.uri().path() {
+            "/io.linkerd.proxy.destination.Destination/Get" => true,
+            "/io.linkerd.proxy.destination.Destination/GetProfile" => false,
             _ => {
                 respond_status(&mut respond, Status::unimplemented("no such method"));
                 return None;
             }
         };
+        let name = if get { "Get" } else { "GetProfile" };
         let body = read_body(request.into_body()).await;
         let request = match body.and_then(|body| decode_request(&body)) {
             Ok(request) => request,
@@ -96,10 +99,18 @@ impl<D: Discover> DestinationGrpc<D> {
             }
         };
         self.metrics.record_started(SERVICE, name);
-        match call(&self, request) {
-            Ok(stream) => {
+        let subscribed = if get {
+            self.get(request).map(Ok)
+        } else {
+            self.get_profile(request).map(Err)
+        };
+        match subscribed {
+            Ok(subscribed) => {
                 let send = respond.send_response(grpc_response(), false).ok()?;
-                Some(Pump { send, stream })
+                Some(match subscribed {
+                    Ok(rx) => Started::Get(rx, Member::new(send, &self.metrics)),
+                    Err(stream) => Started::Stream(Pump { send, stream }),
+                })
             }
             Err(status) => {
                 self.metrics.record_handled(SERVICE, name, status.code());
@@ -108,6 +119,14 @@ impl<D: Discover> DestinationGrpc<D> {
             }
         }
     }
+}
+
+/// A request that became a stream.
+enum Started {
+    /// A Get, to join the group of its key.
+    Get(EndpointsRx, Member),
+    /// Any other stream (GetProfile), written on its own.
+    Stream(Pump),
 }
 
 /// Serves one connection until the client closes it, it fails, or it has drained.
@@ -125,7 +144,9 @@ async fn connection<D: Discover, IO>(
             return;
         }
     };
-    let mut starting: FuturesUnordered<BoxFuture<'static, Option<Pump>>> = FuturesUnordered::new();
+    let mut starting: FuturesUnordered<BoxFuture<'static, Option<Started>>> =
+        FuturesUnordered::new();
+    let mut groups: FuturesUnordered<Group> = FuturesUnordered::new();
     let mut pumps: FuturesUnordered<Pump> = FuturesUnordered::new();
     let mut drained = false;
     loop {
@@ -140,18 +161,27 @@ async fn connection<D: Discover, IO>(
                 }
                 None => return,
             },
-            Some(started) = starting.next(), if !starting.is_empty() => {
-                if let Some(mut pump) = started {
-                    if drained {
-                        pump.end(Status::ok(""));
-                    } else {
-                        pumps.push(pump);
+            Some(started) = starting.next(), if !starting.is_empty() => match started {
+                None => {}
+                Some(Started::Get(_, mut member)) if drained => member.end(Status::ok("")),
+                Some(Started::Stream(mut pump)) if drained => pump.end(Status::ok("")),
+                Some(Started::Get(rx, member)) => {
+                    match groups.iter_mut().find(|group| group.rx.same_channel(&rx)) {
+                        Some(group) => group.join(member),
+                        None => groups.push(Group::new(rx, member)),
                     }
                 }
-            }
+                Some(Started::Stream(pump)) => pumps.push(pump),
+            },
+            Some(()) = groups.next(), if !groups.is_empty() => {}
             Some(()) = pumps.next(), if !pumps.is_empty() => {}
             _ = super::shutdown_signalled(&mut draining), if !drained => {
                 drained = true;
+                for group in std::mem::take(&mut groups) {
+                    for mut member in group.members {
+                        member.end(Status::ok(""));
+                    }
+                }
                 for mut pump in std::mem::take(&mut pumps) {
                     pump.end(Status::ok(""));
                 }
@@ -161,22 +191,175 @@ async fn connection<D: Discover, IO>(
     }
 }
 
-/// One response stream: its messages, written as its window allows. Completes when the
-/// stream ends, fails, or the client resets it.
+/// The Get streams of one connection that watch one key, woken together by its receiver.
+/// Completes when the last of them has ended.
+struct Group {
+    rx: EndpointsRx,
+    /// Each snapshot published after `current`; ends when the index drops the key.
+    changes: futures::stream::BoxStream<'static, Arc<EndpointsSnapshot>>,
+    current: Arc<EndpointsSnapshot>,
+    /// The index dropped the key: each member ends once it has sent what it still owes.
+    gone: bool,
+    members: Vec<Member>,
+    /// Woken when a member joins.
+    waker: Option<Waker>,
+}
+
+impl Group {
+    fn new(mut rx: EndpointsRx, member: Member) -> Self {
+        let current = rx.borrow_and_update().clone();
+        let changes = futures::stream::unfold(rx.clone(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            let snapshot = rx.borrow_and_update().clone();
+            Some((snapshot, rx))
+        })
+        .boxed();
+        Self {
+            rx,
+            changes,
+            current,
+            gone: false,
+            members: vec![member],
+            waker: None,
+        }
+    }
+
+    fn join(&mut self, member: Member) {
+        self.members.push(member);
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+impl Future for Group {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        while !this.gone {
+            match this.changes.poll_next_unpin(cx) {
+                Poll::Ready(Some(snapshot)) => this.current = snapshot,
+                Poll::Ready(None) => this.gone = true,
+                Poll::Pending => break,
+            }
+        }
+        let (current, gone) = (&this.current, this.gone);
+        this.members
+            .retain_mut(|member| member.poll_send(current, gone, cx));
+        if this.members.is_empty() {
+            return Poll::Ready(());
+        }
+        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            this.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// One Get stream: the snapshot it last caught up with, and the updates still to send.
+struct Member {
+    send: SendStream<Bytes>,
+    last: Option<Arc<EndpointsSnapshot>>,
+    pending: Arc<[Bytes]>,
+    next: usize,
+    open: Open,
+}
+
+impl Member {
+    fn new(send: SendStream<Bytes>, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        Self {
+            send,
+            last: None,
+            pending: Arc::new([]),
+            next: 0,
+            open: Open::new(metrics.clone(), SERVICE, "get", "Get"),
+        }
+    }
+
+    /// Sends what the stream owes to catch up with `current`, as far as its window allows.
+    /// False when the stream is over: reset by the client, failed, or ended because the key
+    /// is `gone`.
+    fn poll_send(
+        &mut self,
+        current: &Arc<EndpointsSnapshot>,
+        gone: bool,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        loop {
+            let Some(update) = self.pending.get(self.next) else {
+                if !self
+                    .last
+                    .as_ref()
+                    .is_some_and(|last| Arc::ptr_eq(last, current))
+                {
+                    self.pending = current.updates_since(self.last.as_deref());
+                    self.next = 0;
+                    self.last = Some(current.clone());
+                    continue;
+                }
+                if gone {
+                    self.end(Status::ok(""));
+                    return false;
+                }
+                // Caught up: only a reset can happen to it now.
+                return self.send.poll_reset(cx).is_pending();
+            };
+            match poll_room(&mut self.send, cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return false,
+                Poll::Pending => return true,
+            }
+            if self.send.send_data(update.clone(), false).is_err() {
+                return false;
+            }
+            self.next += 1;
+            self.open.sent();
+        }
+    }
+
+    fn end(&mut self, status: Status) {
+        end(&mut self.send, status);
+    }
+}
+
+/// Waits until `send`'s window has room for one more byte, which is enough to take the next
+/// message: h2 queues what the window does not hold yet, and the stream asks for more only
+/// once that is sent. False when the stream is closed or reset.
+fn poll_room(send: &mut SendStream<Bytes>, cx: &mut Context<'_>) -> Poll<bool> {
+    send.reserve_capacity(1);
+    if send.capacity() > 0 {
+        return Poll::Ready(send.poll_reset(cx).is_pending());
+    }
+    loop {
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(0)) => {}
+            Some(Ok(_)) => return Poll::Ready(true),
+            Some(Err(_)) | None => return Poll::Ready(false),
+        }
+    }
+}
+
+/// Ends the stream with `status` in its trailers.
+fn end(send: &mut SendStream<Bytes>, status: Status) {
+    let mut trailers = http::HeaderMap::new();
+    if status.add_header(&mut trailers).is_ok() {
+        let _ = send.send_trailers(trailers);
+    } else {
+        send.send_reset(h2::Reason::INTERNAL_ERROR);
+    }
+}
+
+/// A stream of its own (GetProfile): its messages, written as its window allows. Completes
+/// when the stream ends, fails, or the client resets it.
 struct Pump {
     send: SendStream<Bytes>,
     stream: EncodedStream,
 }
 
 impl Pump {
-    /// Ends the stream with `status` in its trailers.
     fn end(&mut self, status: Status) {
-        let mut trailers = http::HeaderMap::new();
-        if status.add_header(&mut trailers).is_ok() {
-            let _ = self.send.send_trailers(trailers);
-        } else {
-            self.send.send_reset(h2::Reason::INTERNAL_ERROR);
-        }
+        end(&mut self.send, status);
     }
 }
 
@@ -186,18 +369,7 @@ impl Future for Pump {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            // Room for one more byte is enough to take the next message: h2 queues what the
-            // window does not hold yet, and the stream asks for more only once that is sent.
-            this.send.reserve_capacity(1);
-            if this.send.capacity() == 0 {
-                loop {
-                    match ready!(this.send.poll_capacity(cx)) {
-                        Some(Ok(0)) => {}
-                        Some(Ok(_)) => break,
-                        Some(Err(_)) | None => return Poll::Ready(()),
-                    }
-                }
-            } else if this.send.poll_reset(cx).is_ready() {
+            if !ready!(poll_room(&mut this.send, cx)) {
                 return Poll::Ready(());
             }
             match ready!(this.stream.poll_next_unpin(cx)) {

@@ -348,14 +348,7 @@ async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
     // idle stream's 64 KiB window after a few rounds.
     let mut last = BTreeSet::new();
     for round in 0..100u32 {
-        let ips: Vec<String> = (0..500u32)
-            .map(|i| format!("10.{}.{}.{}", 1 + round % 2, i / 250, i % 250))
-            .collect();
-        let endpoints: Vec<(&str, &str)> = ips.iter().map(|ip| (ip.as_str(), "")).collect();
-        index
-            .write()
-            .apply(&mk_slice("web", "web-abc", ("http", 8080), &endpoints));
-        last = addrs(ips, 8080);
+        last = swap_round(&index, round);
         converge(&mut stream, &mut set, &last).await;
     }
     assert_eq!(
@@ -380,6 +373,92 @@ async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
         messages < 200,
         "missed versions are coalesced ({messages} messages for 100 rounds)"
     );
+}
+
+/// Replaces web's endpoints with one of two sets of 500 (by `round`'s parity), about 10 KiB
+/// of updates; returns the new set.
+fn swap_round(index: &SharedIndex, round: u32) -> BTreeSet<SocketAddr> {
+    let ips: Vec<String> = (0..500u32)
+        .map(|i| format!("10.{}.{}.{}", 1 + round % 2, i / 250, i % 250))
+        .collect();
+    let endpoints: Vec<(&str, &str)> = ips.iter().map(|ip| (ip.as_str(), "")).collect();
+    index
+        .write()
+        .apply(&mk_slice("web", "web-abc", ("http", 8080), &endpoints));
+    addrs(ips, 8080)
+}
+
+/// The Get streams of one connection that watch one key are written together, yet each
+/// keeps its own pace: one never reads (its 64 KiB stream window fills), one keeps up, one
+/// joins midway and starts from the state of that moment, and one the client cancels ends
+/// alone.
+#[tokio::test]
+async fn streams_on_one_connection_keep_their_own_pace() {
+    let index = web_index();
+    let server = TestServer::start(&index).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(16 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = DestinationClient::new(channel);
+    let path = "web.ns.svc.cluster.local:80";
+    let mut idle = client.get(req(path)).await.unwrap().into_inner();
+    let mut active = client.get(req(path)).await.unwrap().into_inner();
+    let subscriptions = || {
+        server
+            .metrics
+            .subscriptions
+            .get_or_create(&Metrics::api("get"))
+            .get()
+    };
+    let mut set = BTreeSet::new();
+    let mut last = addrs(["10.0.0.1".into(), "10.0.0.2".into()], 8080);
+    converge(&mut active, &mut set, &last).await;
+    for round in 0..30u32 {
+        last = swap_round(&index, round);
+        converge(&mut active, &mut set, &last).await;
+    }
+
+    let mut late = client.get(req(path)).await.unwrap().into_inner();
+    let first = next(&mut late).await;
+    let mut late_set = BTreeSet::new();
+    apply(&mut late_set, first);
+    assert_eq!(
+        late_set, last,
+        "a stream that joins starts from the current state"
+    );
+    assert_eq!(subscriptions(), 3);
+    drop(late);
+    tokio::time::timeout(LIMIT, async {
+        while subscriptions() != 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cancelled stream ends");
+
+    for round in 30..60u32 {
+        last = swap_round(&index, round);
+        converge(&mut active, &mut set, &last).await;
+    }
+    let mut idle_set = BTreeSet::new();
+    let mut messages = 0;
+    tokio::time::timeout(LIMIT, async {
+        while idle_set != last {
+            apply(&mut idle_set, idle.message().await.unwrap().expect("open"));
+            messages += 1;
+        }
+    })
+    .await
+    .expect("the idle stream catches up");
+    assert!(
+        messages < 120,
+        "missed versions are coalesced ({messages} messages for 60 rounds)"
+    );
+    assert_eq!(index.read().sizes().endpoint_keys, 1);
 }
 
 #[tokio::test]
