@@ -133,6 +133,9 @@ pub struct PolicySizes {
     pub authorizations: usize,
     pub authentications: usize,
     pub http_routes: usize,
+    pub rate_limits: usize,
+    /// HTTPLocalRateLimitPolicies that cannot be applied as written.
+    pub invalid_rate_limits: usize,
     pub inbound_keys: usize,
     pub outbound_keys: usize,
 }
@@ -144,6 +147,8 @@ impl PolicyIndex {
             authorizations: self.server_authzs.len() + self.authz_policies.len(),
             authentications: self.mtls_authns.len() + self.net_authns.len(),
             http_routes: self.routes.len(),
+            rate_limits: self.rate_limits.len(),
+            invalid_rate_limits: self.rate_limits.values().filter(|r| !r.is_valid()).count(),
             inbound_keys: self.inbound_subs.values().map(HashMap::len).sum(),
             outbound_keys: self.outbound_subs.values().map(HashMap::len).sum(),
         }

@@ -5,7 +5,8 @@
 //! policies target one Server, the oldest (then the first by name) applies. A policy that
 //! cannot be applied as written (a target other than a Server, an override without clients or
 //! with clients other than ServiceAccounts, a rate out of range or above `total`) is kept aside
-//! with the reason, logged once per change, and changes no policy.
+//! with the reason, logged when it changes, counted by the `index_invalid_objects` gauge, and
+//! changes no policy.
 
 use super::{PolicyIndex, authz, routes};
 use crate::index::{Config, Index, IndexResource, ObjKey};
@@ -27,6 +28,12 @@ pub(crate) struct RateLimitInfo {
     created: Option<i64>,
     /// The limits, or why the policy cannot be applied.
     limits: Result<Limits, InvalidRateLimit>,
+}
+
+impl RateLimitInfo {
+    pub(super) fn is_valid(&self) -> bool {
+        self.limits.is_ok()
+    }
 }
 
 /// A valid policy's limits, in requests per second.

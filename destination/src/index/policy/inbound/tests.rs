@@ -540,7 +540,25 @@ fn invalid_rate_limits_are_skipped_case_by_case() {
             .apply(&rate_limit("bad", json!({}), spec.clone()));
         assert!(!rx.has_changed().unwrap(), "{spec}");
         assert_eq!(current(&mut rx), before, "{spec}");
+        assert_eq!(index.read().policy_sizes().invalid_rate_limits, 1, "{spec}");
         index.write().delete::<HttpLocalRateLimitPolicy>(NS, "bad");
+    }
+
+    // Kept aside, an invalid policy is counted where a scrape sees it.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let _metrics = crate::Metrics::register(&mut registry, index.clone());
+    index.write().apply(&rate_limit(
+        "bad",
+        json!({}),
+        json!({"targetRef": target("web-http"), "total": {"requestsPerSecond": -1}}),
+    ));
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &registry).unwrap();
+    for line in [
+        r#"destination_index_objects{kind="httplocalratelimitpolicy"} 1"#,
+        r#"destination_index_invalid_objects{kind="httplocalratelimitpolicy"} 1"#,
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line:?} in\n{body}");
     }
 
     // Made valid, the same policy applies.
@@ -553,6 +571,8 @@ fn invalid_rate_limits_are_skipped_case_by_case() {
         }),
     ));
     assert_eq!(limit_of(&current(&mut rx)).unwrap().overrides.len(), 1);
+    let sizes = index.read().policy_sizes();
+    assert_eq!((sizes.rate_limits, sizes.invalid_rate_limits), (1, 0));
 }
 
 #[test]
