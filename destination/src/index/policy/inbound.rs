@@ -27,7 +27,9 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A workload whose proxy asks for inbound policy, as the proxy names itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Workload {
+    /// `<ns>:<pod>` or `{"ns":…,"pod":…}`.
     Pod(ObjKey),
+    /// `{"ns":…,"external_workload":…}`.
     External(ObjKey),
 }
 
