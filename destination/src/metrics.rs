@@ -125,10 +125,20 @@ impl Collector for IndexCollector {
             ("authorization", policy.authorizations),
             ("authentication", policy.authentications),
             ("httproute", policy.http_routes),
+            ("httplocalratelimitpolicy", policy.rate_limits),
         ] {
             let labels = [("kind", kind)];
             ConstGauge::new(n as i64).encode(objects.encode_family(&labels)?)?;
         }
+        let mut invalid = encoder.encode_descriptor(
+            "index_invalid_objects",
+            "Objects held by the index that cannot be applied as written, by kind",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        let labels = [("kind", "httplocalratelimitpolicy")];
+        ConstGauge::new(policy.invalid_rate_limits as i64)
+            .encode(invalid.encode_family(&labels)?)?;
         let mut keys = encoder.encode_descriptor(
             "index_subscription_keys",
             "Distinct subscription keys, each shared by all its subscribers",

@@ -14,8 +14,8 @@ use oxlink_admin::{Readiness, Tasks, serve_admin};
 use oxlink_crds::{
     ExternalWorkload, ServiceProfile,
     policy::{
-        AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, NetworkAuthentication, Server,
-        ServerAuthorization,
+        AuthorizationPolicy, HttpLocalRateLimitPolicy, HttpRoute, MeshTlsAuthentication,
+        NetworkAuthentication, Server, ServerAuthorization,
     },
 };
 use oxlink_tls::{
@@ -200,7 +200,7 @@ fn spawn_policy_watches(
     client: &kube::Client,
     index: &SharedIndex,
     ready: &Readiness,
-) -> [tokio::task::JoinHandle<()>; 6] {
+) -> [tokio::task::JoinHandle<()>; 7] {
     type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
     let watch = |spawn: Spawn, unsynced: &'static str| {
         spawn(client.clone(), index.clone(), ready.latch(unsynced))
@@ -229,6 +229,10 @@ fn spawn_policy_watches(
         watch(
             spawn_watch::<ExternalWorkload>,
             "the ExternalWorkload watch has not synced",
+        ),
+        watch(
+            spawn_watch::<HttpLocalRateLimitPolicy>,
+            "the HTTPLocalRateLimitPolicy watch has not synced",
         ),
     ]
 }

@@ -154,3 +154,26 @@ pub(crate) fn mk_external_workload(
     }))
     .unwrap()
 }
+
+/// A Server in [`NS`] selecting ExternalWorkloads by `selector` on `port` with `protocol`.
+pub(crate) fn mk_external_server(
+    name: &str,
+    selector: Value,
+    port: Value,
+    protocol: &str,
+) -> oxlink_crds::policy::Server {
+    let mut server = mk_server(name, selector, port, protocol);
+    server.spec.external_workload_selector = server.spec.pod_selector.take();
+    server
+}
+
+/// Like [`mk_external_workload`], labelled `app: web` (as [`mk_pod`]'s pods are).
+pub(crate) fn mk_web_external_workload(
+    name: &str,
+    ip: &str,
+    annotations: Value,
+) -> oxlink_crds::ExternalWorkload {
+    let mut workload = mk_external_workload(name, ip, annotations);
+    workload.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+    workload
+}

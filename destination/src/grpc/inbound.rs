@@ -9,7 +9,7 @@
 use super::{Open, codec::PreEncodedCodec, latest_stream};
 use crate::{
     metrics::Metrics,
-    policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot},
+    policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot, Workload},
 };
 use futures::stream::BoxStream;
 use linkerd2_proxy_api::inbound as pb;
@@ -199,13 +199,13 @@ impl<D: DiscoverPolicy> PolicyApi for Inbound<D> {
     const API: &'static str = "inbound";
 
     fn lookup(&self, spec: pb::PortSpec) -> Result<SnapshotRx<pb::Server>, Status> {
-        let pod = parse_workload(&spec.workload)?;
+        let workload = parse_workload(&spec.workload)?;
         let port = u16::try_from(spec.port)
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| Status::invalid_argument(format!("invalid port {}", spec.port)))?;
-        tracing::debug!(ns = %pod.ns, pod = %pod.name, port, "inbound policy");
-        self.0.inbound(&pod, port).map_err(not_found)
+        tracing::debug!(?workload, port, "inbound policy");
+        self.0.inbound(&workload, port).map_err(not_found)
     }
 }
 
@@ -213,9 +213,9 @@ pub(super) fn not_found(error: PolicyError) -> Status {
     Status::not_found(error.to_string())
 }
 
-/// The pod a proxy names itself by: `<ns>:<pod>` (older proxies) or
-/// `{"ns":"<ns>","pod":"<pod>"}`.
-pub(crate) fn parse_workload(workload: &str) -> Result<ObjKey, Status> {
+/// The workload a proxy names itself by: `<ns>:<pod>` (older proxies),
+/// `{"ns":"<ns>","pod":"<pod>"}` or `{"ns":"<ns>","external_workload":"<name>"}`.
+pub(crate) fn parse_workload(workload: &str) -> Result<Workload, Status> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Json {
@@ -225,18 +225,19 @@ pub(crate) fn parse_workload(workload: &str) -> Result<ObjKey, Status> {
     }
     let invalid =
         |why: &str| Status::invalid_argument(format!("invalid workload {workload:?}: {why}"));
-    let (ns, pod) = if workload.trim_start().starts_with('{') {
+    let (ns, name, kind): (_, _, fn(ObjKey) -> Workload) = if workload.trim_start().starts_with('{')
+    {
         let json: Json = serde_json::from_str(workload).map_err(|e| invalid(&e.to_string()))?;
         match (json.pod, json.external_workload) {
-            (Some(pod), None) => (json.ns, pod),
-            (None, Some(_)) => return Err(invalid("external workloads are not supported")),
+            (Some(pod), None) => (json.ns, pod, Workload::Pod),
+            (None, Some(ext)) => (json.ns, ext, Workload::External),
             _ => return Err(invalid("expected exactly one of pod and external_workload")),
         }
     } else {
         let (ns, pod) = workload
             .split_once(':')
             .ok_or_else(|| invalid("expected <namespace>:<pod>"))?;
-        (ns.to_string(), pod.to_string())
+        (ns.to_string(), pod.to_string(), Workload::Pod)
     };
     let name_ok = |s: &str| {
         !s.is_empty()
@@ -244,10 +245,10 @@ pub(crate) fn parse_workload(workload: &str) -> Result<ObjKey, Status> {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     };
-    if !name_ok(&ns) || !name_ok(&pod) {
-        return Err(invalid("namespace and pod must be Kubernetes names"));
+    if !name_ok(&ns) || !name_ok(&name) {
+        return Err(invalid("namespace and workload must be Kubernetes names"));
     }
-    Ok(ObjKey::new(ns, pod))
+    Ok(kind(ObjKey::new(ns, name)))
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ impl IndexResource for ExternalWorkload {
         let Some((key, info)) = ExternalInfo::from(obj) else {
             return;
         };
+        index.policy.apply_external(&key, obj);
         if index.external_workloads.get(&key).map(|w| &**w) == Some(&info) {
             return;
         }
@@ -120,6 +121,7 @@ impl IndexResource for ExternalWorkload {
     }
 
     fn delete(index: &mut Index, key: &ObjKey) {
+        index.policy.delete_external(key);
         if index.external_workloads.remove(key).is_some() {
             index.mark_external_services(key);
         }

@@ -1,17 +1,21 @@
 //! Policy: Servers, ServerAuthorizations, AuthorizationPolicies, MeshTLS and Network
-//! authentications and HTTPRoutes, and the inbound and outbound policies built from them.
+//! authentications, HTTPRoutes and HTTPLocalRateLimitPolicies, and the inbound and outbound
+//! policies built from them.
 //!
-//! Inbound subscriptions are keyed by pod and port, outbound ones by Service and port. Like the
-//! rest of the index, each key has one `watch` channel holding the latest policy, encoded once
-//! and shared by every subscriber. A write marks what it can affect (a namespace's pods, a pod,
-//! a namespace's Services, every Service for an HTTPRoute) and the next flush rebuilds only
-//! those keys, sending only when the policy actually changed.
+//! Inbound subscriptions are keyed by workload (pod or ExternalWorkload) and port, outbound ones
+//! by Service and port. Like the rest of the index, each key has one `watch` channel holding the
+//! latest policy, encoded once and shared by every subscriber. A write marks what it can affect
+//! (a namespace's workloads, a pod, an ExternalWorkload, a namespace's Services, every Service for
+//! an HTTPRoute) and the next flush rebuilds only those keys, sending only when the policy
+//! actually changed.
 
 mod authz;
 mod defaults;
+mod external;
 mod inbound;
 mod outbound;
 mod pod;
+mod ratelimit;
 mod resources;
 pub(super) mod routes;
 
@@ -21,6 +25,7 @@ mod tests;
 pub use self::defaults::{
     Cidr, DefaultPolicy, Networks, ParseCidrError, ParsePolicyError, PolicyConfig,
 };
+pub use self::inbound::Workload;
 pub(crate) use self::{outbound::ServicePolicy, pod::PodPolicy};
 
 use super::{Index, ObjKey};
@@ -70,6 +75,8 @@ pub enum OutboundTarget {
 pub enum PolicyError {
     #[error("pod {}/{} not found", .0.ns, .0.name)]
     PodNotFound(ObjKey),
+    #[error("external workload {}/{} not found", .0.ns, .0.name)]
+    ExternalWorkloadNotFound(ObjKey),
     #[error("no such service: {}/{}", .0.ns, .0.name)]
     ServiceNotFound(ObjKey),
     #[error("no service has the cluster IP of {0}")]
@@ -100,14 +107,19 @@ pub(crate) struct PolicyIndex {
     pub(crate) mtls_authns: HashMap<ObjKey, MeshTlsAuthenticationSpec>,
     pub(crate) net_authns: HashMap<ObjKey, NetworkAuthenticationSpec>,
     pub(crate) routes: HashMap<ObjKey, RouteInfo>,
+    pub(crate) rate_limits: HashMap<ObjKey, ratelimit::RateLimitInfo>,
+    /// What inbound policy reads from each ExternalWorkload.
+    pub(crate) externals: HashMap<ObjKey, external::ExternalPolicy>,
 
-    inbound_subs: HashMap<ObjKey, HashMap<u16, Tx<inpb::Server>>>,
+    inbound_subs: HashMap<Workload, HashMap<u16, Tx<inpb::Server>>>,
     outbound_subs: HashMap<ObjKey, HashMap<u16, Tx<outpb::OutboundPolicy>>>,
 
     /// Namespaces whose pods' inbound policies may have changed.
     dirty_inbound_ns: HashSet<String>,
     /// Pods whose inbound policies may have changed.
     pub(crate) dirty_pods: HashSet<ObjKey>,
+    /// ExternalWorkloads whose inbound policies may have changed.
+    dirty_externals: HashSet<ObjKey>,
     /// Namespaces whose Services' outbound policies may have changed.
     dirty_outbound_ns: HashSet<String>,
     /// Every outbound policy may have changed (an HTTPRoute may name any Service).
@@ -121,6 +133,9 @@ pub struct PolicySizes {
     pub authorizations: usize,
     pub authentications: usize,
     pub http_routes: usize,
+    pub rate_limits: usize,
+    /// HTTPLocalRateLimitPolicies that cannot be applied as written.
+    pub invalid_rate_limits: usize,
     pub inbound_keys: usize,
     pub outbound_keys: usize,
 }
@@ -132,6 +147,8 @@ impl PolicyIndex {
             authorizations: self.server_authzs.len() + self.authz_policies.len(),
             authentications: self.mtls_authns.len() + self.net_authns.len(),
             http_routes: self.routes.len(),
+            rate_limits: self.rate_limits.len(),
+            invalid_rate_limits: self.rate_limits.values().filter(|r| !r.is_valid()).count(),
             inbound_keys: self.inbound_subs.values().map(HashMap::len).sum(),
             outbound_keys: self.outbound_subs.values().map(HashMap::len).sum(),
         }
@@ -158,23 +175,43 @@ impl PolicyIndex {
 impl Index {
     /// A receiver of the inbound policy of `port` on `pod`; the pod must be indexed.
     pub fn watch_inbound(&mut self, pod: &ObjKey, port: u16) -> Result<InboundRx, PolicyError> {
-        if let Some(rx) = self.existing_inbound(pod, port) {
+        self.watch_workload(&Workload::Pod(pod.clone()), port)
+    }
+
+    /// A receiver of the inbound policy of `port` on a pod or an ExternalWorkload, which must be
+    /// indexed. The channel closes when the workload is deleted.
+    pub fn watch_workload(
+        &mut self,
+        workload: &Workload,
+        port: u16,
+    ) -> Result<InboundRx, PolicyError> {
+        if let Some(rx) = self.existing_workload(workload, port) {
             return Ok(rx);
         }
         let server = self
-            .inbound_server(pod, port)
-            .ok_or_else(|| PolicyError::PodNotFound(pod.clone()))?;
+            .inbound_server(workload, port)
+            .ok_or_else(|| workload.not_found())?;
         let (tx, rx) = channel::channel(Arc::new(PolicySnapshot::new(server)));
         self.policy
             .inbound_subs
-            .entry(pod.clone())
+            .entry(workload.clone())
             .or_default()
             .insert(port, tx);
         Ok(rx)
     }
 
     pub fn existing_inbound(&self, pod: &ObjKey, port: u16) -> Option<InboundRx> {
-        Some(self.policy.inbound_subs.get(pod)?.get(&port)?.subscribe())
+        self.existing_workload(&Workload::Pod(pod.clone()), port)
+    }
+
+    pub fn existing_workload(&self, workload: &Workload, port: u16) -> Option<InboundRx> {
+        Some(
+            self.policy
+                .inbound_subs
+                .get(workload)?
+                .get(&port)?
+                .subscribe(),
+        )
     }
 
     /// A receiver of the outbound policy of a Service port.
@@ -231,16 +268,7 @@ impl Index {
 
     /// Rebuilds the policy subscriptions that the writes since the last flush touched.
     pub(super) fn flush_policy(&mut self) {
-        let dirty_ns = std::mem::take(&mut self.policy.dirty_inbound_ns);
-        let dirty_pods = std::mem::take(&mut self.policy.dirty_pods);
-        let inbound = dirty_keys(&mut self.policy.inbound_subs, |pod| {
-            dirty_ns.contains(&pod.ns) || dirty_pods.contains(pod)
-        });
-        let built: Vec<_> = inbound
-            .into_iter()
-            .filter_map(|(pod, port)| Some(((pod.clone(), port), self.inbound_server(&pod, port)?)))
-            .collect();
-        publish(&mut self.policy.inbound_subs, built);
+        self.flush_inbound();
 
         let all = std::mem::take(&mut self.policy.dirty_all_outbound);
         let dirty_ns = std::mem::take(&mut self.policy.dirty_outbound_ns);
@@ -259,10 +287,10 @@ impl Index {
 
 /// The subscribed keys under the objects `dirty` picks, after dropping the channels nobody
 /// holds any more.
-fn dirty_keys<M>(
-    subs: &mut HashMap<ObjKey, HashMap<u16, Tx<M>>>,
-    dirty: impl Fn(&ObjKey) -> bool,
-) -> Vec<(ObjKey, u16)> {
+fn dirty_keys<K: Clone + Eq + Hash, M>(
+    subs: &mut HashMap<K, HashMap<u16, Tx<M>>>,
+    dirty: impl Fn(&K) -> bool,
+) -> Vec<(K, u16)> {
     let mut keys = Vec::new();
     subs.retain(|obj, ports| {
         if !dirty(obj) {
@@ -276,9 +304,9 @@ fn dirty_keys<M>(
 }
 
 /// Sends each rebuilt policy to its channel if it differs from the one there.
-fn publish<M: Message + PartialEq>(
-    subs: &mut HashMap<ObjKey, HashMap<u16, Tx<M>>>,
-    built: Vec<((ObjKey, u16), M)>,
+fn publish<K: Eq + Hash, M: Message + PartialEq>(
+    subs: &mut HashMap<K, HashMap<u16, Tx<M>>>,
+    built: Vec<((K, u16), M)>,
 ) {
     for ((obj, port), message) in built {
         if let Some(tx) = subs.get(&obj).and_then(|ports| ports.get(&port)) {

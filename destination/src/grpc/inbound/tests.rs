@@ -70,10 +70,14 @@ fn port_spec(workload: &str, port: u32) -> pb::PortSpec {
 }
 
 #[test]
-fn workloads_parse_in_both_formats() {
-    let pod = ObjKey::new("ns", "web-1");
+fn workloads_parse_in_every_format() {
+    let pod = Workload::Pod(ObjKey::new("ns", "web-1"));
     assert_eq!(parse_workload("ns:web-1").unwrap(), pod);
     assert_eq!(parse_workload(r#"{"ns":"ns","pod":"web-1"}"#).unwrap(), pod);
+    assert_eq!(
+        parse_workload(r#"{"ns":"ns","external_workload":"vm-1"}"#).unwrap(),
+        Workload::External(ObjKey::new("ns", "vm-1"))
+    );
     for bad in [
         "",
         "ns",
@@ -85,8 +89,10 @@ fn workloads_parse_in_both_formats() {
         r#"{"ns":"ns"}"#,
         r#"{"pod":"web-1"}"#,
         r#"{"ns":"ns","pod":"web-1","extra":1}"#,
-        r#"{"ns":"ns","external_workload":"vm"}"#,
         r#"{"ns":"ns","pod":"a","external_workload":"vm"}"#,
+        r#"{"ns":"ns","external_workload":"VM"}"#,
+        r#"{"ns":"ns","external_workload":""}"#,
+        r#"{"ns":"ns","external_workload":7}"#,
     ] {
         let status = parse_workload(bad).unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
@@ -233,4 +239,72 @@ async fn outbound_finds_services_only() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(index.read().policy_sizes().outbound_keys, 1);
+}
+
+#[tokio::test]
+async fn external_workloads_are_served_and_their_streams_end_with_them() {
+    let index = index();
+    let server = start(&index).await;
+    let mut client = InboundServerPoliciesClient::new(server.channel.clone());
+    let vm = json!({"ns": NS, "external_workload": "vm-1"}).to_string();
+    // Not indexed yet: NOT_FOUND, like an unknown pod, and nothing is kept.
+    for status in [
+        client.get_port(port_spec(&vm, 8080)).await.unwrap_err(),
+        client.watch_port(port_spec(&vm, 8080)).await.unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(
+            status.message().contains("external workload ns/vm-1"),
+            "{status:?}"
+        );
+    }
+    // A pod's name is no ExternalWorkload's.
+    let pod_named = json!({"ns": NS, "external_workload": "web-1"}).to_string();
+    let status = client
+        .get_port(port_spec(&pod_named, 8080))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(index.read().policy_sizes().inbound_keys, 0);
+
+    index
+        .write()
+        .apply(&mk_web_external_workload("vm-1", "192.168.1.10", json!({})));
+    let mut stream = client
+        .watch_port(port_spec(&vm, 8080))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(LIMIT, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.labels["kind"], "default");
+
+    index.write().apply::<Server>(&mk_external_server(
+        "vm-http",
+        json!({"matchLabels": {"app": "web"}}),
+        json!("http"),
+        "HTTP/1",
+    ));
+    let next = tokio::time::timeout(LIMIT, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.labels["name"], "vm-http");
+
+    // Deleting the workload ends its stream cleanly; asking again is NOT_FOUND.
+    index
+        .write()
+        .delete::<oxlink_crds::ExternalWorkload>(NS, "vm-1");
+    let end = tokio::time::timeout(LIMIT, stream.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, None);
+    let status = client.get_port(port_spec(&vm, 8080)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(index.read().policy_sizes().inbound_keys, 0);
 }

@@ -138,7 +138,7 @@ pub(super) fn probe_authz(config: &Config) -> pb::Authz {
     )
 }
 
-fn identity(config: &Config, ns: &str, sa: &str) -> String {
+pub(super) fn identity(config: &Config, ns: &str, sa: &str) -> String {
     format!(
         "{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{}.{}",
         config.controller_namespace, config.identity_trust_domain

@@ -1,5 +1,5 @@
-//! What inbound policy reads from a pod beyond its labels and ports: its default-policy and
-//! require-identity annotations, and its HTTP probes.
+//! What inbound policy reads from a workload beyond its labels and ports: its default-policy and
+//! require-identity annotations, and (pods only) its HTTP probes.
 
 use super::DefaultPolicy;
 use crate::ports::PortSet;
@@ -8,20 +8,46 @@ use k8s_openapi::{
     apimachinery::pkg::util::intstr::IntOrString,
 };
 use oxlink_crds::names::annotations;
+use std::collections::BTreeMap;
 
+/// A pod's, or an ExternalWorkload's, inbound-policy annotations and probes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct PodPolicy {
     /// `config.linkerd.io/default-inbound-policy`, if set and valid.
     pub(crate) default_policy: Option<DefaultPolicy>,
     /// `config.linkerd.io/proxy-require-identity-inbound-ports`.
     pub(crate) require_identity_ports: PortSet,
-    /// `(port, path)` of each HTTP liveness and readiness probe.
+    /// `(port, path)` of each HTTP liveness and readiness probe (ExternalWorkloads have none).
     pub(crate) probes: Vec<(u16, String)>,
 }
 
 impl PodPolicy {
+    /// The policy annotations of a workload, whose named ports `named_port` resolves; no probes.
+    pub(crate) fn from_annotations(
+        annotations: Option<&BTreeMap<String, String>>,
+        named_port: impl Fn(&str) -> Option<u16>,
+    ) -> Self {
+        let default_policy = annotations
+            .and_then(|a| a.get(annotations::DEFAULT_INBOUND_POLICY))
+            .and_then(|value| match value.parse() {
+                Ok(policy) => Some(policy),
+                Err(error) => {
+                    tracing::info!(%error, "ignoring the workload's default inbound policy");
+                    None
+                }
+            });
+        let require_identity_ports = annotations
+            .and_then(|a| a.get(annotations::PROXY_REQUIRE_IDENTITY_INBOUND_PORTS))
+            .map(|list| PortSet::parse(list, named_port))
+            .unwrap_or_default();
+        Self {
+            default_policy,
+            require_identity_ports,
+            probes: Vec::new(),
+        }
+    }
+
     pub(crate) fn from_pod(pod: &Pod) -> Self {
-        let annotations = pod.metadata.annotations.as_ref();
         let containers = pod
             .spec
             .as_ref()
@@ -34,19 +60,6 @@ impl PodPolicy {
                 .find(|p| p.name.as_deref() == Some(name))
                 .and_then(|p| u16::try_from(p.container_port).ok())
         };
-        let default_policy = annotations
-            .and_then(|a| a.get(annotations::DEFAULT_INBOUND_POLICY))
-            .and_then(|value| match value.parse() {
-                Ok(policy) => Some(policy),
-                Err(error) => {
-                    tracing::info!(%error, "ignoring the pod's default inbound policy");
-                    None
-                }
-            });
-        let require_identity_ports = annotations
-            .and_then(|a| a.get(annotations::PROXY_REQUIRE_IDENTITY_INBOUND_PORTS))
-            .map(|list| PortSet::parse(list, named_port))
-            .unwrap_or_default();
         let mut probes: Vec<(u16, String)> = containers
             .iter()
             .flat_map(probes_of)
@@ -65,9 +78,8 @@ impl PodPolicy {
         probes.sort();
         probes.dedup();
         Self {
-            default_policy,
-            require_identity_ports,
             probes,
+            ..Self::from_annotations(pod.metadata.annotations.as_ref(), named_port)
         }
     }
 }

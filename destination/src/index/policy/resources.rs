@@ -34,8 +34,11 @@ impl PolicyIndex {
         match affects {
             Affects::InboundNs => self.mark_inbound_ns(&key.ns),
             Affects::AllInbound => {
-                let namespaces: Vec<String> =
-                    self.inbound_subs.keys().map(|pod| pod.ns.clone()).collect();
+                let namespaces: Vec<String> = self
+                    .inbound_subs
+                    .keys()
+                    .map(|workload| workload.key().ns.clone())
+                    .collect();
                 self.dirty_inbound_ns.extend(namespaces);
             }
             Affects::Routes => {
