@@ -9,10 +9,14 @@
 
 mod authz;
 mod defaults;
+mod egress;
+mod gateway;
+mod grpc_route;
 mod inbound;
 mod outbound;
 mod pod;
 mod resources;
+mod retry;
 pub(super) mod routes;
 
 #[cfg(test)]
@@ -21,6 +25,7 @@ mod tests;
 pub use self::defaults::{
     Cidr, DefaultPolicy, Networks, ParseCidrError, ParsePolicyError, PolicyConfig,
 };
+pub use self::gateway::spawn_gateway_watch;
 pub(crate) use self::{outbound::ServicePolicy, pod::PodPolicy};
 
 use super::{Index, ObjKey};
@@ -89,6 +94,8 @@ pub(crate) struct ServerInfo {
 pub(crate) struct RouteInfo {
     pub(crate) spec: HttpRouteSpec,
     pub(crate) created: Option<i64>,
+    /// The route's own `retry.linkerd.io/*` annotations, which replace its Service's.
+    pub(crate) retries: retry::Retries,
 }
 
 /// The policy part of the index.
@@ -100,6 +107,10 @@ pub(crate) struct PolicyIndex {
     pub(crate) mtls_authns: HashMap<ObjKey, MeshTlsAuthenticationSpec>,
     pub(crate) net_authns: HashMap<ObjKey, NetworkAuthenticationSpec>,
     pub(crate) routes: HashMap<ObjKey, RouteInfo>,
+    /// Gateway API HTTPRoutes and GRPCRoutes (outbound only).
+    gateway: gateway::GatewayRoutes,
+    /// Outbound subscriptions to addresses outside the cluster.
+    egress: egress::EgressSubs,
 
     inbound_subs: HashMap<ObjKey, HashMap<u16, Tx<inpb::Server>>>,
     outbound_subs: HashMap<ObjKey, HashMap<u16, Tx<outpb::OutboundPolicy>>>,
@@ -177,9 +188,15 @@ impl Index {
         Some(self.policy.inbound_subs.get(pod)?.get(&port)?.subscribe())
     }
 
-    /// A receiver of the outbound policy of a Service port.
+    /// A receiver of the outbound policy of a Service port, or of the fallback policy of an
+    /// address outside the cluster networks.
     pub fn watch_outbound(&mut self, target: &OutboundTarget) -> Result<OutboundRx, PolicyError> {
-        let (svc, port) = self.outbound_service(target)?;
+        let (svc, port) = match self.outbound_service(target) {
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr) => {
+                return Ok(self.watch_egress(addr));
+            }
+            found => found?,
+        };
         if let Some(rx) = self.existing_outbound_key(&svc, port) {
             return Ok(rx);
         }
@@ -199,7 +216,12 @@ impl Index {
         &self,
         target: &OutboundTarget,
     ) -> Result<Option<OutboundRx>, PolicyError> {
-        let (svc, port) = self.outbound_service(target)?;
+        let (svc, port) = match self.outbound_service(target) {
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr) => {
+                return Ok(self.existing_egress(addr));
+            }
+            found => found?,
+        };
         Ok(self.existing_outbound_key(&svc, port))
     }
 

@@ -1,0 +1,182 @@
+//! GRPCRoutes with a Service parent, as the outbound policy's gRPC routes: matches on service,
+//! method and headers, request-header filters, weighted backends, and the Service's timeouts
+//! and retries (the route's own retry annotations first).
+
+use super::{
+    gateway::GrpcRouteInfo,
+    outbound::{
+        BackendRef, INVALID_BACKEND_STATUS, Invalid, Resolved, attaches, route_order, service_meta,
+        weight,
+    },
+    retry::{GrpcCode, Retry},
+    routes,
+};
+use crate::index::{Index, ObjKey};
+use kube::Resource;
+use linkerd2_proxy_api::{grpc_route as grpc, outbound as pb};
+use oxlink_crds::{
+    gateway::{
+        GrpcRoute,
+        grpc_route::{GrpcFilterType, GrpcRouteFilter, GrpcRouteMatch, GrpcRouteRule},
+    },
+    names::groups::GATEWAY,
+};
+
+impl Index {
+    /// The GRPCRoutes whose parent is this Service port, oldest first (then by name); empty
+    /// when there are none.
+    pub(super) fn service_grpc_routes(&self, svc: &ObjKey, port: u16) -> Vec<pb::GrpcRoute> {
+        let mut attached: Vec<_> = self
+            .policy
+            .gateway
+            .grpc
+            .iter()
+            .filter(|(key, route)| attaches(&route.spec.parent_refs, &key.ns, svc, port))
+            .collect();
+        attached
+            .sort_by(|a, b| route_order((GATEWAY, a.0, a.1.created), (GATEWAY, b.0, b.1.created)));
+        attached
+            .into_iter()
+            .map(|(key, route)| pb::GrpcRoute {
+                metadata: Some(routes::resource_meta(
+                    GATEWAY,
+                    &GrpcRoute::kind(&()),
+                    &key.ns,
+                    &key.name,
+                    0,
+                )),
+                hosts: routes::host_matches(&route.spec.hostnames),
+                rules: route
+                    .spec
+                    .rules
+                    .iter()
+                    .map(|rule| self.grpc_rule(&key.ns, svc, port, route, rule))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn grpc_rule(
+        &self,
+        route_ns: &str,
+        parent: &ObjKey,
+        port: u16,
+        route: &GrpcRouteInfo,
+        rule: &GrpcRouteRule,
+    ) -> pb::grpc_route::Rule {
+        use pb::grpc_route::{Distribution, WeightedRouteBackend, distribution};
+        let backends = if rule.backend_refs.is_empty() {
+            let backend = self.service_backend(parent, port, service_meta(parent, port));
+            distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                backends: vec![route_backend(backend, Vec::new())],
+            })
+        } else {
+            distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: rule
+                    .backend_refs
+                    .iter()
+                    .map(|b| {
+                        let target = BackendRef {
+                            kind: b.kind.as_deref(),
+                            name: &b.name,
+                            namespace: b.namespace.as_deref(),
+                            port: b.port,
+                        };
+                        let (backend, filters) = match self.resolve_backend(route_ns, port, target)
+                        {
+                            Resolved::Service(backend) => (backend, filters(&b.filters)),
+                            Resolved::Invalid(Invalid { backend, message }) => {
+                                (backend, vec![grpc_failure(message)])
+                            }
+                        };
+                        WeightedRouteBackend {
+                            backend: Some(route_backend(backend, filters)),
+                            weight: weight(b.weight),
+                        }
+                    })
+                    .collect(),
+            })
+        };
+        let policy = self.services.get(parent).map(|info| &info.policy);
+        // The route's own retry annotations replace the Service's.
+        let retry = route
+            .retries
+            .grpc
+            .as_ref()
+            .or_else(|| policy.and_then(|p| p.retries.grpc.as_ref()));
+        #[allow(deprecated)]
+        pb::grpc_route::Rule {
+            matches: matches(&rule.matches),
+            filters: filters(&rule.filters),
+            backends: Some(Distribution {
+                kind: Some(backends),
+            }),
+            timeouts: policy.and_then(|p| p.timeouts.to_proto(None)),
+            retry: retry.map(Retry::<GrpcCode>::to_grpc),
+            ..Default::default()
+        }
+    }
+}
+
+/// A rule's matches; a rule without any matches every call.
+fn matches(list: &[GrpcRouteMatch]) -> Vec<grpc::GrpcRouteMatch> {
+    if list.is_empty() {
+        return vec![grpc::GrpcRouteMatch::default()];
+    }
+    list.iter()
+        .map(|m| grpc::GrpcRouteMatch {
+            rpc: m.method.as_ref().map(|method| grpc::GrpcRpcMatch {
+                service: method.service.clone().unwrap_or_default(),
+                method: method.method.clone().unwrap_or_default(),
+            }),
+            headers: routes::header_matches(&m.headers),
+        })
+        .collect()
+}
+
+/// The filters the proxy applies to gRPC routes: request-header changes. A response-header
+/// filter has no gRPC form and is skipped.
+fn filters(list: &[GrpcRouteFilter]) -> Vec<pb::grpc_route::Filter> {
+    use pb::grpc_route::filter::Kind;
+    list.iter()
+        .filter_map(|f| match f.kind {
+            GrpcFilterType::RequestHeaderModifier => {
+                let (add, set, remove) = routes::headers(f.request_header_modifier.as_ref()?);
+                Some(pb::grpc_route::Filter {
+                    kind: Some(Kind::RequestHeaderModifier(
+                        linkerd2_proxy_api::http_route::RequestHeaderModifier { add, set, remove },
+                    )),
+                })
+            }
+            GrpcFilterType::ResponseHeaderModifier => {
+                tracing::debug!("skipping a response header filter on a gRPC route");
+                None
+            }
+        })
+        .collect()
+}
+
+#[allow(deprecated)]
+fn route_backend(
+    backend: pb::Backend,
+    filters: Vec<pb::grpc_route::Filter>,
+) -> pb::grpc_route::RouteBackend {
+    pb::grpc_route::RouteBackend {
+        backend: Some(backend),
+        filters,
+        request_timeout: None,
+    }
+}
+
+/// Fails every call with `message`.
+fn grpc_failure(message: String) -> pb::grpc_route::Filter {
+    pb::grpc_route::Filter {
+        kind: Some(pb::grpc_route::filter::Kind::FailureInjector(
+            grpc::GrpcFailureInjector {
+                code: INVALID_BACKEND_STATUS,
+                message,
+                ratio: None,
+            },
+        )),
+    }
+}

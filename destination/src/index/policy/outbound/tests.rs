@@ -1,0 +1,571 @@
+//! Outbound policy: retries, `appProtocol`, Gateway API routes and egress, driven through the
+//! index.
+
+use crate::{
+    index::{
+        ObjKey, SharedIndex,
+        policy::{OutboundRx, OutboundTarget, PolicyError},
+    },
+    test_util::*,
+};
+use k8s_openapi::api::core::v1::Service;
+use linkerd2_proxy_api::{meta::metadata::Kind as MetaKind, outbound as pb};
+use oxlink_crds::{
+    gateway::{GrpcRoute, HttpRoute as GatewayHttpRoute},
+    policy::HttpRoute,
+};
+use pb::proxy_protocol::Kind;
+use serde_json::{Value, json};
+
+const WEB_IP: &str = "10.96.0.10";
+
+/// Service `web` at [`WEB_IP`] with ports 80 (`http`) and 8080 (`grpc`), each port's
+/// `appProtocol` from `app_protocols`, and `annotations`.
+fn web(annotations: Value, app_protocols: [Option<&str>; 2]) -> Service {
+    let ports: Vec<Value> = [(80, "http"), (8080, "grpc")]
+        .into_iter()
+        .zip(app_protocols)
+        .map(|((port, name), app)| {
+            let mut p = json!({"name": name, "port": port, "targetPort": port, "protocol": "TCP"});
+            if let Some(app) = app {
+                p["appProtocol"] = json!(app);
+            }
+            p
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"namespace": NS, "name": "web", "annotations": annotations},
+        "spec": {"clusterIP": WEB_IP, "clusterIPs": [WEB_IP], "ports": ports},
+    }))
+    .unwrap()
+}
+
+fn http_route(name: &str, annotations: Value, rules: Value) -> HttpRoute {
+    serde_json::from_value(json!({
+        "apiVersion": "policy.linkerd.io/v1beta3",
+        "kind": "HTTPRoute",
+        "metadata": {"namespace": NS, "name": name, "annotations": annotations},
+        "spec": {
+            "parentRefs": [{"group": "core", "kind": "Service", "name": "web", "port": 80}],
+            "rules": rules,
+        },
+    }))
+    .unwrap()
+}
+
+fn watch(index: &SharedIndex, addr: &str) -> OutboundRx {
+    index
+        .write()
+        .watch_outbound(&OutboundTarget::Addr(addr.parse().unwrap()))
+        .unwrap()
+}
+
+fn latest(rx: &mut OutboundRx) -> pb::OutboundPolicy {
+    rx.borrow_and_update().message.clone()
+}
+
+fn kind(policy: &pb::OutboundPolicy) -> &Kind {
+    policy.protocol.as_ref().unwrap().kind.as_ref().unwrap()
+}
+
+/// The HTTP/1 routes of a detect or HTTP/1 policy.
+fn http1_routes(policy: &pb::OutboundPolicy) -> Vec<pb::HttpRoute> {
+    match kind(policy) {
+        Kind::Detect(d) => d.http1.clone().unwrap().routes,
+        Kind::Http1(h) => h.routes.clone(),
+        other => panic!("not HTTP/1: {other:?}"),
+    }
+}
+
+fn meta_name(m: &Option<linkerd2_proxy_api::meta::Metadata>) -> String {
+    match m.as_ref().and_then(|m| m.kind.as_ref()) {
+        Some(MetaKind::Default(name)) => format!("default:{name}"),
+        Some(MetaKind::Resource(r)) => format!("{}:{}:{}", r.group, r.kind, r.name),
+        None => String::new(),
+    }
+}
+
+/// A rule's retry as (max retries, status ranges).
+type RuleRetry = Option<(u32, Vec<(u32, u32)>)>;
+
+/// The retry of each rule of each HTTP/1 route.
+fn http_retries(policy: &pb::OutboundPolicy) -> Vec<RuleRetry> {
+    http1_routes(policy)
+        .iter()
+        .flat_map(|r| &r.rules)
+        .map(|rule| {
+            rule.retry.as_ref().map(|r| {
+                let ranges = r.conditions.as_ref().unwrap().status_ranges.iter();
+                (r.max_retries, ranges.map(|s| (s.start, s.end)).collect())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn service_retries_appear_change_and_disappear() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    assert_eq!(http_retries(&latest(&mut rx)), [None]);
+
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "5xx", "retry.linkerd.io/limit": "2"}),
+        [None, None],
+    ));
+    assert!(rx.has_changed().unwrap());
+    let policy = latest(&mut rx);
+    assert_eq!(http_retries(&policy), [Some((2, vec![(500, 599)]))]);
+    let Kind::Detect(detect) = kind(&policy) else {
+        panic!()
+    };
+    assert_eq!(
+        detect.http2.as_ref().unwrap().routes,
+        detect.http1.as_ref().unwrap().routes,
+        "HTTP/2 gets the same routes"
+    );
+
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "gateway-error,429", "retry.linkerd.io/timeout": "250ms"}),
+        [None, None],
+    ));
+    let policy = latest(&mut rx);
+    assert_eq!(
+        http_retries(&policy),
+        [Some((1, vec![(502, 504), (429, 429)]))]
+    );
+    let retry = http1_routes(&policy)[0].rules[0].retry.clone().unwrap();
+    assert_eq!(retry.timeout.unwrap().nanos, 250_000_000);
+
+    index.write().apply(&web(json!({}), [None, None]));
+    assert_eq!(http_retries(&latest(&mut rx)), [None]);
+}
+
+#[test]
+fn bad_retry_annotations_are_skipped_without_breaking_the_policy() {
+    let index = mk_index();
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "5xx,teapot", "retry.linkerd.io/limit": "3"}),
+        [None, None],
+    ));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    // The conditions are dropped, the limit stays.
+    assert_eq!(http_retries(&latest(&mut rx)), [Some((3, vec![]))]);
+
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "5xx", "retry.linkerd.io/limit": "-1", "retry.linkerd.io/timeout": "7"}),
+        [None, None],
+    ));
+    assert_eq!(
+        http_retries(&latest(&mut rx)),
+        [Some((1, vec![(500, 599)]))]
+    );
+
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "", "retry.linkerd.io/timeout": "never"}),
+        [None, None],
+    ));
+    assert_eq!(
+        http_retries(&latest(&mut rx)),
+        [None],
+        "nothing valid, no retry"
+    );
+}
+
+#[test]
+fn route_retry_annotations_replace_the_services() {
+    let index = mk_index();
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "5xx", "retry.linkerd.io/limit": "2"}),
+        [None, None],
+    ));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    index.write().apply(&http_route(
+        "own",
+        json!({"retry.linkerd.io/http": "503", "retry.linkerd.io/limit": "4"}),
+        json!([{"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}]}, {}]),
+    ));
+    assert_eq!(
+        http_retries(&latest(&mut rx)),
+        [Some((4, vec![(503, 503)])), Some((4, vec![(503, 503)]))]
+    );
+
+    // A route without retry annotations (a gRPC one does not count) keeps the Service's.
+    index.write().apply(&http_route(
+        "own",
+        json!({"retry.linkerd.io/grpc": "internal"}),
+        json!([{}]),
+    ));
+    assert_eq!(
+        http_retries(&latest(&mut rx)),
+        [Some((2, vec![(500, 599)]))]
+    );
+
+    // A route's limit alone replaces the Service's conditions too, as in Linkerd.
+    index.write().apply(&http_route(
+        "own",
+        json!({"retry.linkerd.io/limit": "5"}),
+        json!([{}]),
+    ));
+    assert_eq!(http_retries(&latest(&mut rx)), [Some((5, vec![]))]);
+
+    index.write().delete::<HttpRoute>(NS, "own");
+    assert_eq!(
+        http_retries(&latest(&mut rx)),
+        [Some((2, vec![(500, 599)]))]
+    );
+}
+
+#[test]
+fn app_protocol_picks_the_protocol() {
+    let index = mk_index();
+    index
+        .write()
+        .apply(&web(json!({}), [Some("http"), Some("kubernetes.io/h2c")]));
+    let mut http = watch(&index, "10.96.0.10:80");
+    let mut h2 = watch(&index, "10.96.0.10:8080");
+    let policy = latest(&mut http);
+    let Kind::Http1(h1) = kind(&policy) else {
+        panic!("{policy:?}")
+    };
+    assert_eq!(meta_name(&h1.routes[0].metadata), "default:http");
+    assert!(matches!(kind(&latest(&mut h2)), Kind::Http2(_)));
+
+    // Case does not matter; opaque and tcp are both opaque; unknown values detect.
+    index.write().apply(&web(
+        json!({}),
+        [Some("Linkerd.io/TCP"), Some("linkerd.io/opaque")],
+    ));
+    assert!(matches!(kind(&latest(&mut http)), Kind::Opaque(_)));
+    assert!(matches!(kind(&latest(&mut h2)), Kind::Opaque(_)));
+    index
+        .write()
+        .apply(&web(json!({}), [Some("HTTP"), Some("mongodb")]));
+    assert!(matches!(kind(&latest(&mut http)), Kind::Http1(_)));
+    assert!(matches!(kind(&latest(&mut h2)), Kind::Detect(_)));
+
+    // An opaque-ports annotation wins over appProtocol.
+    index.write().apply(&web(
+        json!({"config.linkerd.io/opaque-ports": "80"}),
+        [Some("http"), None],
+    ));
+    assert!(matches!(kind(&latest(&mut http)), Kind::Opaque(_)));
+
+    index.write().apply(&web(json!({}), [None, None]));
+    assert!(matches!(kind(&latest(&mut http)), Kind::Detect(_)));
+}
+
+#[test]
+fn routes_and_retries_follow_app_protocol_http() {
+    let index = mk_index();
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/http": "5xx"}),
+        [Some("kubernetes.io/h2c"), None],
+    ));
+    index
+        .write()
+        .apply(&http_route("r", json!({}), json!([{}])));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    let policy = latest(&mut rx);
+    let Kind::Http2(h2) = kind(&policy) else {
+        panic!("{policy:?}")
+    };
+    assert_eq!(
+        meta_name(&h2.routes[0].metadata),
+        "policy.linkerd.io:HTTPRoute:r"
+    );
+    assert_eq!(h2.routes[0].rules[0].retry.as_ref().unwrap().max_retries, 1);
+}
+
+#[test]
+fn unknown_service_addresses_stay_errors() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    let missing = ObjKey::new(NS, "nope");
+    assert_eq!(
+        index
+            .write()
+            .watch_outbound(&OutboundTarget::Service(missing.clone(), 80))
+            .unwrap_err(),
+        PolicyError::ServiceNotFound(missing)
+    );
+}
+
+fn gateway_http_route(name: &str, version: &str, created: &str, rules: Value) -> GatewayHttpRoute {
+    serde_json::from_value(json!({
+        "apiVersion": format!("gateway.networking.k8s.io/{version}"),
+        "kind": "HTTPRoute",
+        "metadata": {"namespace": NS, "name": name, "creationTimestamp": created},
+        "spec": {
+            "parentRefs": [{"kind": "Service", "name": "web", "port": 80}],
+            "rules": rules,
+        },
+    }))
+    .unwrap()
+}
+
+fn grpc_route(name: &str, annotations: Value, rules: Value) -> GrpcRoute {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GRPCRoute",
+        "metadata": {"namespace": NS, "name": name, "annotations": annotations},
+        "spec": {
+            "parentRefs": [{"group": "core", "kind": "Service", "name": "web", "port": 8080}],
+            "rules": rules,
+        },
+    }))
+    .unwrap()
+}
+
+fn http1_route_names(policy: &pb::OutboundPolicy) -> Vec<String> {
+    http1_routes(policy)
+        .iter()
+        .map(|r| meta_name(&r.metadata))
+        .collect()
+}
+
+fn grpc_routes(policy: &pb::OutboundPolicy) -> Vec<pb::GrpcRoute> {
+    match kind(policy) {
+        Kind::Grpc(g) => g.routes.clone(),
+        other => panic!("not gRPC: {other:?}"),
+    }
+}
+
+#[test]
+fn http_routes_of_both_groups_merge_oldest_first() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    let mut policy_route = http_route("b-policy", json!({}), json!([{}]));
+    policy_route.metadata.creation_timestamp =
+        serde_json::from_value(json!("2026-01-02T00:00:00Z")).unwrap();
+    index.write().apply(&policy_route);
+    index.write().apply(&gateway_http_route(
+        "z-old",
+        "v1",
+        "2026-01-01T00:00:00Z",
+        json!([{"matches": [{"path": {"type": "Exact", "value": "/z"}}]}]),
+    ));
+    index.write().apply(&gateway_http_route(
+        "a-same-age",
+        "v1beta1",
+        "2026-01-02T00:00:00Z",
+        json!([{"backendRefs": [{"name": "nope", "port": 80}]}]),
+    ));
+    let policy = latest(&mut rx);
+    assert_eq!(
+        http1_route_names(&policy),
+        [
+            "gateway.networking.k8s.io:HTTPRoute:z-old",
+            "gateway.networking.k8s.io:HTTPRoute:a-same-age",
+            "policy.linkerd.io:HTTPRoute:b-policy",
+        ]
+    );
+    // A gateway route's missing backend fails like a policy route's.
+    let rule = &http1_routes(&policy)[1].rules[0];
+    let Some(pb::http_route::distribution::Kind::RandomAvailable(random)) =
+        rule.backends.clone().unwrap().kind
+    else {
+        panic!("{rule:?}")
+    };
+    let missing = random.backends[0].backend.clone().unwrap();
+    assert!(missing.backend.unwrap().kind.is_none());
+    assert!(matches!(
+        missing.filters[0].kind,
+        Some(pb::http_route::filter::Kind::FailureInjector(_))
+    ));
+
+    index.write().delete::<GatewayHttpRoute>(NS, "z-old");
+    index.write().delete::<GatewayHttpRoute>(NS, "a-same-age");
+    assert_eq!(
+        http1_route_names(&latest(&mut rx)),
+        ["policy.linkerd.io:HTTPRoute:b-policy"]
+    );
+    index.write().delete::<HttpRoute>(NS, "b-policy");
+    assert_eq!(http1_route_names(&latest(&mut rx)), ["default:http"]);
+}
+
+#[test]
+fn grpc_routes_make_a_grpc_policy_until_deleted() {
+    let index = mk_index();
+    index.write().apply(&web(
+        json!({"retry.linkerd.io/grpc": "unavailable", "timeout.linkerd.io/response": "2s"}),
+        [None, None],
+    ));
+    index.write().apply(&mk_service(
+        "web-v2",
+        "10.96.0.11",
+        &[("grpc", 8080, json!(8080))],
+    ));
+    let mut rx = watch(&index, "10.96.0.10:8080");
+    let default = latest(&mut rx);
+    assert!(matches!(kind(&default), Kind::Detect(_)));
+
+    index.write().apply(&grpc_route(
+        "rpc",
+        json!({}),
+        json!([{
+            "matches": [{
+                "method": {"service": "pkg.Greeter", "method": "Hello"},
+                "headers": [{"name": "x-canary", "value": "1"}],
+            }],
+            "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "b"}]}},
+                {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"remove": ["x-b"]}},
+            ],
+            "backendRefs": [
+                {"name": "web", "port": 8080, "weight": 9},
+                {"name": "web-v2", "port": 8080, "weight": 1},
+                {"name": "gone", "port": 8080},
+            ],
+        }, {}]),
+    ));
+    assert!(rx.has_changed().unwrap());
+    let policy = latest(&mut rx);
+    let routes = grpc_routes(&policy);
+    let [route] = routes.as_slice() else {
+        panic!("{routes:?}")
+    };
+    assert_eq!(
+        meta_name(&route.metadata),
+        "gateway.networking.k8s.io:GRPCRoute:rpc"
+    );
+    let rule = &route.rules[0];
+    let rpc = rule.matches[0].rpc.clone().unwrap();
+    assert_eq!(
+        (rpc.service.as_str(), rpc.method.as_str()),
+        ("pkg.Greeter", "Hello")
+    );
+    assert_eq!(rule.matches[0].headers[0].name, "x-canary");
+    assert_eq!(
+        rule.filters.len(),
+        1,
+        "the response filter has no gRPC form"
+    );
+    let retry = rule.retry.unwrap();
+    assert!(retry.conditions.unwrap().unavailable, "the Service's retry");
+    assert_eq!(rule.timeouts.unwrap().response.unwrap().seconds, 2);
+    let Some(pb::grpc_route::distribution::Kind::RandomAvailable(random)) =
+        rule.backends.clone().unwrap().kind
+    else {
+        panic!("{rule:?}")
+    };
+    let weights: Vec<u32> = random.backends.iter().map(|b| b.weight).collect();
+    assert_eq!(weights, [9, 1, 1]);
+    let gone = random.backends[2].backend.clone().unwrap();
+    assert!(matches!(
+        gone.filters[0].kind,
+        Some(pb::grpc_route::filter::Kind::FailureInjector(_))
+    ));
+    // A rule without matches matches every call, and without backends goes to its parent.
+    let catch_all = &route.rules[1];
+    assert_eq!(catch_all.matches, [Default::default()]);
+    assert!(matches!(
+        catch_all.backends.clone().unwrap().kind,
+        Some(pb::grpc_route::distribution::Kind::FirstAvailable(_))
+    ));
+
+    // The route's own retry annotations replace the Service's.
+    index.write().apply(&grpc_route(
+        "rpc",
+        json!({"retry.linkerd.io/grpc": "cancelled,internal", "retry.linkerd.io/limit": "3"}),
+        json!([{}]),
+    ));
+    let retry = grpc_routes(&latest(&mut rx))[0].rules[0].retry.unwrap();
+    let conditions = retry.conditions.unwrap();
+    assert_eq!(retry.max_retries, 3);
+    assert!(conditions.cancelled && conditions.internal && !conditions.unavailable);
+
+    // Other ports and other Services are not affected.
+    let mut http = watch(&index, "10.96.0.10:80");
+    assert!(matches!(kind(&latest(&mut http)), Kind::Detect(_)));
+
+    index.write().delete::<GrpcRoute>(NS, "rpc");
+    assert_eq!(latest(&mut rx), default);
+}
+
+#[test]
+fn grpc_routes_yield_to_app_protocol_and_opaque_ports() {
+    let index = mk_index();
+    index
+        .write()
+        .apply(&grpc_route("rpc", json!({}), json!([{}])));
+    index
+        .write()
+        .apply(&web(json!({}), [None, Some("kubernetes.io/h2c")]));
+    let mut rx = watch(&index, "10.96.0.10:8080");
+    assert!(matches!(kind(&latest(&mut rx)), Kind::Http2(_)));
+    index.write().apply(&web(
+        json!({"config.linkerd.io/opaque-ports": "8080"}),
+        [None, None],
+    ));
+    assert!(matches!(kind(&latest(&mut rx)), Kind::Opaque(_)));
+    index.write().apply(&web(json!({}), [None, None]));
+    assert_eq!(grpc_routes(&latest(&mut rx)).len(), 1);
+}
+
+#[test]
+fn addresses_outside_the_cluster_get_the_egress_fallback() {
+    let index = mk_index();
+    let target = OutboundTarget::Addr("192.0.2.1:443".parse().unwrap());
+    assert!(index.read().existing_outbound(&target).unwrap().is_none());
+    let mut rx = index.write().watch_outbound(&target).unwrap();
+    let policy = latest(&mut rx);
+    assert_eq!(meta_name(&policy.metadata), "default:egress-fallback");
+    let Kind::Detect(detect) = kind(&policy) else {
+        panic!("{policy:?}")
+    };
+    let routes = detect.http1.clone().unwrap().routes;
+    assert_eq!(meta_name(&routes[0].metadata), "default:egress-fallback");
+    let Some(pb::http_route::distribution::Kind::FirstAvailable(first)) =
+        routes[0].rules[0].backends.clone().unwrap().kind
+    else {
+        panic!("{routes:?}")
+    };
+    let backend = first.backends[0].backend.clone().unwrap();
+    let Some(pb::backend::Kind::Forward(addr)) = backend.kind else {
+        panic!("{backend:?}")
+    };
+    assert_eq!(
+        std::net::SocketAddr::try_from(addr.addr.unwrap()).unwrap(),
+        "192.0.2.1:443".parse().unwrap()
+    );
+    let opaque = detect.opaque.clone().unwrap();
+    assert_eq!(
+        meta_name(&opaque.routes[0].metadata),
+        "default:egress-fallback"
+    );
+
+    // Subscribers of one address share its snapshot.
+    let again = index.read().existing_outbound(&target).unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&again.borrow(), &rx.borrow()));
+    assert_eq!(index.read().egress_keys(), 1);
+    drop((rx, again));
+    let v6 = OutboundTarget::Addr("[2001:db8::1]:80".parse().unwrap());
+    let _rx = index.write().watch_outbound(&v6).unwrap();
+    assert_eq!(index.read().egress_keys(), 1, "closed channels are dropped");
+}
+
+#[test]
+fn addresses_inside_the_cluster_networks_stay_not_found() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    for addr in [
+        "10.1.0.1:80",
+        "172.16.0.5:80",
+        "192.168.1.1:80",
+        "100.64.0.1:80",
+        "[fd00::1]:80",
+    ] {
+        let addr = addr.parse().unwrap();
+        assert_eq!(
+            index
+                .write()
+                .watch_outbound(&OutboundTarget::Addr(addr))
+                .unwrap_err(),
+            PolicyError::NoService(addr)
+        );
+    }
+    assert_eq!(index.read().egress_keys(), 0);
+    assert_eq!(index.read().policy_sizes().outbound_keys, 0);
+}
