@@ -16,20 +16,33 @@ pub use self::{
     http_route::{HttpRoute, HttpRouteSpec},
 };
 
-use crate::install::{Served, with_served};
+use crate::{
+    install::{Served, with_served},
+    names::annotations::API_APPROVED,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 /// HTTPRoute's older served version.
 const HTTP_ROUTE_SERVED: &[Served] = &[Served::new("v1beta1")];
+/// The approval the upstream bundle (v1.1) cites; the API server requires one for a
+/// `*.k8s.io` group.
+const APPROVAL: &str = "https://github.com/kubernetes-sigs/gateway-api/pull/2997";
 
 /// Minimal CRDs for the Gateway API routes, generated from these types (not the upstream
 /// bundle): HTTPRoute `v1` + `v1beta1` and GRPCRoute `v1`.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         with_served::<HttpRoute>(HTTP_ROUTE_SERVED),
         GrpcRoute::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        crd.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(API_APPROVED.into(), APPROVAL.into());
+    }
+    crds
 }
 
 #[cfg(test)]
@@ -68,6 +81,10 @@ mod tests {
             [("v1".to_string(), true), ("v1beta1".to_string(), false)]
         );
         assert_eq!(versions(1), [("v1".to_string(), true)]);
+        for crd in &crds {
+            let approved = crd.metadata.annotations.as_ref().unwrap().get(API_APPROVED);
+            assert!(approved.is_some_and(|a| a.starts_with("https://")));
+        }
     }
 
     #[test]

@@ -242,3 +242,9 @@ pub const RETRY_GRPC: &str = "retry.linkerd.io/grpc";
 pub const RETRY_LIMIT: &str = "retry.linkerd.io/limit";
 /// Each attempt's timeout (a duration with units), after which it is cancelled and retried.
 pub const RETRY_TIMEOUT: &str = "retry.linkerd.io/timeout";
+
+// === Kubernetes ===
+
+/// On a CRD of a `*.k8s.io` group: where the API was approved (the API server rejects such a
+/// CRD without it).
+pub const API_APPROVED: &str = "api-approved.kubernetes.io";
