@@ -1,6 +1,7 @@
 //! `io.linkerd.proxy.outbound.OutboundPolicies`: Get and Watch by a Service's cluster
-//! address or by its cluster name. Anything that is not a Service is NOT_FOUND, which tells
-//! the proxy to synthesize its own policy (forward to the original destination).
+//! address or by its cluster name. An address outside the cluster networks gets the
+//! `egress-fallback` policy (forward to the original destination); any other target that is not
+//! a Service is NOT_FOUND, which tells the proxy to synthesize its own policy.
 
 use super::{
     inbound::{PolicyApi, PolicyServer, SnapshotRx, not_found},

@@ -77,6 +77,7 @@ impl Index {
                     .iter()
                     .map(|b| {
                         let target = BackendRef {
+                            group: b.group.as_deref(),
                             kind: b.kind.as_deref(),
                             name: &b.name,
                             namespace: b.namespace.as_deref(),

@@ -451,6 +451,7 @@ impl Index {
                     .iter()
                     .map(|b| {
                         let target = BackendRef {
+                            group: b.group.as_deref(),
                             kind: b.kind.as_deref(),
                             name: &b.name,
                             namespace: b.namespace.as_deref(),
@@ -505,7 +506,7 @@ impl Index {
     }
 
     /// A route's backend: the Service port's balancer, or, for a Service that does not exist
-    /// or a kind that is not a Service, a backend whose requests fail.
+    /// or a kind that is not a Service (Linkerd's `invalid` backend), one whose requests fail.
     pub(super) fn resolve_backend(
         &self,
         route_ns: &str,
@@ -518,8 +519,19 @@ impl Index {
             .port
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(parent_port);
-        let is_service = target.kind.is_none_or(|k| k == SERVICE_KIND);
-        if is_service && self.services.contains_key(&key) {
+        let group = target.group.filter(|g| !g.is_empty()).unwrap_or(CORE_GROUP);
+        let kind = target.kind.unwrap_or(SERVICE_KIND);
+        if (group, kind) != (CORE_GROUP, SERVICE_KIND) {
+            return Resolved::Invalid(Invalid {
+                backend: pb::Backend {
+                    metadata: Some(routes::default_meta("invalid")),
+                    queue: Some(queue()),
+                    kind: None,
+                },
+                message: format!("unsupported backend type {group} {kind}"),
+            });
+        }
+        if self.services.contains_key(&key) {
             return Resolved::Service(self.service_backend(&key, port, service_meta(&key, port)));
         }
         Resolved::Invalid(Invalid {
@@ -536,6 +548,9 @@ impl Index {
 /// A backend reference of a route rule, of either protocol.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct BackendRef<'a> {
+    /// Unset or empty means the core group.
+    pub(super) group: Option<&'a str>,
+    /// Unset means `Service`.
     pub(super) kind: Option<&'a str>,
     pub(super) name: &'a str,
     pub(super) namespace: Option<&'a str>,

@@ -375,6 +375,39 @@ fn http_routes_of_both_groups_merge_oldest_first() {
         Some(pb::http_route::filter::Kind::FailureInjector(_))
     ));
 
+    // A backend of another kind is invalid too, named as Linkerd names it.
+    index.write().apply(&gateway_http_route(
+        "a-same-age",
+        "v1beta1",
+        "2026-01-02T00:00:00Z",
+        json!([{"backendRefs": [
+            {"group": "apps", "kind": "Deployment", "name": "web", "port": 80},
+            {"group": "", "kind": "Service", "name": "web", "port": 80},
+        ]}]),
+    ));
+    let rule = &http1_routes(&latest(&mut rx))[1].rules[0];
+    let Some(pb::http_route::distribution::Kind::RandomAvailable(random)) =
+        rule.backends.clone().unwrap().kind
+    else {
+        panic!("{rule:?}")
+    };
+    let [deployment, service] = random.backends.as_slice() else {
+        panic!("{random:?}")
+    };
+    let deployment = deployment.backend.clone().unwrap();
+    assert_eq!(
+        meta_name(&deployment.backend.clone().unwrap().metadata),
+        "default:invalid"
+    );
+    let Some(pb::http_route::filter::Kind::FailureInjector(failure)) =
+        deployment.filters[0].kind.clone()
+    else {
+        panic!("{deployment:?}")
+    };
+    assert_eq!(failure.message, "unsupported backend type apps Deployment");
+    let service = service.backend.clone().unwrap().backend.unwrap();
+    assert!(matches!(service.kind, Some(pb::backend::Kind::Balancer(_))));
+
     index.write().delete::<GatewayHttpRoute>(NS, "z-old");
     index.write().delete::<GatewayHttpRoute>(NS, "a-same-age");
     assert_eq!(
