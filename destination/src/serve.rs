@@ -14,8 +14,8 @@ use oxlink_admin::{Readiness, Tasks, serve_admin};
 use oxlink_crds::{
     ExternalWorkload, ServiceProfile, gateway,
     policy::{
-        AuthorizationPolicy, HttpRoute, MeshTlsAuthentication, NetworkAuthentication, Server,
-        ServerAuthorization,
+        AuthorizationPolicy, EgressNetwork, HttpRoute, MeshTlsAuthentication,
+        NetworkAuthentication, Server, ServerAuthorization,
     },
 };
 use oxlink_tls::{
@@ -204,7 +204,7 @@ fn spawn_policy_watches(
     client: &kube::Client,
     index: &SharedIndex,
     ready: &Readiness,
-) -> [tokio::task::JoinHandle<()>; 8] {
+) -> [tokio::task::JoinHandle<()>; 9] {
     type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
     let watch = |spawn: Spawn, unsynced: &'static str| {
         spawn(client.clone(), index.clone(), ready.latch(unsynced))
@@ -233,6 +233,10 @@ fn spawn_policy_watches(
         watch(
             spawn_watch::<ExternalWorkload>,
             "the ExternalWorkload watch has not synced",
+        ),
+        watch(
+            spawn_watch::<EgressNetwork>,
+            "the EgressNetwork watch has not synced",
         ),
         watch(
             spawn_gateway_watch::<gateway::HttpRoute>,

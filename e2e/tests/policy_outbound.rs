@@ -1,7 +1,8 @@
 //! Outbound policy against a real API server: a Service's cluster address gains a retry from
 //! its `retry.linkerd.io/*` annotations and follows their changes; a GRPCRoute (the test
 //! installs the Gateway API CRDs, generated from our types) turns the port into a gRPC port
-//! until it is deleted; an address outside the cluster networks gets the egress fallback. The
+//! until it is deleted; an address outside the cluster networks gets the egress fallback, or
+//! the policy of an EgressNetwork of the client's namespace that contains it. The
 //! watch of a kind the API server does not serve is skipped without holding up readiness.
 
 use anyhow::{Context, Result};
@@ -18,7 +19,7 @@ use linkerd2_proxy_api::{
         proxy_protocol::Kind as OutKind, traffic_spec::Target,
     },
 };
-use oxlink_crds::{gateway::GrpcRoute, names::annotations};
+use oxlink_crds::{gateway::GrpcRoute, names::annotations, policy::EgressNetwork};
 use oxlink_destination::index::{self, Index, IndexResource, ObjKey, policy::spawn_gateway_watch};
 use oxlink_e2e::{
     CONVERGE,
@@ -202,6 +203,35 @@ async fn outbound_policy_follows_retries_grpc_routes_and_egress() -> Result<()> 
             .await?
             .into_inner();
         assert_eq!(meta_name(fallback.metadata.as_ref()), "default:egress-fallback");
+        // An EgressNetwork of the client's namespace that contains it takes over the stream.
+        let mut egress = outbound
+            .watch(spec(Target::Addr(TcpAddress::from(external))))
+            .await?
+            .into_inner();
+        until(&mut egress, "the egress fallback", |p| {
+            meta_name(p.metadata.as_ref()) == "default:egress-fallback"
+        })
+        .await?;
+        create::<EgressNetwork>(
+            &client,
+            &ns,
+            json!({
+                "apiVersion": "policy.linkerd.io/v1alpha1",
+                "kind": "EgressNetwork",
+                "metadata": {"name": "docs"},
+                "spec": {"trafficPolicy": "Deny", "networks": [{"cidr": "192.0.2.0/24"}]},
+            }),
+        )
+        .await?;
+        until(&mut egress, "the EgressNetwork", |p| {
+            meta_name(p.metadata.as_ref()) == "EgressNetwork:docs"
+        })
+        .await?;
+        delete::<EgressNetwork>(&client, &ns, "docs").await?;
+        until(&mut egress, "the egress fallback again", |p| {
+            meta_name(p.metadata.as_ref()) == "default:egress-fallback"
+        })
+        .await?;
         // Inside them, and no Service: NOT_FOUND.
         let status = outbound
             .get(spec(Target::Addr(TcpAddress::from(

@@ -66,6 +66,9 @@ type Tx<M> = channel::Sender<Arc<PolicySnapshot<M>>>;
 pub enum OutboundTarget {
     /// A Service's cluster IP and port.
     Addr(SocketAddr),
+    /// An address, as a client in `source_ns` asks for it: a Service's cluster IP, or else
+    /// the EgressNetworks of the client's namespace apply to it.
+    AddrFrom { addr: SocketAddr, source_ns: String },
     /// A Service by name and port.
     Service(ObjKey, u16),
 }
@@ -109,8 +112,8 @@ pub(crate) struct PolicyIndex {
     pub(crate) routes: HashMap<ObjKey, RouteInfo>,
     /// Gateway API HTTPRoutes and GRPCRoutes (outbound only).
     gateway: gateway::GatewayRoutes,
-    /// Outbound subscriptions to addresses outside the cluster.
-    egress: egress::EgressSubs,
+    /// EgressNetworks, and outbound subscriptions to addresses that are no Service's.
+    egress: egress::Egress,
 
     inbound_subs: HashMap<ObjKey, HashMap<u16, Tx<inpb::Server>>>,
     outbound_subs: HashMap<ObjKey, HashMap<u16, Tx<outpb::OutboundPolicy>>>,
@@ -192,8 +195,8 @@ impl Index {
     /// address outside the cluster networks.
     pub fn watch_outbound(&mut self, target: &OutboundTarget) -> Result<OutboundRx, PolicyError> {
         let (svc, port) = match self.outbound_service(target) {
-            Err(PolicyError::NoService(addr)) if self.is_egress(addr) => {
-                return Ok(self.watch_egress(addr));
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {
+                return Ok(self.watch_egress(addr, target));
             }
             found => found?,
         };
@@ -217,8 +220,8 @@ impl Index {
         target: &OutboundTarget,
     ) -> Result<Option<OutboundRx>, PolicyError> {
         let (svc, port) = match self.outbound_service(target) {
-            Err(PolicyError::NoService(addr)) if self.is_egress(addr) => {
-                return Ok(self.existing_egress(addr));
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {
+                return Ok(self.existing_egress(addr, target));
             }
             found => found?,
         };
@@ -232,7 +235,7 @@ impl Index {
     /// The Service a target names, if it exists.
     fn outbound_service(&self, target: &OutboundTarget) -> Result<(ObjKey, u16), PolicyError> {
         match target {
-            OutboundTarget::Addr(addr) => {
+            OutboundTarget::Addr(addr) | OutboundTarget::AddrFrom { addr, .. } => {
                 // Several Services claiming one IP: the first by namespace and name, as
                 // GetProfile streams do.
                 let svc = self
@@ -276,6 +279,7 @@ impl Index {
             })
             .collect();
         publish(&mut self.policy.outbound_subs, built);
+        self.flush_egress();
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use linkerd2_proxy_api::{meta::metadata::Kind as MetaKind, outbound as pb};
 use oxlink_crds::{
     gateway::{GrpcRoute, HttpRoute as GatewayHttpRoute},
-    policy::HttpRoute,
+    policy::{EgressNetwork, HttpRoute},
 };
 use pb::proxy_protocol::Kind;
 use serde_json::{Value, json};
@@ -601,4 +601,209 @@ fn addresses_inside_the_cluster_networks_stay_not_found() {
     }
     assert_eq!(index.read().egress_keys(), 0);
     assert_eq!(index.read().policy_sizes().outbound_keys, 0);
+}
+
+fn egress_network(ns: &str, name: &str, policy: &str, networks: Value) -> EgressNetwork {
+    serde_json::from_value(json!({
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "EgressNetwork",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {"trafficPolicy": policy, "networks": networks},
+    }))
+    .unwrap()
+}
+
+fn from_client(addr: &str) -> OutboundTarget {
+    OutboundTarget::AddrFrom {
+        addr: addr.parse().unwrap(),
+        source_ns: NS.into(),
+    }
+}
+
+/// The policy's name, its opaque and HTTP route names, and whether each route refuses.
+fn egress_shape(policy: &pb::OutboundPolicy) -> (String, String, String, bool, bool) {
+    let Kind::Detect(detect) = kind(policy) else {
+        panic!("{policy:?}")
+    };
+    let opaque = &detect.opaque.as_ref().unwrap().routes[0];
+    let http = &detect.http1.as_ref().unwrap().routes[0];
+    let forbidden = matches!(
+        opaque.rules[0]
+            .filters
+            .first()
+            .and_then(|f| f.kind.as_ref()),
+        Some(pb::opaque_route::filter::Kind::Forbidden(_))
+    );
+    let status_403 = matches!(
+        http.rules[0].filters.first().and_then(|f| f.kind.as_ref()),
+        Some(pb::http_route::filter::Kind::FailureInjector(f)) if f.status == 403
+    );
+    (
+        meta_name(&policy.metadata),
+        meta_name(&opaque.metadata),
+        meta_name(&http.metadata),
+        forbidden,
+        status_403,
+    )
+}
+
+#[test]
+fn egress_networks_pick_the_policy_of_addresses_that_are_no_services() {
+    let index = mk_index();
+    let global = oxlink_crds::names::control_plane::GLOBAL_EGRESS_NETWORK_NAMESPACE;
+    let mut rx = index
+        .write()
+        .watch_outbound(&from_client("192.0.2.1:443"))
+        .unwrap();
+    assert_eq!(
+        meta_name(&latest(&mut rx).metadata),
+        "default:egress-fallback"
+    );
+
+    // A global network containing the address takes over the subscription.
+    index.write().apply(&egress_network(
+        global,
+        "internet",
+        "Allow",
+        json!([{"cidr": "192.0.2.0/24"}]),
+    ));
+    assert!(rx.has_changed().unwrap());
+    let policy = latest(&mut rx);
+    assert_eq!(
+        egress_shape(&policy),
+        (
+            "policy.linkerd.io:EgressNetwork:internet".into(),
+            "default:tcp-egress-allow".into(),
+            "default:http-egress-allow".into(),
+            false,
+            false,
+        )
+    );
+    let Some(MetaKind::Resource(r)) = policy.metadata.and_then(|m| m.kind) else {
+        panic!()
+    };
+    assert_eq!((r.namespace.as_str(), r.port), (global, 443));
+
+    // The client namespace's networks, when it has any, are the only ones considered: here a
+    // less specific one that denies.
+    index.write().apply(&egress_network(
+        NS,
+        "locked",
+        "Deny",
+        json!([{"cidr": "192.0.0.0/8"}]),
+    ));
+    assert_eq!(
+        egress_shape(&latest(&mut rx)),
+        (
+            "policy.linkerd.io:EgressNetwork:locked".into(),
+            "default:tcp-egress-deny".into(),
+            "default:http-egress-deny".into(),
+            true,
+            true,
+        )
+    );
+    // A client that did not say its namespace sees the global one.
+    let mut anonymous = watch(&index, "192.0.2.1:443");
+    assert_eq!(
+        egress_shape(&latest(&mut anonymous)).0,
+        "policy.linkerd.io:EgressNetwork:internet"
+    );
+    // Outside every network of the namespace: no egress network, so the fallback.
+    let mut other = index
+        .write()
+        .watch_outbound(&from_client("203.0.113.9:80"))
+        .unwrap();
+    assert_eq!(
+        meta_name(&latest(&mut other).metadata),
+        "default:egress-fallback"
+    );
+
+    index.write().delete::<EgressNetwork>(NS, "locked");
+    assert_eq!(
+        egress_shape(&latest(&mut rx)).0,
+        "policy.linkerd.io:EgressNetwork:internet"
+    );
+    index.write().delete::<EgressNetwork>(global, "internet");
+    assert_eq!(
+        meta_name(&latest(&mut rx).metadata),
+        "default:egress-fallback"
+    );
+}
+
+#[test]
+fn egress_networks_prefer_specific_then_old_and_respect_exceptions() {
+    let index = mk_index();
+    let mut wide = egress_network(NS, "b-wide", "Allow", json!([{"cidr": "198.51.0.0/16"}]));
+    wide.metadata.creation_timestamp =
+        serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+    index.write().apply(&wide);
+    index.write().apply(&egress_network(
+        NS,
+        "a-narrow",
+        "Deny",
+        json!([{"cidr": "198.51.100.0/24", "except": ["198.51.100.7", "bogus"]}]),
+    ));
+    let name = |index: &SharedIndex, addr: &str| {
+        let mut rx = index.write().watch_outbound(&from_client(addr)).unwrap();
+        meta_name(&latest(&mut rx).metadata)
+    };
+    assert_eq!(
+        name(&index, "198.51.100.1:80"),
+        "policy.linkerd.io:EgressNetwork:a-narrow"
+    );
+    assert_eq!(
+        name(&index, "198.51.100.7:80"),
+        "policy.linkerd.io:EgressNetwork:b-wide",
+        "an exception is not matched"
+    );
+    // Same size: the older wins over the newer, whatever the names.
+    let mut newer = egress_network(NS, "a-newer", "Allow", json!([{"cidr": "198.51.0.0/16"}]));
+    newer.metadata.creation_timestamp =
+        serde_json::from_value(json!("2026-02-01T00:00:00Z")).unwrap();
+    index.write().apply(&newer);
+    assert_eq!(
+        name(&index, "198.51.7.7:80"),
+        "policy.linkerd.io:EgressNetwork:b-wide"
+    );
+}
+
+#[test]
+fn egress_networks_reach_into_the_cluster_only_when_they_say_so() {
+    let index = mk_index();
+    // Without networks: everything outside the cluster networks.
+    index
+        .write()
+        .apply(&egress_network(NS, "all", "Allow", json!([])));
+    let target = from_client("10.200.0.1:80");
+    assert_eq!(
+        index.write().watch_outbound(&target).unwrap_err(),
+        PolicyError::NoService("10.200.0.1:80".parse().unwrap())
+    );
+    let mut rx = index
+        .write()
+        .watch_outbound(&from_client("[2001:db8::1]:80"))
+        .unwrap();
+    assert_eq!(
+        meta_name(&latest(&mut rx).metadata),
+        "policy.linkerd.io:EgressNetwork:all"
+    );
+    // Naming a cluster network explicitly brings its addresses in.
+    index.write().apply(&egress_network(
+        NS,
+        "legacy",
+        "Allow",
+        json!([{"cidr": "10.200.0.0/16"}]),
+    ));
+    let mut rx = index.write().watch_outbound(&target).unwrap();
+    assert_eq!(
+        meta_name(&latest(&mut rx).metadata),
+        "policy.linkerd.io:EgressNetwork:legacy"
+    );
+    // A Service's cluster IP is still the Service's.
+    index.write().apply(&web(json!({}), [None, None]));
+    let mut svc = index
+        .write()
+        .watch_outbound(&from_client("10.96.0.10:80"))
+        .unwrap();
+    assert_eq!(meta_name(&latest(&mut svc).metadata), "core:Service:web");
 }
