@@ -18,6 +18,7 @@ mod pod;
 mod resources;
 mod retry;
 pub(super) mod routes;
+mod timeouts;
 
 #[cfg(test)]
 mod tests;
@@ -99,6 +100,8 @@ pub(crate) struct RouteInfo {
     pub(crate) created: Option<i64>,
     /// The route's own `retry.linkerd.io/*` annotations, which replace its Service's.
     pub(crate) retries: retry::Retries,
+    /// The route's own `timeout.linkerd.io/*` annotations, which replace its Service's.
+    pub(crate) timeouts: timeouts::Timeouts,
 }
 
 /// The policy part of the index.

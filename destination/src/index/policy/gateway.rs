@@ -2,7 +2,7 @@
 //! outbound policy. A Gateway API HTTPRoute is kept in the policy HTTPRoute's shape, so both
 //! groups' routes are converted by the same code.
 
-use super::{RouteInfo, retry::Retries};
+use super::{RouteInfo, retry::Retries, timeouts::Timeouts};
 use crate::index::{Index, IndexResource, ObjKey, SharedIndex, spawn_watch};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Client, Resource};
@@ -28,6 +28,8 @@ pub(crate) struct GrpcRouteInfo {
     pub(crate) created: Option<i64>,
     /// The route's own `retry.linkerd.io/*` annotations, which replace its Service's.
     pub(crate) retries: Retries,
+    /// The route's own `timeout.linkerd.io/*` annotations, which replace its Service's.
+    pub(crate) timeouts: Timeouts,
 }
 
 /// When the object was created, in seconds (routes are ordered by age).
@@ -35,17 +37,21 @@ pub(super) fn created(meta: &ObjectMeta) -> Option<i64> {
     meta.creation_timestamp.as_ref().map(|t| t.0.as_second())
 }
 
-/// The retry annotations of a route of kind `K`.
-fn retries<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> Retries {
+/// The retry and timeout annotations of a route of kind `K`.
+pub(super) fn route_annotations<K: Resource<DynamicType = ()>>(
+    meta: &ObjectMeta,
+) -> (Retries, Timeouts) {
     let object = format!(
         "{} {}/{}",
         K::kind(&()),
         meta.namespace.as_deref().unwrap_or_default(),
         meta.name.as_deref().unwrap_or_default()
     );
-    Retries::from_annotations(
-        meta.annotations.as_ref().unwrap_or(&Default::default()),
-        &object,
+    let empty = Default::default();
+    let a = meta.annotations.as_ref().unwrap_or(&empty);
+    (
+        Retries::from_annotations(a, &object),
+        Timeouts::from_annotations(a, &object),
     )
 }
 
@@ -64,6 +70,7 @@ impl GatewayKind for HttpRoute {
     }
 
     fn info(&self) -> RouteInfo {
+        let (retries, timeouts) = route_annotations::<Self>(&self.metadata);
         RouteInfo {
             spec: HttpRouteSpec {
                 parent_refs: self.spec.parent_refs.clone(),
@@ -71,7 +78,8 @@ impl GatewayKind for HttpRoute {
                 rules: self.spec.rules.clone(),
             },
             created: created(&self.metadata),
-            retries: retries::<Self>(&self.metadata),
+            retries,
+            timeouts,
         }
     }
 }
@@ -84,10 +92,12 @@ impl GatewayKind for GrpcRoute {
     }
 
     fn info(&self) -> GrpcRouteInfo {
+        let (retries, timeouts) = route_annotations::<Self>(&self.metadata);
         GrpcRouteInfo {
             spec: self.spec.clone(),
             created: created(&self.metadata),
-            retries: retries::<Self>(&self.metadata),
+            retries,
+            timeouts,
         }
     }
 }

@@ -99,6 +99,8 @@ impl Index {
             })
         };
         let policy = self.services.get(parent).map(|info| &info.policy);
+        let service_timeouts = policy.map(|p| p.timeouts).unwrap_or_default();
+        let timeouts = route.timeouts.for_rule(None, service_timeouts);
         // The route's own retry annotations replace the Service's.
         let retry = route
             .retries
@@ -112,7 +114,8 @@ impl Index {
             backends: Some(Distribution {
                 kind: Some(backends),
             }),
-            timeouts: policy.and_then(|p| p.timeouts.to_proto(None)),
+            timeouts: timeouts.to_proto(),
+            request_timeout: timeouts.request.map(routes::duration),
             retry: retry.map(Retry::<GrpcCode>::to_grpc),
             ..Default::default()
         }

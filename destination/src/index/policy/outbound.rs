@@ -6,6 +6,7 @@ use super::{
     RouteInfo,
     retry::{Retries, Retry, StatusRange},
     routes::{self, Filter},
+    timeouts::Timeouts,
 };
 use crate::index::{Index, ObjKey};
 use k8s_openapi::api::core::v1::Service;
@@ -67,14 +68,6 @@ impl AppProtocol {
     }
 }
 
-/// Route timeouts from `timeout.linkerd.io/{request,response,idle}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(super) struct Timeouts {
-    request: Option<Duration>,
-    response: Option<Duration>,
-    idle: Option<Duration>,
-}
-
 impl ServicePolicy {
     /// Reads a Service's annotations and its ports' `appProtocol`s.
     pub(crate) fn from_service(svc: &Service) -> Self {
@@ -108,42 +101,12 @@ impl ServicePolicy {
         let Some(a) = a else {
             return Self::default();
         };
-        let timeout = |key: &str| {
-            let value = a.get(key)?;
-            match parse_duration(value) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => None,
-                Err(error) => {
-                    tracing::info!(annotation = key, %value, %error, "ignoring a malformed timeout");
-                    None
-                }
-            }
-        };
         Self {
             failure_accrual: FailureAccrual::from_annotations(a),
-            timeouts: Timeouts {
-                request: timeout(annotations::TIMEOUT_REQUEST),
-                response: timeout(annotations::TIMEOUT_RESPONSE),
-                idle: timeout(annotations::TIMEOUT_IDLE),
-            },
+            timeouts: Timeouts::from_annotations(a, name),
             retries: Retries::from_annotations(a, name),
             app_protocols: BTreeMap::new(),
         }
-    }
-}
-
-impl Timeouts {
-    /// The rule's timeouts: the Service's, with the route's own request timeout first.
-    pub(super) fn to_proto(self, route_request: Option<Duration>) -> Option<http_route::Timeouts> {
-        let request = route_request.or(self.request);
-        if request.is_none() && self.response.is_none() && self.idle.is_none() {
-            return None;
-        }
-        Some(http_route::Timeouts {
-            request: request.map(routes::duration),
-            response: self.response.map(routes::duration),
-            idle: self.idle.map(routes::duration),
-        })
     }
 }
 
@@ -407,7 +370,7 @@ impl Index {
         use pb::http_route::{Distribution, Rule, distribution};
         let backend = self.service_backend(svc, port, routes::default_meta("service"));
         let policy = self.services.get(svc).map(|info| &info.policy);
-        let timeouts = policy.and_then(|p| p.timeouts.to_proto(None));
+        let timeouts = policy.and_then(|p| p.timeouts.to_proto());
         let retry = policy.and_then(|p| p.retries.http.as_ref());
         #[allow(deprecated)]
         let rule = Rule {
@@ -474,17 +437,16 @@ impl Index {
                     .collect(),
             })
         };
-        let route_request = rule
+        let rule_request = rule
             .timeouts
             .as_ref()
             .and_then(|t| t.request.as_deref())
             .and_then(|t| parse_duration(t).ok())
             .filter(|t| !t.is_zero());
         let policy = self.services.get(parent).map(|info| &info.policy);
-        let timeouts = policy
-            .map(|p| p.timeouts)
-            .unwrap_or_default()
-            .to_proto(route_request);
+        let timeouts = route
+            .timeouts
+            .for_rule(rule_request, policy.map(|p| p.timeouts).unwrap_or_default());
         // The route's own retry annotations replace the Service's.
         let retry = route
             .retries
@@ -498,8 +460,8 @@ impl Index {
             backends: Some(Distribution {
                 kind: Some(backends),
             }),
-            request_timeout: route_request.map(routes::duration),
-            timeouts,
+            request_timeout: timeouts.request.map(routes::duration),
+            timeouts: timeouts.to_proto(),
             retry: retry.map(Retry::<StatusRange>::to_http),
             ..Default::default()
         }

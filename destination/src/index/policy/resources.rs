@@ -151,6 +151,7 @@ policy_kind!(
     |obj| obj.spec.clone()
 );
 policy_kind!(HttpRoute, routes, RouteInfo, Affects::Routes, |obj| {
+    let (retries, timeouts) = super::gateway::route_annotations::<HttpRoute>(&obj.metadata);
     RouteInfo {
         spec: obj.spec.clone(),
         created: obj
@@ -158,15 +159,7 @@ policy_kind!(HttpRoute, routes, RouteInfo, Affects::Routes, |obj| {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_second()),
-        retries: super::retry::Retries::from_annotations(
-            obj.metadata
-                .annotations
-                .as_ref()
-                .unwrap_or(&Default::default()),
-            &format!(
-                "HTTPRoute {}",
-                obj.metadata.name.as_deref().unwrap_or_default()
-            ),
-        ),
+        retries,
+        timeouts,
     }
 });

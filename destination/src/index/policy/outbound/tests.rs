@@ -807,3 +807,49 @@ fn egress_networks_reach_into_the_cluster_only_when_they_say_so() {
         .unwrap();
     assert_eq!(meta_name(&latest(&mut svc).metadata), "core:Service:web");
 }
+
+#[test]
+fn route_timeout_annotations_replace_the_services() {
+    let index = mk_index();
+    index.write().apply(&web(
+        json!({"timeout.linkerd.io/request": "10s", "timeout.linkerd.io/idle": "1m"}),
+        [None, None],
+    ));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    let default_rule = &http1_routes(&latest(&mut rx))[0].rules[0];
+    assert_eq!(default_rule.timeouts.unwrap().request.unwrap().seconds, 10);
+
+    index.write().apply(&http_route(
+        "own",
+        json!({"timeout.linkerd.io/response": "3s"}),
+        json!([{}, {"timeouts": {"request": "2s"}}]),
+    ));
+    let routes = http1_routes(&latest(&mut rx));
+    let timeouts: Vec<_> = routes[0]
+        .rules
+        .iter()
+        .map(|r| {
+            let t = r.timeouts.unwrap();
+            (
+                t.request.map(|d| d.seconds),
+                t.response.map(|d| d.seconds),
+                t.idle,
+            )
+        })
+        .collect();
+    assert_eq!(timeouts, [(None, Some(3), None), (Some(2), Some(3), None)]);
+    #[allow(deprecated)]
+    let deprecated = routes[0].rules[1].request_timeout.unwrap().seconds;
+    assert_eq!(deprecated, 2, "older proxies read the request timeout here");
+
+    // A GRPCRoute's annotations replace the Service's too.
+    index.write().apply(&grpc_route(
+        "rpc",
+        json!({"timeout.linkerd.io/request": "4s"}),
+        json!([{}]),
+    ));
+    let mut grpc = watch(&index, "10.96.0.10:8080");
+    let rule = &grpc_routes(&latest(&mut grpc))[0].rules[0];
+    let t = rule.timeouts.unwrap();
+    assert_eq!((t.request.unwrap().seconds, t.idle), (4, None));
+}
