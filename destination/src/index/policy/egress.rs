@@ -7,7 +7,14 @@
 //! Like any outbound key, each (address, client namespace) has one channel shared by its
 //! subscribers, rebuilt when EgressNetworks change.
 
-use super::{Cidr, OutboundRx, OutboundTarget, PolicySnapshot, Tx, outbound::queue, routes};
+use super::{
+    Cidr, OutboundRx, OutboundTarget, PolicySnapshot, Tx,
+    gateway::{created, route_annotations},
+    outbound::queue,
+    retry::{Retries, Retry, StatusRange},
+    routes,
+    timeouts::Timeouts,
+};
 use crate::index::{Index, IndexResource, ObjKey};
 use kube::Resource;
 use linkerd2_proxy_api::{destination, http_route, meta, opaque_route, outbound as pb};
@@ -52,6 +59,10 @@ struct EgressNet {
     networks: Vec<Net>,
     traffic_policy: TrafficPolicy,
     created: Option<i64>,
+    /// Retries and timeouts of its HTTP route, from its `retry.linkerd.io/*` and
+    /// `timeout.linkerd.io/*` annotations.
+    retries: Retries,
+    timeouts: Timeouts,
 }
 
 /// A network with exceptions.
@@ -226,10 +237,13 @@ impl EgressNet {
                 })
                 .collect()
         };
+        let (retries, timeouts) = route_annotations::<EgressNetwork>(&obj.metadata);
         Self {
             networks,
             traffic_policy: obj.spec.traffic_policy,
-            created: super::gateway::created(&obj.metadata),
+            created: created(&obj.metadata),
+            retries,
+            timeouts,
         }
     }
 
@@ -300,12 +314,15 @@ pub(super) fn fallback(addr: SocketAddr) -> pb::OutboundPolicy {
         http_route: metadata,
         http_match: http_route::HttpRouteMatch::default(),
         deny: false,
+        retry: None,
+        timeouts: Timeouts::default(),
     }
     .build(addr)
 }
 
 /// An EgressNetwork's policy: forward to the original destination, or refuse (opaque
-/// connections are forbidden, HTTP requests get 403) when its traffic policy is `Deny`.
+/// connections are forbidden, HTTP requests get 403) when its traffic policy is `Deny`; its
+/// HTTP route retries and times out as its annotations say.
 fn network_policy(key: &ObjKey, net: &EgressNet, addr: SocketAddr) -> pb::OutboundPolicy {
     let (tcp, http, deny) = match net.traffic_policy {
         TrafficPolicy::Allow => ("tcp-egress-allow", "http-egress-allow", false),
@@ -323,22 +340,26 @@ fn network_policy(key: &ObjKey, net: &EgressNet, addr: SocketAddr) -> pb::Outbou
         http_route: routes::default_meta(http),
         http_match: routes::prefix_match("/"),
         deny,
+        retry: net.retries.http.as_ref(),
+        timeouts: net.timeouts,
     }
     .build(addr)
 }
 
 /// A detect policy whose one opaque route and one HTTP route forward to the original
 /// destination.
-struct ForwardPolicy {
+struct ForwardPolicy<'a> {
     /// The policy's and its backend's metadata.
     metadata: meta::Metadata,
     opaque_route: meta::Metadata,
     http_route: meta::Metadata,
     http_match: http_route::HttpRouteMatch,
     deny: bool,
+    retry: Option<&'a Retry<StatusRange>>,
+    timeouts: Timeouts,
 }
 
-impl ForwardPolicy {
+impl ForwardPolicy<'_> {
     fn build(self, addr: SocketAddr) -> pb::OutboundPolicy {
         use pb::proxy_protocol::{Detect, Http1, Http2, Kind, Opaque};
         let backend = pb::Backend {
@@ -397,6 +418,9 @@ impl ForwardPolicy {
             rules: vec![pb::http_route::Rule {
                 matches: vec![self.http_match],
                 filters: http_filters,
+                retry: self.retry.map(Retry::to_http),
+                timeouts: self.timeouts.to_proto(),
+                request_timeout: self.timeouts.request.map(routes::duration),
                 backends: Some(pb::http_route::Distribution {
                     kind: Some(pb::http_route::distribution::Kind::FirstAvailable(
                         pb::http_route::distribution::FirstAvailable {

@@ -853,3 +853,28 @@ fn route_timeout_annotations_replace_the_services() {
     let t = rule.timeouts.unwrap();
     assert_eq!((t.request.unwrap().seconds, t.idle), (4, None));
 }
+
+#[test]
+fn egress_network_annotations_retry_and_time_out_its_http_route() {
+    let index = mk_index();
+    let mut net = egress_network(NS, "api", "Allow", json!([{"cidr": "203.0.113.0/24"}]));
+    net.metadata.annotations = Some(
+        [
+            ("retry.linkerd.io/http", "503"),
+            ("timeout.linkerd.io/response", "5s"),
+            ("retry.linkerd.io/limit", "many"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    index.write().apply(&net);
+    let mut rx = index
+        .write()
+        .watch_outbound(&from_client("203.0.113.5:80"))
+        .unwrap();
+    let policy = latest(&mut rx);
+    assert_eq!(http_retries(&policy), [Some((1, vec![(503, 503)]))]);
+    let rule = &http1_routes(&policy)[0].rules[0];
+    assert_eq!(rule.timeouts.unwrap().response.unwrap().seconds, 5);
+}
