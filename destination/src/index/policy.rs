@@ -14,6 +14,7 @@ mod gateway;
 mod grpc_route;
 mod inbound;
 mod outbound;
+mod parent;
 mod pod;
 mod resources;
 mod retry;
@@ -282,7 +283,8 @@ impl Index {
             })
             .collect();
         publish(&mut self.policy.outbound_subs, built);
-        self.flush_egress();
+        // Routes and Services can change EgressNetwork policies too.
+        self.flush_egress(all || !dirty_ns.is_empty());
     }
 }
 

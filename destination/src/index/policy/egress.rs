@@ -10,16 +10,16 @@
 use super::{
     Cidr, OutboundRx, OutboundTarget, PolicySnapshot, Tx,
     gateway::{created, route_annotations},
-    outbound::queue,
+    parent::{Parent, egress_meta, forward_backend},
     retry::{Retries, Retry, StatusRange},
     routes,
     timeouts::Timeouts,
 };
 use crate::index::{Index, IndexResource, ObjKey};
 use kube::Resource;
-use linkerd2_proxy_api::{destination, http_route, meta, opaque_route, outbound as pb};
+use linkerd2_proxy_api::{http_route, meta, opaque_route, outbound as pb};
 use oxlink_crds::{
-    names::{control_plane::GLOBAL_EGRESS_NETWORK_NAMESPACE, groups::POLICY},
+    names::control_plane::GLOBAL_EGRESS_NETWORK_NAMESPACE,
     policy::{EgressNetwork, TrafficPolicy},
 };
 use std::{
@@ -122,9 +122,11 @@ impl Index {
         rx
     }
 
-    /// Rebuilds the egress subscriptions if EgressNetworks changed.
-    pub(super) fn flush_egress(&mut self) {
-        if !std::mem::take(&mut self.policy.egress.dirty) {
+    /// Rebuilds the egress subscriptions if EgressNetworks changed, or if `outbound_changed`
+    /// (routes or Services, which routes attached to EgressNetworks name).
+    pub(super) fn flush_egress(&mut self, outbound_changed: bool) {
+        let networks_changed = std::mem::take(&mut self.policy.egress.dirty);
+        if !networks_changed && !outbound_changed {
             return;
         }
         self.policy.egress.subs.retain(|_, tx| !tx.is_closed());
@@ -150,7 +152,7 @@ impl Index {
 
     fn egress_policy(&self, key: &EgressKey) -> pb::OutboundPolicy {
         match self.egress_network(key.addr.ip(), key.source_ns.as_deref()) {
-            Some((net_key, net)) => network_policy(net_key, net, key.addr),
+            Some((net_key, net)) => self.network_policy(net_key, net, key.addr),
             None => fallback(key.addr),
         }
     }
@@ -316,38 +318,54 @@ pub(super) fn fallback(addr: SocketAddr) -> pb::OutboundPolicy {
         deny: false,
         retry: None,
         timeouts: Timeouts::default(),
+        http_routes: Vec::new(),
+        grpc_routes: Vec::new(),
     }
     .build(addr)
 }
 
-/// An EgressNetwork's policy: forward to the original destination, or refuse (opaque
-/// connections are forbidden, HTTP requests get 403) when its traffic policy is `Deny`; its
-/// HTTP route retries and times out as its annotations say.
-fn network_policy(key: &ObjKey, net: &EgressNet, addr: SocketAddr) -> pb::OutboundPolicy {
-    let (tcp, http, deny) = match net.traffic_policy {
-        TrafficPolicy::Allow => ("tcp-egress-allow", "http-egress-allow", false),
-        TrafficPolicy::Deny => ("tcp-egress-deny", "http-egress-deny", true),
-    };
-    ForwardPolicy {
-        metadata: routes::resource_meta(
-            POLICY,
-            &EgressNetwork::kind(&()),
-            &key.ns,
-            &key.name,
-            addr.port(),
-        ),
-        opaque_route: routes::default_meta(tcp),
-        http_route: routes::default_meta(http),
-        http_match: routes::prefix_match("/"),
-        deny,
-        retry: net.retries.http.as_ref(),
-        timeouts: net.timeouts,
+impl Index {
+    /// An EgressNetwork's policy: its GRPCRoutes, if any attach; else detect, with the
+    /// HTTPRoutes that attach, then a default route, and an opaque route. The default routes
+    /// forward to the original destination, or refuse (opaque connections are forbidden, HTTP
+    /// requests get 403) when its traffic policy is `Deny`; the default HTTP route retries and
+    /// times out as the network's annotations say.
+    fn network_policy(
+        &self,
+        key: &ObjKey,
+        net: &EgressNet,
+        addr: SocketAddr,
+    ) -> pb::OutboundPolicy {
+        let (tcp, http, deny) = match net.traffic_policy {
+            TrafficPolicy::Allow => ("tcp-egress-allow", "http-egress-allow", false),
+            TrafficPolicy::Deny => ("tcp-egress-deny", "http-egress-deny", true),
+        };
+        let parent = Parent::Egress { net: key, addr };
+        ForwardPolicy {
+            metadata: egress_meta(key, addr.port()),
+            opaque_route: routes::default_meta(tcp),
+            http_route: routes::default_meta(http),
+            http_match: routes::prefix_match("/"),
+            deny,
+            retry: net.retries.http.as_ref(),
+            timeouts: net.timeouts,
+            http_routes: self.http_routes(parent),
+            grpc_routes: self.grpc_routes(parent),
+        }
+        .build(addr)
     }
-    .build(addr)
+
+    /// An EgressNetwork's retries and timeouts, which routes attached to it inherit.
+    pub(super) fn egress_defaults(&self, net: &ObjKey) -> (Option<&Retries>, Timeouts) {
+        match self.policy.egress.networks.get(net) {
+            Some(net) => (Some(&net.retries), net.timeouts),
+            None => (None, Timeouts::default()),
+        }
+    }
 }
 
-/// A detect policy whose one opaque route and one HTTP route forward to the original
-/// destination.
+/// A policy whose default opaque and HTTP routes forward to the original destination: detect,
+/// with `http_routes` before the default HTTP route, or gRPC if `grpc_routes` has any.
 struct ForwardPolicy<'a> {
     /// The policy's and its backend's metadata.
     metadata: meta::Metadata,
@@ -357,20 +375,25 @@ struct ForwardPolicy<'a> {
     deny: bool,
     retry: Option<&'a Retry<StatusRange>>,
     timeouts: Timeouts,
+    http_routes: Vec<pb::HttpRoute>,
+    grpc_routes: Vec<pb::GrpcRoute>,
 }
 
 impl ForwardPolicy<'_> {
     fn build(self, addr: SocketAddr) -> pb::OutboundPolicy {
-        use pb::proxy_protocol::{Detect, Http1, Http2, Kind, Opaque};
-        let backend = pb::Backend {
-            metadata: Some(self.metadata.clone()),
-            queue: Some(queue()),
-            kind: Some(pb::backend::Kind::Forward(destination::WeightedAddr {
-                addr: Some(addr.into()),
-                weight: 1,
-                ..Default::default()
-            })),
-        };
+        use pb::proxy_protocol::{Detect, Grpc, Http1, Http2, Kind, Opaque};
+        if !self.grpc_routes.is_empty() {
+            return pb::OutboundPolicy {
+                metadata: Some(self.metadata),
+                protocol: Some(pb::ProxyProtocol {
+                    kind: Some(Kind::Grpc(Grpc {
+                        routes: self.grpc_routes,
+                        failure_accrual: None,
+                    })),
+                }),
+            };
+        }
+        let backend = forward_backend(self.metadata.clone(), addr);
         let opaque_filters = if self.deny {
             vec![pb::opaque_route::Filter {
                 kind: Some(pb::opaque_route::filter::Kind::Forbidden(
@@ -411,8 +434,9 @@ impl ForwardPolicy<'_> {
                 }],
             }],
         };
+        let mut routes = self.http_routes;
         #[allow(deprecated)]
-        let routes = vec![pb::HttpRoute {
+        routes.push(pb::HttpRoute {
             metadata: Some(self.http_route),
             hosts: Vec::new(),
             rules: vec![pb::http_route::Rule {
@@ -434,7 +458,7 @@ impl ForwardPolicy<'_> {
                 }),
                 ..Default::default()
             }],
-        }];
+        });
         pb::OutboundPolicy {
             metadata: Some(self.metadata),
             protocol: Some(pb::ProxyProtocol {

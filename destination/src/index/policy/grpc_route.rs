@@ -1,17 +1,15 @@
-//! GRPCRoutes with a Service parent, as the outbound policy's gRPC routes: matches on service,
-//! method and headers, request-header filters, weighted backends, and the Service's timeouts
-//! and retries (the route's own retry annotations first).
+//! GRPCRoutes with a Service or EgressNetwork parent, as the outbound policy's gRPC routes:
+//! matches on service, method and headers, request-header filters, weighted backends, and the
+//! parent's timeouts and retries unless the route has its own.
 
 use super::{
     gateway::GrpcRouteInfo,
-    outbound::{
-        BackendRef, INVALID_BACKEND_STATUS, Invalid, Resolved, attaches, route_order, service_meta,
-        weight,
-    },
+    outbound::{BackendRef, INVALID_BACKEND_STATUS, Invalid, Resolved, route_order, weight},
+    parent::Parent,
     retry::{GrpcCode, Retry},
     routes,
 };
-use crate::index::{Index, ObjKey};
+use crate::index::Index;
 use kube::Resource;
 use linkerd2_proxy_api::{grpc_route as grpc, outbound as pb};
 use oxlink_crds::{
@@ -23,15 +21,15 @@ use oxlink_crds::{
 };
 
 impl Index {
-    /// The GRPCRoutes whose parent is this Service port, oldest first (then by name); empty
-    /// when there are none.
-    pub(super) fn service_grpc_routes(&self, svc: &ObjKey, port: u16) -> Vec<pb::GrpcRoute> {
+    /// The GRPCRoutes that attach to `parent`, oldest first (then by name); empty when there
+    /// are none.
+    pub(super) fn grpc_routes(&self, parent: Parent<'_>) -> Vec<pb::GrpcRoute> {
         let mut attached: Vec<_> = self
             .policy
             .gateway
             .grpc
             .iter()
-            .filter(|(key, route)| attaches(&route.spec.parent_refs, &key.ns, svc, port))
+            .filter(|(key, route)| parent.named_by(&route.spec.parent_refs, &key.ns))
             .collect();
         attached
             .sort_by(|a, b| route_order((GATEWAY, a.0, a.1.created), (GATEWAY, b.0, b.1.created)));
@@ -50,7 +48,7 @@ impl Index {
                     .spec
                     .rules
                     .iter()
-                    .map(|rule| self.grpc_rule(&key.ns, svc, port, route, rule))
+                    .map(|rule| self.grpc_rule(&key.ns, parent, route, rule))
                     .collect(),
             })
             .collect()
@@ -59,14 +57,13 @@ impl Index {
     fn grpc_rule(
         &self,
         route_ns: &str,
-        parent: &ObjKey,
-        port: u16,
+        parent: Parent<'_>,
         route: &GrpcRouteInfo,
         rule: &GrpcRouteRule,
     ) -> pb::grpc_route::Rule {
         use pb::grpc_route::{Distribution, WeightedRouteBackend, distribution};
         let backends = if rule.backend_refs.is_empty() {
-            let backend = self.service_backend(parent, port, service_meta(parent, port));
+            let backend = self.parent_backend(parent);
             distribution::Kind::FirstAvailable(distribution::FirstAvailable {
                 backends: vec![route_backend(backend, Vec::new())],
             })
@@ -83,13 +80,13 @@ impl Index {
                             namespace: b.namespace.as_deref(),
                             port: b.port,
                         };
-                        let (backend, filters) = match self.resolve_backend(route_ns, port, target)
-                        {
-                            Resolved::Service(backend) => (backend, filters(&b.filters)),
-                            Resolved::Invalid(Invalid { backend, message }) => {
-                                (backend, vec![grpc_failure(message)])
-                            }
-                        };
+                        let (backend, filters) =
+                            match self.resolve_backend(route_ns, parent, target) {
+                                Resolved::Service(backend) => (backend, filters(&b.filters)),
+                                Resolved::Invalid(Invalid { backend, message }) => {
+                                    (backend, vec![grpc_failure(message)])
+                                }
+                            };
                         WeightedRouteBackend {
                             backend: Some(route_backend(backend, filters)),
                             weight: weight(b.weight),
@@ -98,15 +95,14 @@ impl Index {
                     .collect(),
             })
         };
-        let policy = self.services.get(parent).map(|info| &info.policy);
-        let service_timeouts = policy.map(|p| p.timeouts).unwrap_or_default();
-        let timeouts = route.timeouts.for_rule(None, service_timeouts);
-        // The route's own retry annotations replace the Service's.
+        let (parent_retries, parent_timeouts) = self.parent_defaults(parent);
+        let timeouts = route.timeouts.for_rule(None, parent_timeouts);
+        // The route's own retry annotations replace the parent's.
         let retry = route
             .retries
             .grpc
             .as_ref()
-            .or_else(|| policy.and_then(|p| p.retries.grpc.as_ref()));
+            .or_else(|| parent_retries.and_then(|r| r.grpc.as_ref()));
         #[allow(deprecated)]
         pb::grpc_route::Rule {
             matches: matches(&rule.matches),

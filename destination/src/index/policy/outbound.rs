@@ -4,6 +4,7 @@
 
 use super::{
     RouteInfo,
+    parent::{Parent, egress_meta, forward_backend},
     retry::{Retries, Retry, StatusRange},
     routes::{self, Filter},
     timeouts::Timeouts,
@@ -18,10 +19,7 @@ use oxlink_crds::{
         annotations,
         groups::{GATEWAY, POLICY},
     },
-    policy::{
-        HttpRoute,
-        httproute::{HttpRouteRule, ParentReference},
-    },
+    policy::{EgressNetwork, HttpRoute, httproute::HttpRouteRule},
 };
 use std::{collections::BTreeMap, time::Duration};
 
@@ -31,8 +29,8 @@ const FAILFAST_TIMEOUT: Duration = Duration::from_secs(3);
 const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// The group Linkerd names core Services with in outbound metadata.
-const CORE_GROUP: &str = "core";
-const SERVICE_KIND: &str = "Service";
+pub(super) const CORE_GROUP: &str = "core";
+pub(super) const SERVICE_KIND: &str = "Service";
 
 /// What a Service's annotations and ports say about its outbound policy.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -233,9 +231,10 @@ impl Index {
             .failure_accrual
             .as_ref()
             .map(FailureAccrual::to_proto);
+        let parent = Parent::Service { svc, port };
         // GRPCRoutes apply unless `appProtocol` names another protocol.
         let grpc_routes = match (is_opaque, app_protocol) {
-            (false, None) => self.service_grpc_routes(svc, port),
+            (false, None) => self.grpc_routes(parent),
             _ => Vec::new(),
         };
         let kind = if is_opaque {
@@ -246,7 +245,10 @@ impl Index {
                 failure_accrual: accrual,
             })
         } else {
-            let routes = self.service_routes(svc, port);
+            let mut routes = self.http_routes(parent);
+            if routes.is_empty() {
+                routes.push(self.default_http_route(svc, port));
+            }
             match app_protocol {
                 Some(AppProtocol::Http1) => Kind::Http1(Http1 {
                     routes,
@@ -327,9 +329,9 @@ impl Index {
         }
     }
 
-    /// The HTTPRoutes of both groups whose parent is this Service port, in Linkerd's order
-    /// (oldest first, then by name), or the default route.
-    fn service_routes(&self, svc: &ObjKey, port: u16) -> Vec<pb::HttpRoute> {
+    /// The HTTPRoutes of both groups that attach to `parent`, in Linkerd's order (oldest
+    /// first, then by name).
+    pub(super) fn http_routes(&self, parent: Parent<'_>) -> Vec<pb::HttpRoute> {
         let policy_routes = self.policy.routes.iter().map(|(k, r)| (POLICY, k, r));
         let gateway_routes = self
             .policy
@@ -339,11 +341,8 @@ impl Index {
             .map(|(k, r)| (GATEWAY, k, r));
         let mut attached: Vec<_> = policy_routes
             .chain(gateway_routes)
-            .filter(|(_, key, route)| attaches(&route.spec.parent_refs, &key.ns, svc, port))
+            .filter(|(_, key, route)| parent.named_by(&route.spec.parent_refs, &key.ns))
             .collect();
-        if attached.is_empty() {
-            return vec![self.default_http_route(svc, port)];
-        }
         attached.sort_by(|a, b| route_order((a.0, a.1, a.2.created), (b.0, b.1, b.2.created)));
         attached
             .into_iter()
@@ -360,7 +359,7 @@ impl Index {
                     .spec
                     .rules
                     .iter()
-                    .map(|rule| self.route_rule(&key.ns, svc, port, route, rule))
+                    .map(|rule| self.route_rule(&key.ns, parent, route, rule))
                     .collect(),
             })
             .collect()
@@ -396,14 +395,13 @@ impl Index {
     fn route_rule(
         &self,
         route_ns: &str,
-        parent: &ObjKey,
-        port: u16,
+        parent: Parent<'_>,
         route: &RouteInfo,
         rule: &HttpRouteRule,
     ) -> pb::http_route::Rule {
         use pb::http_route::{Distribution, distribution};
         let backends = if rule.backend_refs.is_empty() {
-            let backend = self.service_backend(parent, port, service_meta(parent, port));
+            let backend = self.parent_backend(parent);
             distribution::Kind::FirstAvailable(distribution::FirstAvailable {
                 backends: vec![route_backend(backend, Vec::new())],
             })
@@ -420,15 +418,15 @@ impl Index {
                             namespace: b.namespace.as_deref(),
                             port: b.port,
                         };
-                        let (backend, filters) = match self.resolve_backend(route_ns, port, target)
-                        {
-                            Resolved::Service(backend) => {
-                                (backend, outbound_filters(routes::filters(&b.filters)))
-                            }
-                            Resolved::Invalid(Invalid { backend, message }) => {
-                                (backend, vec![http_failure(message)])
-                            }
-                        };
+                        let (backend, filters) =
+                            match self.resolve_backend(route_ns, parent, target) {
+                                Resolved::Service(backend) => {
+                                    (backend, outbound_filters(routes::filters(&b.filters)))
+                                }
+                                Resolved::Invalid(Invalid { backend, message }) => {
+                                    (backend, vec![http_failure(message)])
+                                }
+                            };
                         pb::http_route::WeightedRouteBackend {
                             backend: Some(route_backend(backend, filters)),
                             weight: weight(b.weight),
@@ -443,16 +441,14 @@ impl Index {
             .and_then(|t| t.request.as_deref())
             .and_then(|t| parse_duration(t).ok())
             .filter(|t| !t.is_zero());
-        let policy = self.services.get(parent).map(|info| &info.policy);
-        let timeouts = route
-            .timeouts
-            .for_rule(rule_request, policy.map(|p| p.timeouts).unwrap_or_default());
-        // The route's own retry annotations replace the Service's.
+        let (parent_retries, parent_timeouts) = self.parent_defaults(parent);
+        let timeouts = route.timeouts.for_rule(rule_request, parent_timeouts);
+        // The route's own retry annotations replace the parent's.
         let retry = route
             .retries
             .http
             .as_ref()
-            .or_else(|| policy.and_then(|p| p.retries.http.as_ref()));
+            .or_else(|| parent_retries.and_then(|r| r.http.as_ref()));
         #[allow(deprecated)]
         pb::http_route::Rule {
             matches: routes::matches(&rule.matches),
@@ -467,43 +463,58 @@ impl Index {
         }
     }
 
-    /// A route's backend: the Service port's balancer, or, for a Service that does not exist
-    /// or a kind that is not a Service (Linkerd's `invalid` backend), one whose requests fail.
+    /// A route's backend: a Service port's balancer, the original destination for the
+    /// EgressNetwork that is the route's parent, or else (a Service that does not exist, another
+    /// EgressNetwork, another kind) Linkerd's invalid backend, whose requests fail.
     pub(super) fn resolve_backend(
         &self,
         route_ns: &str,
-        parent_port: u16,
+        parent: Parent<'_>,
         target: BackendRef<'_>,
     ) -> Resolved {
-        let ns = target.namespace.unwrap_or(route_ns);
-        let key = ObjKey::new(ns, target.name);
+        let key = ObjKey::new(target.namespace.unwrap_or(route_ns), target.name);
         let port = target
             .port
             .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(parent_port);
+            .unwrap_or(parent.port());
         let group = target.group.filter(|g| !g.is_empty()).unwrap_or(CORE_GROUP);
         let kind = target.kind.unwrap_or(SERVICE_KIND);
-        if (group, kind) != (CORE_GROUP, SERVICE_KIND) {
-            return Resolved::Invalid(Invalid {
-                backend: pb::Backend {
-                    metadata: Some(routes::default_meta("invalid")),
-                    queue: Some(queue()),
-                    kind: None,
-                },
-                message: format!("unsupported backend type {group} {kind}"),
-            });
-        }
-        if self.services.contains_key(&key) {
-            return Resolved::Service(self.service_backend(&key, port, service_meta(&key, port)));
-        }
-        Resolved::Invalid(Invalid {
-            backend: pb::Backend {
-                metadata: Some(service_meta(&key, port)),
+        let invalid = |metadata, message| {
+            let backend = pb::Backend {
+                metadata: Some(metadata),
                 queue: Some(queue()),
                 kind: None,
+            };
+            Resolved::Invalid(Invalid { backend, message })
+        };
+        match (group, kind) {
+            (CORE_GROUP, SERVICE_KIND) if self.services.contains_key(&key) => {
+                Resolved::Service(self.service_backend(&key, port, service_meta(&key, port)))
+            }
+            (CORE_GROUP, SERVICE_KIND) => invalid(
+                service_meta(&key, port),
+                format!("Service {}/{} not found", key.ns, key.name),
+            ),
+            (POLICY, k) if k == EgressNetwork::kind(&()) => match parent {
+                Parent::Egress { net, addr } if *net == key => {
+                    Resolved::Service(forward_backend(egress_meta(net, port), addr))
+                }
+                Parent::Egress { .. } => invalid(
+                    egress_meta(&key, port),
+                    "Route with EgressNetwork backend needs to have the same EgressNetwork as a \
+                     parent"
+                        .into(),
+                ),
+                Parent::Service { .. } => invalid(
+                    egress_meta(&key, port),
+                    "EgressNetwork backends attach to EgressNetwork parents only".into(),
+                ),
             },
-            message: format!("Service {}/{} not found", key.ns, key.name),
-        })
+            _ => invalid(
+                routes::default_meta("invalid"),
+                format!("unsupported backend type {group} {kind}"),
+            ),
+        }
     }
 }
 
@@ -522,7 +533,7 @@ pub(super) struct BackendRef<'a> {
 /// What a backend reference resolves to.
 #[derive(Debug)]
 pub(super) enum Resolved {
-    /// A Service port's balancer.
+    /// A Service port's balancer, or the original destination.
     Service(pb::Backend),
     Invalid(Invalid),
 }
@@ -542,25 +553,6 @@ pub(super) const INVALID_BACKEND_STATUS: u32 = 500;
 /// A backend's weight; unset means 1.
 pub(super) fn weight(w: Option<i32>) -> u32 {
     w.and_then(|w| u32::try_from(w).ok()).unwrap_or(1)
-}
-
-/// Whether `parents` names `port` of `svc` (or all its ports); a parent's namespace defaults
-/// to the route's.
-pub(super) fn attaches(
-    parents: &[ParentReference],
-    route_ns: &str,
-    svc: &ObjKey,
-    port: u16,
-) -> bool {
-    parents.iter().any(|p| {
-        p.kind.as_deref() == Some(SERVICE_KIND)
-            && p.group
-                .as_deref()
-                .is_none_or(|g| g.is_empty() || g == CORE_GROUP)
-            && p.name == svc.name
-            && p.namespace.as_deref().unwrap_or(route_ns) == svc.ns
-            && p.port.is_none_or(|p| p == i32::from(port))
-    })
 }
 
 /// Linkerd's route order: routes with a creation time first, oldest first, then by name (and

@@ -878,3 +878,153 @@ fn egress_network_annotations_retry_and_time_out_its_http_route() {
     let rule = &http1_routes(&policy)[0].rules[0];
     assert_eq!(rule.timeouts.unwrap().response.unwrap().seconds, 5);
 }
+
+fn egress_parent(name: &str, port: Option<u16>) -> Value {
+    let mut parent = json!({"group": "policy.linkerd.io", "kind": "EgressNetwork", "name": name});
+    if let Some(port) = port {
+        parent["port"] = json!(port);
+    }
+    parent
+}
+
+/// Each backend of a rule: its metadata's name, the address it forwards to, and the message
+/// of the failure it injects.
+fn rule_backends(rule: &pb::http_route::Rule) -> Vec<(String, Option<String>, Option<String>)> {
+    use pb::http_route::distribution::Kind as Dist;
+    let route_backends: Vec<pb::http_route::RouteBackend> =
+        match rule.backends.clone().unwrap().kind.unwrap() {
+            Dist::FirstAvailable(f) => f.backends,
+            Dist::RandomAvailable(r) => r.backends.into_iter().filter_map(|w| w.backend).collect(),
+            Dist::Empty(_) => Vec::new(),
+        };
+    route_backends
+        .into_iter()
+        .map(|rb| {
+            let backend = rb.backend.unwrap();
+            let forward = match backend.kind {
+                Some(pb::backend::Kind::Forward(a)) => Some(
+                    std::net::SocketAddr::try_from(a.addr.unwrap())
+                        .unwrap()
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            let failure = rb.filters.iter().find_map(|f| match &f.kind {
+                Some(pb::http_route::filter::Kind::FailureInjector(f)) => Some(f.message.clone()),
+                _ => None,
+            });
+            (meta_name(&backend.metadata), forward, failure)
+        })
+        .collect()
+}
+
+#[test]
+fn routes_attach_to_egress_networks() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    index.write().apply(&egress_network(
+        NS,
+        "api",
+        "Deny",
+        json!([{"cidr": "203.0.113.0/24"}]),
+    ));
+    let mut rx = index
+        .write()
+        .watch_outbound(&from_client("203.0.113.5:80"))
+        .unwrap();
+    assert_eq!(
+        http1_route_names(&latest(&mut rx)),
+        ["default:http-egress-deny"]
+    );
+
+    let mut route = http_route(
+        "allow-get",
+        json!({}),
+        json!([
+            {"matches": [{"method": "GET"}]},
+            {"backendRefs": [
+                {"group": "policy.linkerd.io", "kind": "EgressNetwork", "name": "api"},
+                {"group": "policy.linkerd.io", "kind": "EgressNetwork", "name": "other"},
+                {"name": "web", "port": 80},
+            ]},
+        ]),
+    );
+    route.spec.parent_refs = vec![serde_json::from_value(egress_parent("api", Some(80))).unwrap()];
+    index.write().apply(&route);
+    assert!(
+        rx.has_changed().unwrap(),
+        "a route change rebuilds egress subscriptions"
+    );
+    let policy = latest(&mut rx);
+    assert_eq!(
+        http1_route_names(&policy),
+        [
+            "policy.linkerd.io:HTTPRoute:allow-get",
+            "default:http-egress-deny"
+        ]
+    );
+    let rules = &http1_routes(&policy)[0].rules;
+    let api = "policy.linkerd.io:EgressNetwork:api".to_string();
+    let dst = Some("203.0.113.5:80".to_string());
+    assert_eq!(rule_backends(&rules[0]), [(api.clone(), dst.clone(), None)]);
+    assert_eq!(
+        rule_backends(&rules[1]),
+        [
+            (api, dst, None),
+            (
+                "policy.linkerd.io:EgressNetwork:other".into(),
+                None,
+                Some(
+                    "Route with EgressNetwork backend needs to have the same EgressNetwork as a \
+                     parent"
+                        .into()
+                ),
+            ),
+            ("core:Service:web".into(), None, None),
+        ]
+    );
+
+    // A route for another port does not attach.
+    let mut other_port = http_route("other-port", json!({}), json!([{}]));
+    other_port.spec.parent_refs =
+        vec![serde_json::from_value(egress_parent("api", Some(443))).unwrap()];
+    index.write().apply(&other_port);
+    assert_eq!(http1_route_names(&latest(&mut rx)).len(), 2);
+
+    // A GRPCRoute makes it a gRPC policy.
+    let mut grpc = grpc_route("rpc", json!({}), json!([{}]));
+    grpc.spec.parent_refs = vec![serde_json::from_value(egress_parent("api", None)).unwrap()];
+    index.write().apply(&grpc);
+    let routes = grpc_routes(&latest(&mut rx));
+    assert_eq!(
+        meta_name(&routes[0].metadata),
+        "gateway.networking.k8s.io:GRPCRoute:rpc"
+    );
+    index.write().delete::<GrpcRoute>(NS, "rpc");
+    index.write().delete::<HttpRoute>(NS, "allow-get");
+    assert_eq!(
+        http1_route_names(&latest(&mut rx)),
+        ["default:http-egress-deny"]
+    );
+}
+
+#[test]
+fn egress_network_backends_need_their_network_as_parent() {
+    let index = mk_index();
+    index.write().apply(&web(json!({}), [None, None]));
+    index.write().apply(&http_route(
+        "to-egress",
+        json!({}),
+        json!([{"backendRefs": [{"group": "policy.linkerd.io", "kind": "EgressNetwork", "name": "api"}]}]),
+    ));
+    let mut rx = watch(&index, "10.96.0.10:80");
+    let rule = &http1_routes(&latest(&mut rx))[0].rules[0];
+    assert_eq!(
+        rule_backends(rule),
+        [(
+            "policy.linkerd.io:EgressNetwork:api".into(),
+            None,
+            Some("EgressNetwork backends attach to EgressNetwork parents only".into()),
+        )]
+    );
+}
