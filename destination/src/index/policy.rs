@@ -1,7 +1,9 @@
 //! Policy: Servers, ServerAuthorizations, AuthorizationPolicies, MeshTLS and Network
-//! authentications and HTTPRoutes, and the inbound and outbound policies built from them.
+//! authentications, HTTPRoutes (and the Gateway API's HTTPRoutes and GRPCRoutes) and
+//! EgressNetworks, and the inbound and outbound policies built from them.
 //!
-//! Inbound subscriptions are keyed by pod and port, outbound ones by Service and port. Like the
+//! Inbound subscriptions are keyed by pod and port, outbound ones by Service and port (or, for
+//! addresses that are no Service's, by address and client namespace). Like the
 //! rest of the index, each key has one `watch` channel holding the latest policy, encoded once
 //! and shared by every subscriber. A write marks what it can affect (a namespace's pods, a pod,
 //! a namespace's Services, every Service for an HTTPRoute) and the next flush rebuilds only
@@ -66,7 +68,8 @@ type Tx<M> = channel::Sender<Arc<PolicySnapshot<M>>>;
 /// What an outbound policy is asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OutboundTarget {
-    /// A Service's cluster IP and port.
+    /// An address: a Service's cluster IP, or else one the global egress namespace's
+    /// EgressNetworks or the fallback policy apply to.
     Addr(SocketAddr),
     /// An address, as a client in `source_ns` asks for it: a Service's cluster IP, or else
     /// the EgressNetworks of the client's namespace apply to it.
@@ -195,8 +198,8 @@ impl Index {
         Some(self.policy.inbound_subs.get(pod)?.get(&port)?.subscribe())
     }
 
-    /// A receiver of the outbound policy of a Service port, or of the fallback policy of an
-    /// address outside the cluster networks.
+    /// A receiver of the outbound policy of a Service port, or of the egress policy (an
+    /// EgressNetwork's, or the fallback outside the cluster networks) of another address.
     pub fn watch_outbound(&mut self, target: &OutboundTarget) -> Result<OutboundRx, PolicyError> {
         let (svc, port) = match self.outbound_service(target) {
             Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {

@@ -82,7 +82,7 @@ impl Index {
                         };
                         let (backend, filters) =
                             match self.resolve_backend(route_ns, parent, target) {
-                                Resolved::Service(backend) => (backend, filters(&b.filters)),
+                                Resolved::Backend(backend) => (backend, filters(&b.filters)),
                                 Resolved::Invalid(Invalid { backend, message }) => {
                                     (backend, vec![grpc_failure(message)])
                                 }

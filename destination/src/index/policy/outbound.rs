@@ -420,7 +420,7 @@ impl Index {
                         };
                         let (backend, filters) =
                             match self.resolve_backend(route_ns, parent, target) {
-                                Resolved::Service(backend) => {
+                                Resolved::Backend(backend) => {
                                     (backend, outbound_filters(routes::filters(&b.filters)))
                                 }
                                 Resolved::Invalid(Invalid { backend, message }) => {
@@ -489,7 +489,7 @@ impl Index {
         };
         match (group, kind) {
             (CORE_GROUP, SERVICE_KIND) if self.services.contains_key(&key) => {
-                Resolved::Service(self.service_backend(&key, port, service_meta(&key, port)))
+                Resolved::Backend(self.service_backend(&key, port, service_meta(&key, port)))
             }
             (CORE_GROUP, SERVICE_KIND) => invalid(
                 service_meta(&key, port),
@@ -497,7 +497,7 @@ impl Index {
             ),
             (POLICY, k) if k == EgressNetwork::kind(&()) => match parent {
                 Parent::Egress { net, addr } if *net == key => {
-                    Resolved::Service(forward_backend(egress_meta(net, port), addr))
+                    Resolved::Backend(forward_backend(egress_meta(net, port), addr))
                 }
                 Parent::Egress { .. } => invalid(
                     egress_meta(&key, port),
@@ -534,7 +534,7 @@ pub(super) struct BackendRef<'a> {
 #[derive(Debug)]
 pub(super) enum Resolved {
     /// A Service port's balancer, or the original destination.
-    Service(pb::Backend),
+    Backend(pb::Backend),
     Invalid(Invalid),
 }
 
