@@ -87,7 +87,7 @@ fn document(crd: &CustomResourceDefinition) -> String {
 }
 
 /// `K`'s CRD, also serving `served` with the same schema (`K`'s version stays the storage one).
-fn with_served<K: CustomResourceExt>(served: &[Served]) -> CustomResourceDefinition {
+pub(crate) fn with_served<K: CustomResourceExt>(served: &[Served]) -> CustomResourceDefinition {
     let storage = K::crd();
     let mut all = vec![storage.clone()];
     for s in served {

@@ -12,6 +12,7 @@
 //! as the YAML that `oxlink install --crds` prints and the chart ships.
 
 pub mod duration;
+pub mod gateway;
 pub mod install;
 pub mod names;
 pub mod policy;

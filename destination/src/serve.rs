@@ -3,7 +3,7 @@
 
 use crate::{
     grpc::{DestinationGrpc, inbound::inbound_server, outbound::outbound_server},
-    index::{self, Index, SharedIndex, spawn_watch},
+    index::{self, Index, SharedIndex, policy::spawn_gateway_watch, spawn_watch},
     metrics::Metrics,
 };
 use k8s_openapi::api::{
@@ -12,10 +12,10 @@ use k8s_openapi::api::{
 };
 use oxlink_admin::{Readiness, Tasks, serve_admin};
 use oxlink_crds::{
-    ExternalWorkload, ServiceProfile,
+    ExternalWorkload, ServiceProfile, gateway,
     policy::{
-        AuthorizationPolicy, HttpLocalRateLimitPolicy, HttpRoute, MeshTlsAuthentication,
-        NetworkAuthentication, Server, ServerAuthorization,
+        AuthorizationPolicy, EgressNetwork, HttpLocalRateLimitPolicy, HttpRoute,
+        MeshTlsAuthentication, NetworkAuthentication, Server, ServerAuthorization,
     },
 };
 use oxlink_tls::{
@@ -195,12 +195,13 @@ pub fn spawn_with(
 }
 
 /// The watches of the kinds beyond Get/GetProfile's core (Servers are watched above): the
-/// policy kinds, and ExternalWorkloads, which only policy-era control planes install.
+/// policy kinds, ExternalWorkloads, which only policy-era control planes install, and the
+/// Gateway API routes, if the cluster has their CRDs.
 fn spawn_policy_watches(
     client: &kube::Client,
     index: &SharedIndex,
     ready: &Readiness,
-) -> [tokio::task::JoinHandle<()>; 7] {
+) -> [tokio::task::JoinHandle<()>; 10] {
     type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
     let watch = |spawn: Spawn, unsynced: &'static str| {
         spawn(client.clone(), index.clone(), ready.latch(unsynced))
@@ -233,6 +234,18 @@ fn spawn_policy_watches(
         watch(
             spawn_watch::<HttpLocalRateLimitPolicy>,
             "the HTTPLocalRateLimitPolicy watch has not synced",
+        ),
+        watch(
+            spawn_watch::<EgressNetwork>,
+            "the EgressNetwork watch has not synced",
+        ),
+        watch(
+            spawn_gateway_watch::<gateway::HttpRoute>,
+            "the Gateway API HTTPRoute watch has not synced",
+        ),
+        watch(
+            spawn_gateway_watch::<gateway::GrpcRoute>,
+            "the GRPCRoute watch has not synced",
         ),
     ]
 }

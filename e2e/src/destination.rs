@@ -162,8 +162,13 @@ pub async fn scale(client: &Client, ns: &str, replicas: i32) -> Result<()> {
 /// ServiceProfiles, the policy kinds and ExternalWorkloads), and waits for them to be
 /// Established.
 pub async fn ensure_crds(client: &Client) -> Result<()> {
+    install_crds(client, oxlink_crds::install::crds()).await
+}
+
+/// Creates each of `crds` that is missing and waits for all of them to be Established.
+pub async fn install_crds(client: &Client, all: Vec<CustomResourceDefinition>) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in oxlink_crds::install::crds() {
+    for crd in all {
         let name = crd.metadata.name.clone().unwrap_or_default();
         if crds.get_opt(&name).await?.is_none() {
             match crds.create(&PostParams::default(), &crd).await {

@@ -12,6 +12,7 @@
 pub mod destination;
 pub mod identity;
 pub mod localkube;
+pub mod policy;
 pub mod proxy;
 
 use anyhow::{Context, Result, bail};

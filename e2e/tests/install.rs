@@ -486,6 +486,11 @@ fn least_privilege() -> Result<()> {
         ),
         (
             "linkerd-destination",
+            "watch grpcroutes.gateway.networking.k8s.io",
+            true,
+        ),
+        (
+            "linkerd-destination",
             "watch externalworkloads.workload.linkerd.io",
             true,
         ),

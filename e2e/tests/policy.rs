@@ -13,7 +13,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use linkerd2_proxy_api::{
     inbound::{self as inpb, inbound_server_policies_client::InboundServerPoliciesClient},
@@ -30,98 +30,14 @@ use oxlink_crds::{
         AuthorizationPolicy, HttpLocalRateLimitPolicy, HttpRoute, MeshTlsAuthentication, Server,
     },
 };
-use oxlink_destination::{Running, index::Config};
-use oxlink_e2e::{CONVERGE, deployment, eventually, ready_pod_ips, with_temp_ns};
+use oxlink_e2e::{
+    CONVERGE, deployment, eventually,
+    policy::{create, delete, start, until},
+    ready_pod_ips, with_temp_ns,
+};
 use serde_json::{Value, json};
-use std::{fmt::Debug, net::SocketAddr};
-use tokio::net::TcpListener;
-use tonic::{Code, Streaming, transport::Channel};
-
-/// Starts destination with its policy listener and waits until every watch has synced.
-async fn start(client: Client) -> Result<(Running, Channel)> {
-    oxlink_e2e::destination::ensure_crds(&client).await?;
-    let grpc = TcpListener::bind("127.0.0.1:0").await?;
-    let policy = TcpListener::bind("127.0.0.1:0").await?;
-    let running = oxlink_destination::spawn_with(
-        client,
-        Config::default(),
-        oxlink_destination::Transport::Plaintext,
-        grpc,
-        Some(policy),
-        None,
-    )?;
-    let ready = running.ready.clone();
-    eventually("destination's watches to sync", CONVERGE, || {
-        let ready = ready.clone();
-        async move {
-            Ok(if ready.is_ready() {
-                Ok(())
-            } else {
-                Err("not ready")
-            })
-        }
-    })
-    .await?;
-    let addr = running.policy_addr.context("a policy listener")?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    Ok((running, channel))
-}
-
-/// Creates a namespaced object of kind `K` from its manifest.
-async fn create<K>(client: &Client, ns: &str, manifest: Value) -> Result<()>
-where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + serde::de::DeserializeOwned
-        + serde::Serialize,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let obj: K = serde_json::from_value(manifest)?;
-    api.create(&PostParams::default(), &obj)
-        .await
-        .with_context(|| format!("creating {}", K::kind(&())))?;
-    Ok(())
-}
-
-async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<()>
-where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + serde::de::DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    api.delete(name, &DeleteParams::default())
-        .await
-        .with_context(|| format!("deleting {} {name}", K::kind(&())))?;
-    Ok(())
-}
-
-/// Reads the stream until a message satisfies `done`, failing on errors, the end of the
-/// stream, or when nothing satisfying arrives within [`CONVERGE`].
-async fn until<T: Debug>(
-    stream: &mut Streaming<T>,
-    what: &str,
-    done: impl Fn(&T) -> bool,
-) -> Result<T> {
-    let mut last = None;
-    let read = async {
-        while let Some(msg) = stream.message().await? {
-            if done(&msg) {
-                return Ok(msg);
-            }
-            last = Some(format!("{msg:?}"));
-        }
-        bail!("the stream ended")
-    };
-    match tokio::time::timeout(CONVERGE, read).await {
-        Ok(result) => result.with_context(|| format!("waiting for {what}")),
-        Err(_) => bail!("timed out waiting for {what}; last seen: {last:?}"),
-    }
-}
+use std::net::SocketAddr;
+use tonic::Code;
 
 fn server_label<'a>(server: &'a inpb::Server, key: &str) -> &'a str {
     server
@@ -290,8 +206,9 @@ async fn outbound_policy_follows_http_routes() -> Result<()> {
             target: Some(target),
         };
 
-        // Not a Service: NOT_FOUND, so the proxy forwards to the original destination.
-        let other: SocketAddr = "192.0.2.1:80".parse()?;
+        // Not a Service, inside the cluster networks: NOT_FOUND, so the proxy forwards to the
+        // original destination.
+        let other: SocketAddr = "10.255.255.254:80".parse()?;
         let status = outbound
             .get(spec(Target::Addr(TcpAddress::from(other))))
             .await

@@ -229,3 +229,22 @@ pub const TIMEOUT_REQUEST: &str = "timeout.linkerd.io/request";
 pub const TIMEOUT_RESPONSE: &str = "timeout.linkerd.io/response";
 /// Idle timeout of every route of a Service (Go duration): between body frames.
 pub const TIMEOUT_IDLE: &str = "timeout.linkerd.io/idle";
+
+// === Retries read by the outbound policy API (on a Service, or on a route to override it) ===
+
+/// HTTP statuses to retry: a comma-separated list of codes (`504`), ranges (`500-504`),
+/// `5xx` or `gateway-error` (502–504). Not read on GRPCRoutes.
+pub const RETRY_HTTP: &str = "retry.linkerd.io/http";
+/// gRPC statuses to retry: a comma-separated list of `cancelled`, `deadline-exceeded`,
+/// `internal`, `resource-exhausted`, `unavailable`. Not read on HTTPRoutes.
+pub const RETRY_GRPC: &str = "retry.linkerd.io/grpc";
+/// How many times a request may be retried (default 1).
+pub const RETRY_LIMIT: &str = "retry.linkerd.io/limit";
+/// Each attempt's timeout (a duration with units), after which it is cancelled and retried.
+pub const RETRY_TIMEOUT: &str = "retry.linkerd.io/timeout";
+
+// === Kubernetes ===
+
+/// On a CRD of a `*.k8s.io` group: where the API was approved (the API server rejects such a
+/// CRD without it).
+pub const API_APPROVED: &str = "api-approved.kubernetes.io";

@@ -133,3 +133,6 @@ pub const DEFAULT_CLUSTER_NETWORKS: &str =
     "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
 /// Networks whose probes the default probe routes admit (`--probe-networks`).
 pub const DEFAULT_PROBE_NETWORKS: &str = "0.0.0.0/0,::/0";
+/// The namespace whose EgressNetworks apply to clients in every namespace (those in a client's
+/// own namespace take precedence): policy's `--global-egress-network-namespace`.
+pub const GLOBAL_EGRESS_NETWORK_NAMESPACE: &str = "linkerd-egress";

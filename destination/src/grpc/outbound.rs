@@ -1,9 +1,11 @@
 //! `io.linkerd.proxy.outbound.OutboundPolicies`: Get and Watch by a Service's cluster
-//! address or by its cluster name. Anything that is not a Service is NOT_FOUND, which tells
-//! the proxy to synthesize its own policy (forward to the original destination).
+//! address or by its cluster name. Another address gets the policy of the EgressNetwork that
+//! contains it (for the client's namespace), or the `egress-fallback` policy (forward to the
+//! original destination) if it is outside the cluster networks; any other target is NOT_FOUND,
+//! which tells the proxy to synthesize its own policy.
 
 use super::{
-    inbound::{PolicyApi, PolicyServer, SnapshotRx, not_found},
+    inbound::{PolicyApi, PolicyServer, SnapshotRx, not_found, parse_workload},
     target::{ClusterName, Host, parse_cluster_name, parse_path},
 };
 use crate::{
@@ -50,10 +52,19 @@ impl<D: DiscoverPolicy> PolicyApi for Outbound<D> {
         use pb::traffic_spec::Target;
         let target = match spec.target {
             None => return Err(Status::invalid_argument("no target")),
-            Some(Target::Addr(addr)) => OutboundTarget::Addr(
-                SocketAddr::try_from(addr)
-                    .map_err(|_| Status::invalid_argument("invalid target address"))?,
-            ),
+            Some(Target::Addr(addr)) => {
+                let addr = SocketAddr::try_from(addr)
+                    .map_err(|_| Status::invalid_argument("invalid target address"))?;
+                // The client's namespace picks the EgressNetworks that apply; without one,
+                // only the global egress namespace's do.
+                match parse_workload(&spec.source_workload) {
+                    Ok(client) => OutboundTarget::AddrFrom {
+                        addr,
+                        source_ns: client.key().ns.clone(),
+                    },
+                    Err(_) => OutboundTarget::Addr(addr),
+                }
+            }
             Some(Target::Authority(authority)) => self.authority(&authority)?,
         };
         tracing::debug!(?target, "outbound policy");

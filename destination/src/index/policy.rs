@@ -1,23 +1,31 @@
 //! Policy: Servers, ServerAuthorizations, AuthorizationPolicies, MeshTLS and Network
-//! authentications, HTTPRoutes and HTTPLocalRateLimitPolicies, and the inbound and outbound
-//! policies built from them.
+//! authentications, HTTPRoutes (and the Gateway API's HTTPRoutes and GRPCRoutes),
+//! HTTPLocalRateLimitPolicies and EgressNetworks, and the inbound and outbound policies built
+//! from them.
 //!
 //! Inbound subscriptions are keyed by workload (pod or ExternalWorkload) and port, outbound ones
-//! by Service and port. Like the rest of the index, each key has one `watch` channel holding the
-//! latest policy, encoded once and shared by every subscriber. A write marks what it can affect
-//! (a namespace's workloads, a pod, an ExternalWorkload, a namespace's Services, every Service for
+//! by Service and port (or, for addresses that are no Service's, by address and client
+//! namespace). Like the rest of the index, each key has one `watch` channel holding the latest
+//! policy, encoded once and shared by every subscriber. A write marks what it can affect (a
+//! namespace's workloads, a pod, an ExternalWorkload, a namespace's Services, every Service for
 //! an HTTPRoute) and the next flush rebuilds only those keys, sending only when the policy
 //! actually changed.
 
 mod authz;
 mod defaults;
+mod egress;
 mod external;
+mod gateway;
+mod grpc_route;
 mod inbound;
 mod outbound;
+mod parent;
 mod pod;
 mod ratelimit;
 mod resources;
+mod retry;
 pub(super) mod routes;
+mod timeouts;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +33,7 @@ mod tests;
 pub use self::defaults::{
     Cidr, DefaultPolicy, Networks, ParseCidrError, ParsePolicyError, PolicyConfig,
 };
+pub use self::gateway::spawn_gateway_watch;
 pub use self::inbound::Workload;
 pub(crate) use self::{outbound::ServicePolicy, pod::PodPolicy};
 
@@ -64,8 +73,12 @@ type Tx<M> = channel::Sender<Arc<PolicySnapshot<M>>>;
 /// What an outbound policy is asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OutboundTarget {
-    /// A Service's cluster IP and port.
+    /// An address: a Service's cluster IP, or else one the global egress namespace's
+    /// EgressNetworks or the fallback policy apply to.
     Addr(SocketAddr),
+    /// An address, as a client in `source_ns` asks for it: a Service's cluster IP, or else
+    /// the EgressNetworks of the client's namespace apply to it.
+    AddrFrom { addr: SocketAddr, source_ns: String },
     /// A Service by name and port.
     Service(ObjKey, u16),
 }
@@ -96,6 +109,10 @@ pub(crate) struct ServerInfo {
 pub(crate) struct RouteInfo {
     pub(crate) spec: HttpRouteSpec,
     pub(crate) created: Option<i64>,
+    /// The route's own `retry.linkerd.io/*` annotations, which replace its Service's.
+    pub(crate) retries: retry::Retries,
+    /// The route's own `timeout.linkerd.io/*` annotations, which replace its Service's.
+    pub(crate) timeouts: timeouts::Timeouts,
 }
 
 /// The policy part of the index.
@@ -110,6 +127,10 @@ pub(crate) struct PolicyIndex {
     pub(crate) rate_limits: HashMap<ObjKey, ratelimit::RateLimitInfo>,
     /// What inbound policy reads from each ExternalWorkload.
     pub(crate) externals: HashMap<ObjKey, external::ExternalPolicy>,
+    /// Gateway API HTTPRoutes and GRPCRoutes (outbound only).
+    gateway: gateway::GatewayRoutes,
+    /// EgressNetworks, and outbound subscriptions to addresses that are no Service's.
+    egress: egress::Egress,
 
     inbound_subs: HashMap<Workload, HashMap<u16, Tx<inpb::Server>>>,
     outbound_subs: HashMap<ObjKey, HashMap<u16, Tx<outpb::OutboundPolicy>>>,
@@ -214,9 +235,15 @@ impl Index {
         )
     }
 
-    /// A receiver of the outbound policy of a Service port.
+    /// A receiver of the outbound policy of a Service port, or of the egress policy (an
+    /// EgressNetwork's, or the fallback outside the cluster networks) of another address.
     pub fn watch_outbound(&mut self, target: &OutboundTarget) -> Result<OutboundRx, PolicyError> {
-        let (svc, port) = self.outbound_service(target)?;
+        let (svc, port) = match self.outbound_service(target) {
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {
+                return Ok(self.watch_egress(addr, target));
+            }
+            found => found?,
+        };
         if let Some(rx) = self.existing_outbound_key(&svc, port) {
             return Ok(rx);
         }
@@ -236,7 +263,12 @@ impl Index {
         &self,
         target: &OutboundTarget,
     ) -> Result<Option<OutboundRx>, PolicyError> {
-        let (svc, port) = self.outbound_service(target)?;
+        let (svc, port) = match self.outbound_service(target) {
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {
+                return Ok(self.existing_egress(addr, target));
+            }
+            found => found?,
+        };
         Ok(self.existing_outbound_key(&svc, port))
     }
 
@@ -247,7 +279,7 @@ impl Index {
     /// The Service a target names, if it exists.
     fn outbound_service(&self, target: &OutboundTarget) -> Result<(ObjKey, u16), PolicyError> {
         match target {
-            OutboundTarget::Addr(addr) => {
+            OutboundTarget::Addr(addr) | OutboundTarget::AddrFrom { addr, .. } => {
                 // Several Services claiming one IP: the first by namespace and name, as
                 // GetProfile streams do.
                 let svc = self
@@ -282,6 +314,8 @@ impl Index {
             })
             .collect();
         publish(&mut self.policy.outbound_subs, built);
+        // Routes and Services can change EgressNetwork policies too.
+        self.flush_egress(all || !dirty_ns.is_empty());
     }
 }
 

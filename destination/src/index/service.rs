@@ -71,7 +71,7 @@ impl ServiceInfo {
                 opaque_ports,
                 node_local,
                 external_name: spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName"),
-                policy: ServicePolicy::from_annotations(svc.metadata.annotations.as_ref()),
+                policy: ServicePolicy::from_service(svc),
             },
         ))
     }

@@ -1,14 +1,25 @@
 //! The outbound policy of a Service port: its HTTPRoutes (or a default route) to its backends,
-//! opaque when the port is, with failure accrual from the Service's annotations.
+//! opaque when the port is, with failure accrual, timeouts and retries from the Service's
+//! annotations and the protocol its port's `appProtocol` names.
 
-use super::routes::{self, Filter};
+use super::{
+    RouteInfo,
+    parent::{Parent, egress_meta, forward_backend},
+    retry::{Retries, Retry, StatusRange},
+    routes::{self, Filter},
+    timeouts::Timeouts,
+};
 use crate::index::{Index, ObjKey};
+use k8s_openapi::api::core::v1::Service;
 use kube::Resource;
 use linkerd2_proxy_api::{http_route, meta, outbound as pb};
 use oxlink_crds::{
     duration::parse_duration,
-    names::{annotations, groups::POLICY},
-    policy::{HttpRoute, httproute::HttpRouteRule},
+    names::{
+        annotations,
+        groups::{GATEWAY, POLICY},
+    },
+    policy::{EgressNetwork, HttpRoute, httproute::HttpRouteRule},
 };
 use std::{collections::BTreeMap, time::Duration};
 
@@ -18,63 +29,82 @@ const FAILFAST_TIMEOUT: Duration = Duration::from_secs(3);
 const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// The group Linkerd names core Services with in outbound metadata.
-const CORE_GROUP: &str = "core";
-const SERVICE_KIND: &str = "Service";
+pub(super) const CORE_GROUP: &str = "core";
+pub(super) const SERVICE_KIND: &str = "Service";
 
-/// What a Service's annotations say about its outbound policy.
+/// What a Service's annotations and ports say about its outbound policy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ServicePolicy {
     failure_accrual: Option<FailureAccrual>,
-    timeouts: Timeouts,
+    pub(super) timeouts: Timeouts,
+    pub(super) retries: Retries,
+    /// The protocol each port's `appProtocol` names, where it names one the mesh knows.
+    app_protocols: BTreeMap<u16, AppProtocol>,
 }
 
-/// Route timeouts from `timeout.linkerd.io/{request,response,idle}`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Timeouts {
-    request: Option<Duration>,
-    response: Option<Duration>,
-    idle: Option<Duration>,
+/// A Service port's `appProtocol`, as Linkerd reads it (case-insensitively).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AppProtocol {
+    /// `http`: HTTP/1 only, no protocol detection.
+    Http1,
+    /// `kubernetes.io/h2c`: HTTP/2 only.
+    Http2,
+    /// `linkerd.io/opaque` or `linkerd.io/tcp`.
+    Opaque,
 }
 
-impl ServicePolicy {
-    pub(crate) fn from_annotations(a: Option<&BTreeMap<String, String>>) -> Self {
-        let Some(a) = a else {
-            return Self::default();
-        };
-        let timeout = |key: &str| {
-            let value = a.get(key)?;
-            match parse_duration(value) {
-                Ok(d) if !d.is_zero() => Some(d),
-                Ok(_) => None,
-                Err(error) => {
-                    tracing::info!(annotation = key, %value, %error, "ignoring a malformed timeout");
-                    None
-                }
-            }
-        };
-        Self {
-            failure_accrual: FailureAccrual::from_annotations(a),
-            timeouts: Timeouts {
-                request: timeout(annotations::TIMEOUT_REQUEST),
-                response: timeout(annotations::TIMEOUT_RESPONSE),
-                idle: timeout(annotations::TIMEOUT_IDLE),
-            },
+impl AppProtocol {
+    /// The protocol a value names; `None` for values the mesh does not know (their ports get
+    /// the default policy, as without `appProtocol`).
+    fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "http" => Some(Self::Http1),
+            "kubernetes.io/h2c" => Some(Self::Http2),
+            "linkerd.io/opaque" | "linkerd.io/tcp" => Some(Self::Opaque),
+            _ => None,
         }
     }
 }
 
-impl Timeouts {
-    /// The rule's timeouts: the Service's, with the route's own request timeout first.
-    fn to_proto(self, route_request: Option<Duration>) -> Option<http_route::Timeouts> {
-        let request = route_request.or(self.request);
-        if request.is_none() && self.response.is_none() && self.idle.is_none() {
-            return None;
+impl ServicePolicy {
+    /// Reads a Service's annotations and its ports' `appProtocol`s.
+    pub(crate) fn from_service(svc: &Service) -> Self {
+        let name = format!(
+            "Service {}/{}",
+            svc.metadata.namespace.as_deref().unwrap_or_default(),
+            svc.metadata.name.as_deref().unwrap_or_default()
+        );
+        let mut policy = Self::from_annotations(svc.metadata.annotations.as_ref(), &name);
+        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+        for port in ports.into_iter().flatten() {
+            let (Some(value), Ok(number)) = (&port.app_protocol, u16::try_from(port.port)) else {
+                continue;
+            };
+            match AppProtocol::parse(value) {
+                Some(protocol) => {
+                    policy.app_protocols.insert(number, protocol);
+                }
+                None => tracing::debug!(
+                    service = %name,
+                    port = number,
+                    app_protocol = %value,
+                    "unknown appProtocol; the port gets the default policy"
+                ),
+            }
         }
-        Some(http_route::Timeouts {
-            request: request.map(routes::duration),
-            response: self.response.map(routes::duration),
-            idle: self.idle.map(routes::duration),
-        })
+        policy
+    }
+
+    fn from_annotations(a: Option<&BTreeMap<String, String>>, name: &str) -> Self {
+        let Some(a) = a else {
+            return Self::default();
+        };
+        Self {
+            failure_accrual: FailureAccrual::from_annotations(a),
+            timeouts: Timeouts::from_annotations(a, name),
+            retries: Retries::from_annotations(a, name),
+            app_protocols: BTreeMap::new(),
+        }
     }
 }
 
@@ -165,11 +195,11 @@ impl FailureAccrual {
     }
 }
 
-fn service_meta(svc: &ObjKey, port: u16) -> meta::Metadata {
+pub(super) fn service_meta(svc: &ObjKey, port: u16) -> meta::Metadata {
     routes::resource_meta(CORE_GROUP, SERVICE_KIND, &svc.ns, &svc.name, port)
 }
 
-fn queue() -> pb::Queue {
+pub(super) fn queue() -> pb::Queue {
     pb::Queue {
         capacity: QUEUE_CAPACITY,
         failfast_timeout: Some(routes::duration(FAILFAST_TIMEOUT)),
@@ -178,38 +208,69 @@ fn queue() -> pb::Queue {
 
 impl Index {
     /// The outbound policy of `port` on `svc`, or `None` if the Service is not indexed.
+    ///
+    /// An opaque port (by annotation, default, or `appProtocol`) gets the opaque route; an
+    /// `appProtocol` of `http` or `kubernetes.io/h2c` gets that HTTP version's routes without
+    /// detection; otherwise GRPCRoutes make it a gRPC port, and without them the proxy detects
+    /// the protocol and routes HTTP by the HTTPRoutes of both groups.
     pub(crate) fn outbound_policy(&self, svc: &ObjKey, port: u16) -> Option<pb::OutboundPolicy> {
-        use pb::proxy_protocol::{Detect, Http1, Http2, Kind, Opaque};
+        use pb::proxy_protocol::{Detect, Grpc, Http1, Http2, Kind, Opaque};
         let info = self.services.get(svc)?;
-        let opaque = Opaque {
+        let opaque = || Opaque {
             routes: vec![self.opaque_route(svc, port)],
         };
+        let app_protocol = info.policy.app_protocols.get(&port).copied();
         let is_opaque = info
             .opaque_ports
             .as_ref()
             .unwrap_or(&self.config.default_opaque_ports)
-            .contains(port);
+            .contains(port)
+            || app_protocol == Some(AppProtocol::Opaque);
+        let accrual = info
+            .policy
+            .failure_accrual
+            .as_ref()
+            .map(FailureAccrual::to_proto);
+        let parent = Parent::Service { svc, port };
+        // GRPCRoutes apply unless `appProtocol` names another protocol.
+        let grpc_routes = match (is_opaque, app_protocol) {
+            (false, None) => self.grpc_routes(parent),
+            _ => Vec::new(),
+        };
         let kind = if is_opaque {
-            Kind::Opaque(opaque)
+            Kind::Opaque(opaque())
+        } else if !grpc_routes.is_empty() {
+            Kind::Grpc(Grpc {
+                routes: grpc_routes,
+                failure_accrual: accrual,
+            })
         } else {
-            let routes = self.service_routes(svc, port);
-            let accrual = info
-                .policy
-                .failure_accrual
-                .as_ref()
-                .map(FailureAccrual::to_proto);
-            Kind::Detect(Detect {
-                timeout: Some(routes::duration(DETECT_TIMEOUT)),
-                opaque: Some(opaque),
-                http1: Some(Http1 {
-                    routes: routes.clone(),
-                    failure_accrual: accrual,
-                }),
-                http2: Some(Http2 {
+            let mut routes = self.http_routes(parent);
+            if routes.is_empty() {
+                routes.push(self.default_http_route(svc, port));
+            }
+            match app_protocol {
+                Some(AppProtocol::Http1) => Kind::Http1(Http1 {
                     routes,
                     failure_accrual: accrual,
                 }),
-            })
+                Some(AppProtocol::Http2) => Kind::Http2(Http2 {
+                    routes,
+                    failure_accrual: accrual,
+                }),
+                Some(AppProtocol::Opaque) | None => Kind::Detect(Detect {
+                    timeout: Some(routes::duration(DETECT_TIMEOUT)),
+                    opaque: Some(opaque()),
+                    http1: Some(Http1 {
+                        routes: routes.clone(),
+                        failure_accrual: accrual,
+                    }),
+                    http2: Some(Http2 {
+                        routes,
+                        failure_accrual: accrual,
+                    }),
+                }),
+            }
         };
         Some(pb::OutboundPolicy {
             protocol: Some(pb::ProxyProtocol { kind: Some(kind) }),
@@ -218,7 +279,12 @@ impl Index {
     }
 
     /// The balancer over a Service port's endpoints (discovered through `Destination.Get`).
-    fn service_backend(&self, svc: &ObjKey, port: u16, metadata: meta::Metadata) -> pb::Backend {
+    pub(super) fn service_backend(
+        &self,
+        svc: &ObjKey,
+        port: u16,
+        metadata: meta::Metadata,
+    ) -> pb::Backend {
         use pb::backend::{BalanceP2c, EndpointDiscovery, Kind, balance_p2c, endpoint_discovery};
         pb::Backend {
             metadata: Some(metadata),
@@ -263,33 +329,26 @@ impl Index {
         }
     }
 
-    /// The HTTPRoutes whose parent is this Service port, oldest first, or the default route.
-    fn service_routes(&self, svc: &ObjKey, port: u16) -> Vec<pb::HttpRoute> {
-        let mut attached: Vec<_> = self
+    /// The HTTPRoutes of both groups that attach to `parent`, in Linkerd's order (oldest
+    /// first, then by name).
+    pub(super) fn http_routes(&self, parent: Parent<'_>) -> Vec<pb::HttpRoute> {
+        let policy_routes = self.policy.routes.iter().map(|(k, r)| (POLICY, k, r));
+        let gateway_routes = self
             .policy
-            .routes
+            .gateway
+            .http
             .iter()
-            .filter(|(key, route)| {
-                route.spec.parent_refs.iter().any(|p| {
-                    p.kind.as_deref() == Some(SERVICE_KIND)
-                        && p.group
-                            .as_deref()
-                            .is_none_or(|g| g.is_empty() || g == CORE_GROUP)
-                        && p.name == svc.name
-                        && p.namespace.as_deref().unwrap_or(&key.ns) == svc.ns
-                        && p.port.is_none_or(|p| p == i32::from(port))
-                })
-            })
+            .map(|(k, r)| (GATEWAY, k, r));
+        let mut attached: Vec<_> = policy_routes
+            .chain(gateway_routes)
+            .filter(|(_, key, route)| parent.named_by(&route.spec.parent_refs, &key.ns))
             .collect();
-        if attached.is_empty() {
-            return vec![self.default_http_route(svc, port)];
-        }
-        attached.sort_by(|a, b| (a.1.created, a.0).cmp(&(b.1.created, b.0)));
+        attached.sort_by(|a, b| route_order((a.0, a.1, a.2.created), (b.0, b.1, b.2.created)));
         attached
             .into_iter()
-            .map(|(key, route)| pb::HttpRoute {
+            .map(|(group, key, route)| pb::HttpRoute {
                 metadata: Some(routes::resource_meta(
-                    POLICY,
+                    group,
                     &HttpRoute::kind(&()),
                     &key.ns,
                     &key.name,
@@ -300,7 +359,7 @@ impl Index {
                     .spec
                     .rules
                     .iter()
-                    .map(|rule| self.route_rule(&key.ns, svc, port, rule))
+                    .map(|rule| self.route_rule(&key.ns, parent, route, rule))
                     .collect(),
             })
             .collect()
@@ -309,14 +368,14 @@ impl Index {
     fn default_http_route(&self, svc: &ObjKey, port: u16) -> pb::HttpRoute {
         use pb::http_route::{Distribution, Rule, distribution};
         let backend = self.service_backend(svc, port, routes::default_meta("service"));
-        let timeouts = self
-            .services
-            .get(svc)
-            .and_then(|info| info.policy.timeouts.to_proto(None));
+        let policy = self.services.get(svc).map(|info| &info.policy);
+        let timeouts = policy.and_then(|p| p.timeouts.to_proto());
+        let retry = policy.and_then(|p| p.retries.http.as_ref());
         #[allow(deprecated)]
         let rule = Rule {
             matches: vec![routes::prefix_match("/")],
             timeouts,
+            retry: retry.map(Retry::to_http),
             backends: Some(Distribution {
                 kind: Some(distribution::Kind::FirstAvailable(
                     distribution::FirstAvailable {
@@ -336,13 +395,13 @@ impl Index {
     fn route_rule(
         &self,
         route_ns: &str,
-        parent: &ObjKey,
-        port: u16,
+        parent: Parent<'_>,
+        route: &RouteInfo,
         rule: &HttpRouteRule,
     ) -> pb::http_route::Rule {
         use pb::http_route::{Distribution, distribution};
         let backends = if rule.backend_refs.is_empty() {
-            let backend = self.service_backend(parent, port, service_meta(parent, port));
+            let backend = self.parent_backend(parent);
             distribution::Kind::FirstAvailable(distribution::FirstAvailable {
                 backends: vec![route_backend(backend, Vec::new())],
             })
@@ -352,37 +411,44 @@ impl Index {
                     .backend_refs
                     .iter()
                     .map(|b| {
-                        let ns = b.namespace.as_deref().unwrap_or(route_ns);
-                        let key = ObjKey::new(ns, b.name.clone());
-                        let port = b.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(port);
-                        let is_service = b.kind.as_deref().is_none_or(|k| k == SERVICE_KIND);
-                        let (backend, filters) = if is_service && self.services.contains_key(&key) {
-                            let backend =
-                                self.service_backend(&key, port, service_meta(&key, port));
-                            (backend, outbound_filters(routes::filters(&b.filters)))
-                        } else {
-                            invalid_backend(&key, port)
+                        let target = BackendRef {
+                            group: b.group.as_deref(),
+                            kind: b.kind.as_deref(),
+                            name: &b.name,
+                            namespace: b.namespace.as_deref(),
+                            port: b.port,
                         };
+                        let (backend, filters) =
+                            match self.resolve_backend(route_ns, parent, target) {
+                                Resolved::Backend(backend) => {
+                                    (backend, outbound_filters(routes::filters(&b.filters)))
+                                }
+                                Resolved::Invalid(Invalid { backend, message }) => {
+                                    (backend, vec![http_failure(message)])
+                                }
+                            };
                         pb::http_route::WeightedRouteBackend {
                             backend: Some(route_backend(backend, filters)),
-                            weight: b.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(1),
+                            weight: weight(b.weight),
                         }
                     })
                     .collect(),
             })
         };
-        let route_request = rule
+        let rule_request = rule
             .timeouts
             .as_ref()
             .and_then(|t| t.request.as_deref())
             .and_then(|t| parse_duration(t).ok())
             .filter(|t| !t.is_zero());
-        let timeouts = self
-            .services
-            .get(parent)
-            .map(|info| info.policy.timeouts)
-            .unwrap_or_default()
-            .to_proto(route_request);
+        let (parent_retries, parent_timeouts) = self.parent_defaults(parent);
+        let timeouts = route.timeouts.for_rule(rule_request, parent_timeouts);
+        // The route's own retry annotations replace the parent's.
+        let retry = route
+            .retries
+            .http
+            .as_ref()
+            .or_else(|| parent_retries.and_then(|r| r.http.as_ref()));
         #[allow(deprecated)]
         pb::http_route::Rule {
             matches: routes::matches(&rule.matches),
@@ -390,11 +456,118 @@ impl Index {
             backends: Some(Distribution {
                 kind: Some(backends),
             }),
-            request_timeout: route_request.map(routes::duration),
-            timeouts,
+            request_timeout: timeouts.request.map(routes::duration),
+            timeouts: timeouts.to_proto(),
+            retry: retry.map(Retry::<StatusRange>::to_http),
             ..Default::default()
         }
     }
+
+    /// A route's backend: a Service port's balancer, the original destination for the
+    /// EgressNetwork that is the route's parent, or else (a Service that does not exist, another
+    /// EgressNetwork, another kind) Linkerd's invalid backend, whose requests fail.
+    pub(super) fn resolve_backend(
+        &self,
+        route_ns: &str,
+        parent: Parent<'_>,
+        target: BackendRef<'_>,
+    ) -> Resolved {
+        let key = ObjKey::new(target.namespace.unwrap_or(route_ns), target.name);
+        let port = target
+            .port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(parent.port());
+        let group = target.group.filter(|g| !g.is_empty()).unwrap_or(CORE_GROUP);
+        let kind = target.kind.unwrap_or(SERVICE_KIND);
+        let invalid = |metadata, message| {
+            let backend = pb::Backend {
+                metadata: Some(metadata),
+                queue: Some(queue()),
+                kind: None,
+            };
+            Resolved::Invalid(Invalid { backend, message })
+        };
+        match (group, kind) {
+            (CORE_GROUP, SERVICE_KIND) if self.services.contains_key(&key) => {
+                Resolved::Backend(self.service_backend(&key, port, service_meta(&key, port)))
+            }
+            (CORE_GROUP, SERVICE_KIND) => invalid(
+                service_meta(&key, port),
+                format!("Service {}/{} not found", key.ns, key.name),
+            ),
+            (POLICY, k) if k == EgressNetwork::kind(&()) => match parent {
+                Parent::Egress { net, addr } if *net == key => {
+                    Resolved::Backend(forward_backend(egress_meta(net, port), addr))
+                }
+                Parent::Egress { .. } => invalid(
+                    egress_meta(&key, port),
+                    "Route with EgressNetwork backend needs to have the same EgressNetwork as a \
+                     parent"
+                        .into(),
+                ),
+                Parent::Service { .. } => invalid(
+                    egress_meta(&key, port),
+                    "EgressNetwork backends attach to EgressNetwork parents only".into(),
+                ),
+            },
+            _ => invalid(
+                routes::default_meta("invalid"),
+                format!("unsupported backend type {group} {kind}"),
+            ),
+        }
+    }
+}
+
+/// A backend reference of a route rule, of either protocol.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BackendRef<'a> {
+    /// Unset or empty means the core group.
+    pub(super) group: Option<&'a str>,
+    /// Unset means `Service`.
+    pub(super) kind: Option<&'a str>,
+    pub(super) name: &'a str,
+    pub(super) namespace: Option<&'a str>,
+    pub(super) port: Option<i32>,
+}
+
+/// What a backend reference resolves to.
+#[derive(Debug)]
+pub(super) enum Resolved {
+    /// A Service port's balancer, or the original destination.
+    Backend(pb::Backend),
+    Invalid(Invalid),
+}
+
+/// A backend that does not exist, and why: every request routed to it fails with status 500
+/// and this message.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    pub(super) backend: pb::Backend,
+    pub(super) message: String,
+}
+
+/// Status of the failure that a request to an invalid backend gets (gRPC routes send it as
+/// the code, as Linkerd does).
+pub(super) const INVALID_BACKEND_STATUS: u32 = 500;
+
+/// A backend's weight; unset means 1.
+pub(super) fn weight(w: Option<i32>) -> u32 {
+    w.and_then(|w| u32::try_from(w).ok()).unwrap_or(1)
+}
+
+/// Linkerd's route order: routes with a creation time first, oldest first, then by name (and
+/// by group and namespace, so the order is total).
+pub(super) fn route_order(
+    (a_group, a, a_created): (&str, &ObjKey, Option<i64>),
+    (b_group, b, b_created): (&str, &ObjKey, Option<i64>),
+) -> std::cmp::Ordering {
+    (a_created.is_none(), a_created, &a.name, a_group, &a.ns).cmp(&(
+        b_created.is_none(),
+        b_created,
+        &b.name,
+        b_group,
+        &b.ns,
+    ))
 }
 
 #[allow(deprecated)]
@@ -409,23 +582,17 @@ fn route_backend(
     }
 }
 
-/// A backend that does not exist: every request routed to it fails with 500.
-fn invalid_backend(svc: &ObjKey, port: u16) -> (pb::Backend, Vec<pb::http_route::Filter>) {
-    let backend = pb::Backend {
-        metadata: Some(service_meta(svc, port)),
-        queue: Some(queue()),
-        kind: None,
-    };
-    let fail = pb::http_route::Filter {
+/// Fails every request with status 500 and `message`.
+fn http_failure(message: String) -> pb::http_route::Filter {
+    pb::http_route::Filter {
         kind: Some(pb::http_route::filter::Kind::FailureInjector(
-            linkerd2_proxy_api::http_route::HttpFailureInjector {
-                status: 500,
-                message: format!("Service {}/{} not found", svc.ns, svc.name),
+            http_route::HttpFailureInjector {
+                status: INVALID_BACKEND_STATUS,
+                message,
                 ratio: None,
             },
         )),
-    };
-    (backend, vec![fail])
+    }
 }
 
 fn outbound_filters(filters: Vec<Filter>) -> Vec<pb::http_route::Filter> {
@@ -441,3 +608,6 @@ fn outbound_filters(filters: Vec<Filter>) -> Vec<pb::http_route::Filter> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

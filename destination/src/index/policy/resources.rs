@@ -154,6 +154,7 @@ policy_kind!(
     |obj| obj.spec.clone()
 );
 policy_kind!(HttpRoute, routes, RouteInfo, Affects::Routes, |obj| {
+    let (retries, timeouts) = super::gateway::route_annotations::<HttpRoute>(&obj.metadata);
     RouteInfo {
         spec: obj.spec.clone(),
         created: obj
@@ -161,5 +162,7 @@ policy_kind!(HttpRoute, routes, RouteInfo, Affects::Routes, |obj| {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_second()),
+        retries,
+        timeouts,
     }
 });

@@ -7,8 +7,9 @@ use linkerd2_proxy_api::{
     meta,
 };
 use oxlink_crds::policy::httproute::{
-    FilterType, HeaderModifier, HttpMethod, HttpPathMatch, HttpRouteFilter, HttpRouteMatch,
-    HttpRouteSpec, PathMatchType, PathModifierType, RedirectScheme, ValueMatchType,
+    FilterType, HeaderModifier, Hostname, HttpHeaderMatch, HttpMethod, HttpPathMatch,
+    HttpRouteFilter, HttpRouteMatch, HttpRouteSpec, PathMatchType, PathModifierType,
+    RedirectScheme, ValueMatchType,
 };
 
 /// A route filter the proxy can apply, before it is wrapped in the inbound or outbound
@@ -51,7 +52,12 @@ pub(super) use crate::index::profile::duration;
 
 /// The route's hostnames: exact names, or suffixes for `*.example.com`.
 pub(super) fn hosts(spec: &HttpRouteSpec) -> Vec<pb::HostMatch> {
-    spec.hostnames
+    host_matches(&spec.hostnames)
+}
+
+/// Hostnames as host matches: exact names, or suffixes for `*.example.com`.
+pub(super) fn host_matches(hostnames: &[Hostname]) -> Vec<pb::HostMatch> {
+    hostnames
         .iter()
         .map(|host| {
             let m = match host.0.strip_prefix("*.") {
@@ -105,21 +111,7 @@ fn route_match(m: &HttpRouteMatch) -> pb::HttpRouteMatch {
             }),
         }
     });
-    let headers = m
-        .headers
-        .iter()
-        .map(|h| pb::HeaderMatch {
-            name: h.name.clone(),
-            value: Some(match h.kind.unwrap_or_default() {
-                ValueMatchType::Exact => {
-                    pb::header_match::Value::Exact(h.value.clone().into_bytes())
-                }
-                ValueMatchType::RegularExpression => {
-                    pb::header_match::Value::Regex(h.value.clone())
-                }
-            }),
-        })
-        .collect();
+    let headers = header_matches(&m.headers);
     let query_params = m
         .query_params
         .iter()
@@ -139,6 +131,23 @@ fn route_match(m: &HttpRouteMatch) -> pb::HttpRouteMatch {
         query_params,
         method: m.method.map(method),
     }
+}
+
+/// Header conditions, all of which must hold (HTTP and gRPC routes spell them alike).
+pub(super) fn header_matches(list: &[HttpHeaderMatch]) -> Vec<pb::HeaderMatch> {
+    list.iter()
+        .map(|h| pb::HeaderMatch {
+            name: h.name.clone(),
+            value: Some(match h.kind.unwrap_or_default() {
+                ValueMatchType::Exact => {
+                    pb::header_match::Value::Exact(h.value.clone().into_bytes())
+                }
+                ValueMatchType::RegularExpression => {
+                    pb::header_match::Value::Regex(h.value.clone())
+                }
+            }),
+        })
+        .collect()
 }
 
 fn method(m: HttpMethod) -> PbMethod {
@@ -216,13 +225,13 @@ pub(super) fn filters(list: &[HttpRouteFilter]) -> Vec<Filter> {
         .collect()
 }
 
-type HeaderEdits = (
+pub(super) type HeaderEdits = (
     Option<http_types::Headers>,
     Option<http_types::Headers>,
     Vec<String>,
 );
 
-fn headers(m: &HeaderModifier) -> HeaderEdits {
+pub(super) fn headers(m: &HeaderModifier) -> HeaderEdits {
     let list = |headers: &[oxlink_crds::policy::httproute::HttpHeader]| {
         (!headers.is_empty()).then(|| http_types::Headers {
             headers: headers

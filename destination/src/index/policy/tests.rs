@@ -755,7 +755,10 @@ fn outbound_timeouts_from_annotations_yield_to_the_route() {
     let routes = outbound_routes(&rx.borrow_and_update().message);
     let timeouts = routes[0].rules[0].timeouts.unwrap();
     assert_eq!(timeouts.request.unwrap().seconds, 1);
-    assert_eq!(timeouts.response.unwrap().seconds, 2);
+    assert_eq!(
+        timeouts.response, None,
+        "a route's timeouts replace the Service's, as in Linkerd"
+    );
 }
 
 #[test]
