@@ -21,6 +21,12 @@ pub(crate) fn framed(message: &impl Message) -> Bytes {
     buf.freeze()
 }
 
+/// The request in `body`: exactly one uncompressed framed message of type `M`.
+pub(crate) fn decode<M: Message + Default>(body: &[u8]) -> Result<M, Status> {
+    M::decode(unframed(body)?)
+        .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+}
+
 /// The message inside `body`, which must be exactly one uncompressed framed message; each
 /// other shape is refused with its own status.
 pub(crate) fn unframed(body: &[u8]) -> Result<&[u8], Status> {

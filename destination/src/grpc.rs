@@ -8,13 +8,13 @@
 //! front: a path that is not a cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which
 //! the proxy does not retry.
 
-// The policy services frame pre-encoded messages through tonic with this codec; Destination
-// writes pre-framed messages itself.
-mod codec;
 pub mod inbound;
 pub mod outbound;
 mod server;
 mod target;
+
+pub use self::inbound::PolicyService;
+pub(crate) use self::server::{GrpcService, serve};
 
 #[cfg(test)]
 mod tests;
@@ -102,11 +102,7 @@ impl<D: Discover> DestinationGrpc<D> {
             .profile(&target, client_ns.as_deref())
             .map_err(status)?;
         tracing::debug!(path = %dst.path, ?client_ns, "GetProfile");
-        Ok(profile_stream(
-            rx,
-            self.shutdown.clone(),
-            self.metrics.clone(),
-        ))
+        Ok(profile_stream(rx, self.metrics.clone()))
     }
 }
 
@@ -186,69 +182,38 @@ async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-fn profile_stream(
-    rx: ProfileRx,
-    shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> EncodedStream {
-    latest_stream(
-        rx,
-        shutdown,
-        Open::new(metrics, SERVICE, "get_profile", "GetProfile"),
-    )
+fn profile_stream(rx: ProfileRx, metrics: Arc<Metrics>) -> EncodedStream {
+    latest_stream(rx, Open::new(metrics, SERVICE, "get_profile", "GetProfile"))
 }
 
-/// A snapshot that carries its encoding, made once for every subscriber: the bytes its
-/// stream yields, framed for Destination (which writes them as they are), unframed for the
-/// policy APIs (whose codec frames them).
-pub(crate) trait Encoded: Send + Sync + 'static {
-    fn encoded(&self) -> &Bytes;
+/// A snapshot that carries its message framed for the wire, made once for every subscriber.
+pub(crate) trait Framed: Send + Sync + 'static {
+    fn framed(&self) -> &Bytes;
 }
 
-impl Encoded for crate::index::ProfileSnapshot {
-    /// Framed: Destination's server writes it as it is.
-    fn encoded(&self) -> &Bytes {
+impl Framed for crate::index::ProfileSnapshot {
+    fn framed(&self) -> &Bytes {
         &self.framed
     }
 }
 
-impl<M: Send + Sync + 'static> Encoded for crate::index::policy::PolicySnapshot<M> {
-    fn encoded(&self) -> &Bytes {
-        &self.encoded
+impl<M: Send + Sync + 'static> Framed for crate::index::policy::PolicySnapshot<M> {
+    fn framed(&self) -> &Bytes {
+        &self.framed
     }
 }
 
 /// The current snapshot, then the latest one after each change (never the ones in between),
-/// until shutdown or the index drops the key; each one counted on `open`.
-pub(crate) fn latest_stream<T: Encoded>(
-    rx: watch::Receiver<Arc<T>>,
-    shutdown: watch::Receiver<bool>,
-    open: Open,
-) -> EncodedStream {
-    struct State<T> {
-        rx: watch::Receiver<Arc<T>>,
-        shutdown: watch::Receiver<bool>,
-        started: bool,
-        open: Open,
-    }
-    let state = State {
-        rx,
-        shutdown,
-        started: false,
-        open,
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.started {
-            tokio::select! {
-                biased;
-                _ = shutdown_signalled(&mut st.shutdown) => return None,
-                changed = st.rx.changed() => if changed.is_err() { return None },
-            }
+/// until the index drops the key; each one counted on `open`. (Shutdown ends it from the
+/// outside: the connection serving it ends every stream.)
+pub(crate) fn latest_stream<T: Framed>(rx: watch::Receiver<Arc<T>>, open: Open) -> EncodedStream {
+    futures::stream::unfold((rx, open, false), |(mut rx, open, started)| async move {
+        if started && rx.changed().await.is_err() {
+            return None;
         }
-        st.started = true;
-        let encoded = st.rx.borrow_and_update().encoded().clone();
-        st.open.sent();
-        Some((Ok(encoded), st))
+        let framed = rx.borrow_and_update().framed().clone();
+        open.sent();
+        Some((Ok(framed), (rx, open, true)))
     })
     .boxed()
 }

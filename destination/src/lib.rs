@@ -28,5 +28,5 @@ pub use self::{
     args::Args,
     metrics::Metrics,
     ports::PortSet,
-    serve::{Running, StartError, Transport, serve_grpc, spawn, spawn_with},
+    serve::{Running, StartError, Transport, spawn, spawn_with},
 };

@@ -2,7 +2,7 @@
 //! identity, or plaintext behind a sidecar) and the admin server, started and stopped together.
 
 use crate::{
-    grpc::{DestinationGrpc, inbound::inbound_server, outbound::outbound_server},
+    grpc::{DestinationGrpc, GrpcService, PolicyService, serve},
     index::{self, Index, SharedIndex, policy::spawn_gateway_watch, spawn_watch},
     metrics::Metrics,
 };
@@ -23,9 +23,8 @@ use oxlink_tls::{
     ServingError, plain_incoming, server_config, tls_incoming,
 };
 use prometheus_client::registry::Registry;
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
-use tonic::transport::server::Router;
 
 /// How the gRPC listener talks to proxies.
 #[derive(Clone, Debug)]
@@ -146,16 +145,13 @@ pub fn spawn_with(
         }
     };
     let grpc_addr = grpc.local_addr()?;
-    let destination = Arc::new(DestinationGrpc::new(
+    let destination = DestinationGrpc::new(
         Arc::new(index.clone()),
         &cluster_domain,
         tasks.flag(),
         metrics.clone(),
-    ));
-    match tls.clone() {
-        Some(config) => tasks.server(destination.serve(tls_incoming(grpc, config), tasks.signal())),
-        None => tasks.server(destination.serve(plain_incoming(grpc), tasks.signal())),
-    }
+    );
+    serve_grpc(&mut tasks, Arc::new(destination), grpc, tls.clone());
     let policy_addr = match policy {
         Some(listener) => Some(serve_policy(
             &mut tasks,
@@ -261,43 +257,32 @@ fn serve_policy(
     tls: Option<Arc<ServerConfig>>,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    let discover = Arc::new(index.clone());
-    let inbound = inbound_server(discover.clone(), tasks.flag(), metrics.clone());
-    let outbound = outbound_server(discover, cluster_domain, tasks.flag(), metrics.clone());
-    tasks.server(serve_grpc(
-        tonic::transport::Server::builder()
-            .add_service(inbound)
-            .add_service(outbound),
-        listener,
-        tls,
-        tasks.signal(),
-    ));
+    let policy = PolicyService::new(
+        Arc::new(index.clone()),
+        cluster_domain,
+        tasks.flag(),
+        metrics.clone(),
+    );
+    serve_grpc(tasks, Arc::new(policy), listener, tls);
     Ok(addr)
 }
 
-/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, as h2c without. The
-/// policy listener is served through here with the same `tls` as Destination's own server, so
-/// both present the one certificate from identity.
-pub async fn serve_grpc(
-    router: Router,
+/// Serves `service` on `listener` until shutdown: over TLS with `tls`, as h2c without. Both
+/// gRPC listeners are served through here with the same `tls`, so both present the one
+/// certificate from identity.
+fn serve_grpc<S: GrpcService>(
+    tasks: &mut Tasks,
+    service: Arc<S>,
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let result = match tls {
-        Some(config) => {
-            router
-                .serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown)
-                .await
-        }
-        None => {
-            router
-                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
-                .await
-        }
-    };
-    if let Err(error) = result {
-        tracing::error!(%error, "the gRPC server failed");
+    match tls {
+        Some(config) => tasks.server(serve(
+            service,
+            tls_incoming(listener, config),
+            tasks.signal(),
+        )),
+        None => tasks.server(serve(service, plain_incoming(listener), tasks.signal())),
     }
 }
 

@@ -1,31 +1,26 @@
 //! `io.linkerd.proxy.inbound.InboundServerPolicies`: GetPort and WatchPort over the policy
 //! discovery trait, and the machinery both policy services share.
 //!
-//! Like Destination, the policy services send messages encoded once in the index: they route
-//! their two methods themselves (one unary, one server-streaming) with the pre-encoded codec.
-//! A watch sends the current policy at once, then the latest policy after every change, until
-//! the client goes away or the server shuts down.
+//! Like Destination, the policy services send messages framed once in the index, served by
+//! the same HTTP/2 server (`server`): a Get answers with the current policy; a Watch sends it
+//! at once, then the latest policy after every change, until the client goes away or the
+//! server shuts down.
 
-use super::{Open, codec::PreEncodedCodec, latest_stream};
+use super::{
+    Open, latest_stream,
+    outbound::Outbound,
+    server::{GrpcService, Reply},
+};
 use crate::{
+    frame,
     metrics::Metrics,
     policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot, Workload},
 };
-use futures::stream::BoxStream;
 use linkerd2_proxy_api::inbound as pb;
-use std::{
-    convert::Infallible,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 use tokio::sync::watch;
-use tonic::{
-    Request, Response, Status,
-    codegen::{Body, BoxFuture, Bytes, StdError, http},
-    server::{Grpc, NamedService, ServerStreamingService, UnaryService},
-};
+use tonic::Status;
 
-type EncodedStream = BoxStream<'static, Result<Bytes, Status>>;
 pub type SnapshotRx<M> = watch::Receiver<Arc<PolicySnapshot<M>>>;
 
 /// One policy API: its names, its request, and how a request becomes a subscription.
@@ -44,133 +39,83 @@ pub trait PolicyApi: Send + Sync + 'static {
     fn lookup(&self, req: Self::Request) -> Result<SnapshotRx<Self::Message>, Status>;
 }
 
-/// A policy service: its API, the shutdown signal its streams watch, and metrics.
-#[derive(Debug)]
-pub struct PolicyServer<A>(Arc<Shared<A>>);
+/// Answers the Get and Watch methods of a [`PolicyApi`].
+fn reply<A: PolicyApi>(
+    api: &A,
+    metrics: &Arc<Metrics>,
+    method: &str,
+    body: &[u8],
+) -> Option<Reply> {
+    let name = [A::GET, A::WATCH].into_iter().find(|m| *m == method)?;
+    let request = match frame::decode::<A::Request>(body) {
+        Ok(request) => request,
+        Err(status) => return Some(Reply::Status(status)),
+    };
+    metrics.record_started(A::SERVICE, name);
+    let reply = api.lookup(request).map(|rx| {
+        if name == A::GET {
+            metrics.record_handled(A::SERVICE, name, tonic::Code::Ok);
+            Reply::Unary(rx.borrow().framed.clone())
+        } else {
+            let open = Open::new(metrics.clone(), A::SERVICE, A::API, A::WATCH);
+            Reply::Stream(latest_stream(rx, open))
+        }
+    });
+    Some(reply.unwrap_or_else(|status| {
+        metrics.record_handled(A::SERVICE, name, status.code());
+        Reply::Status(status)
+    }))
+}
 
+/// The method named by `path` if `path` belongs to `A`.
+fn method<A: PolicyApi>(path: &str) -> Option<&str> {
+    path.strip_prefix('/')?
+        .strip_prefix(A::SERVICE)?
+        .strip_prefix('/')
+}
+
+/// Both policy APIs, as the policy listener serves them; streams end when `shutdown` turns
+/// true.
 #[derive(Debug)]
-struct Shared<A> {
-    api: A,
+pub struct PolicyService<D> {
+    inbound: Inbound<D>,
+    outbound: Outbound<D>,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 }
 
-impl<A> Clone for PolicyServer<A> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<A: PolicyApi> PolicyServer<A> {
-    pub(super) fn new(api: A, shutdown: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Self {
-        Self(Arc::new(Shared {
-            api,
+impl<D: DiscoverPolicy> PolicyService<D> {
+    pub fn new(
+        discover: Arc<D>,
+        cluster_domain: &str,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            inbound: Inbound(discover.clone()),
+            outbound: Outbound::new(discover, cluster_domain),
             shutdown,
             metrics,
-        }))
-    }
-}
-
-impl<A: PolicyApi> NamedService for PolicyServer<A> {
-    const NAME: &'static str = A::SERVICE;
-}
-
-impl<A, B> tonic::codegen::Service<http::Request<B>> for PolicyServer<A>
-where
-    A: PolicyApi,
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req
-            .uri()
-            .path()
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(A::SERVICE))
-            .and_then(|p| p.strip_prefix('/'));
-        let shared = self.0.clone();
-        match method {
-            Some(m) if m == A::GET => Box::pin(async move {
-                let mut grpc = Grpc::new(PreEncodedCodec::<A::Request>::default());
-                Ok(grpc.unary(Get(shared), req).await)
-            }),
-            Some(m) if m == A::WATCH => Box::pin(async move {
-                let mut grpc = Grpc::new(PreEncodedCodec::<A::Request>::default());
-                Ok(grpc.server_streaming(Watch(shared), req).await)
-            }),
-            _ => Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) }),
         }
     }
 }
 
-struct Get<A>(Arc<Shared<A>>);
-
-impl<A: PolicyApi> UnaryService<A::Request> for Get<A> {
-    type Response = Bytes;
-    type Future = BoxFuture<Response<Bytes>, Status>;
-
-    fn call(&mut self, req: Request<A::Request>) -> Self::Future {
-        let Shared { api, metrics, .. } = &*self.0;
-        metrics.record_started(A::SERVICE, A::GET);
-        let result = api
-            .lookup(req.into_inner())
-            .map(|rx| Response::new(rx.borrow().encoded.clone()));
-        let code = result
-            .as_ref()
-            .map_or_else(Status::code, |_| tonic::Code::Ok);
-        metrics.record_handled(A::SERVICE, A::GET, code);
-        Box::pin(std::future::ready(result))
+impl<D: DiscoverPolicy> GrpcService for PolicyService<D> {
+    fn call(&self, path: &str, body: &[u8]) -> Option<Reply> {
+        if let Some(m) = method::<Inbound<D>>(path) {
+            return reply(&self.inbound, &self.metrics, m, body);
+        }
+        reply(
+            &self.outbound,
+            &self.metrics,
+            method::<Outbound<D>>(path)?,
+            body,
+        )
     }
-}
 
-struct Watch<A>(Arc<Shared<A>>);
-
-impl<A: PolicyApi> ServerStreamingService<A::Request> for Watch<A> {
-    type Response = Bytes;
-    type ResponseStream = EncodedStream;
-    type Future = BoxFuture<Response<EncodedStream>, Status>;
-
-    fn call(&mut self, req: Request<A::Request>) -> Self::Future {
-        let Shared {
-            api,
-            shutdown,
-            metrics,
-        } = &*self.0;
-        metrics.record_started(A::SERVICE, A::WATCH);
-        let result = match api.lookup(req.into_inner()) {
-            Ok(rx) => Ok(Response::new(snapshot_stream::<A>(
-                rx,
-                shutdown.clone(),
-                metrics.clone(),
-            ))),
-            Err(status) => {
-                metrics.record_handled(A::SERVICE, A::WATCH, status.code());
-                Err(status)
-            }
-        };
-        Box::pin(std::future::ready(result))
+    fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
     }
-}
-
-/// The current policy, then the latest one after each change.
-fn snapshot_stream<A: PolicyApi>(
-    rx: SnapshotRx<A::Message>,
-    shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> EncodedStream {
-    latest_stream(
-        rx,
-        shutdown,
-        Open::new(metrics, A::SERVICE, A::API, A::WATCH),
-    )
 }
 
 // === inbound ===
@@ -178,17 +123,6 @@ fn snapshot_stream<A: PolicyApi>(
 /// The inbound API over a policy discovery implementation.
 #[derive(Debug)]
 pub struct Inbound<D>(pub Arc<D>);
-
-pub type InboundServer<D> = PolicyServer<Inbound<D>>;
-
-/// The inbound policy service over `discover`; streams end when `shutdown` turns true.
-pub fn inbound_server<D: DiscoverPolicy>(
-    discover: Arc<D>,
-    shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> InboundServer<D> {
-    PolicyServer::new(Inbound(discover), shutdown, metrics)
-}
 
 impl<D: DiscoverPolicy> PolicyApi for Inbound<D> {
     type Request = pb::PortSpec;

@@ -5,16 +5,12 @@
 //! which tells the proxy to synthesize its own policy.
 
 use super::{
-    inbound::{PolicyApi, PolicyServer, SnapshotRx, not_found, parse_workload},
+    inbound::{PolicyApi, SnapshotRx, not_found, parse_workload},
     target::{ClusterName, Host, parse_cluster_name, parse_path},
 };
-use crate::{
-    metrics::Metrics,
-    policy::{DiscoverPolicy, OutboundTarget},
-};
+use crate::policy::{DiscoverPolicy, OutboundTarget};
 use linkerd2_proxy_api::outbound as pb;
 use std::{net::SocketAddr, sync::Arc};
-use tokio::sync::watch;
 use tonic::Status;
 
 /// The outbound API over a policy discovery implementation.
@@ -24,20 +20,13 @@ pub struct Outbound<D> {
     cluster_domain: Arc<str>,
 }
 
-pub type OutboundServer<D> = PolicyServer<Outbound<D>>;
-
-/// The outbound policy service over `discover`; streams end when `shutdown` turns true.
-pub fn outbound_server<D: DiscoverPolicy>(
-    discover: Arc<D>,
-    cluster_domain: &str,
-    shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) -> OutboundServer<D> {
-    let api = Outbound {
-        discover,
-        cluster_domain: cluster_domain.into(),
-    };
-    PolicyServer::new(api, shutdown, metrics)
+impl<D> Outbound<D> {
+    pub(super) fn new(discover: Arc<D>, cluster_domain: &str) -> Self {
+        Self {
+            discover,
+            cluster_domain: cluster_domain.into(),
+        }
+    }
 }
 
 impl<D: DiscoverPolicy> PolicyApi for Outbound<D> {

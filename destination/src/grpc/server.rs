@@ -1,5 +1,5 @@
-//! Destination's HTTP/2 server. Each connection is one task that accepts its requests and
-//! writes every one of its streams itself, and the Get streams of one connection that watch
+//! The HTTP/2 server of Destination and of the policy APIs. Each connection is one task that
+//! accepts its requests and writes every one of its streams itself, and the Get streams of one connection that watch
 //! the same key form one group with one receiver: when the index publishes a change, each
 //! connection holding the key wakes once, queues the shared, pre-framed update on each of the
 //! group's streams and flushes them in one write. (A general-purpose server runs a task per
@@ -21,10 +21,7 @@ use h2::{
     server::{Connection, SendResponse},
 };
 use linkerd2_proxy_api::destination as pb;
-use prost::{
-    Message,
-    bytes::{Bytes, BytesMut},
-};
+use prost::bytes::{Bytes, BytesMut};
 use std::{
     future::Future,
     pin::Pin,
@@ -41,11 +38,63 @@ use tonic::{Status, codegen::http};
 /// The largest request body read: a GetDestination is a path and a context token.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// A gRPC service this server answers.
+pub(crate) trait GrpcService: Send + Sync + 'static {
+    /// The reply to a request for `path` whose body is `body` (unchecked); `None` when no
+    /// method has that path.
+    fn call(&self, path: &str, body: &[u8]) -> Option<Reply>;
+
+    /// The flag that, when it turns, ends every stream and drains every connection.
+    fn shutdown(&self) -> watch::Receiver<bool>;
+}
+
+/// What a request becomes.
+pub(crate) enum Reply {
+    /// A status alone: the request failed.
+    Status(Status),
+    /// One framed message, then status OK.
+    Unary(Bytes),
+    /// A Get, written together with the connection's other streams of its key.
+    Endpoints(EndpointsRx, Open),
+    /// Any other stream of framed messages.
+    Stream(EncodedStream),
+}
+
+/// Serves `service` on each connection `incoming` yields (h2c or TLS, already handshaken)
+/// until `shutdown` completes or the service's shutdown flag turns: then every open stream
+/// ends with status OK, each connection sends GOAWAY and closes once its streams are done,
+/// and this returns when every connection has closed.
+pub(crate) async fn serve<S: GrpcService, IO>(
+    service: Arc<S>,
+    incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (drain, draining) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut flag = service.shutdown();
+    tokio::pin!(incoming, shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = super::shutdown_signalled(&mut flag) => break,
+            accepted = incoming.next() => match accepted {
+                Some(Ok(io)) => {
+                    connections.spawn(connection(service.clone(), io, draining.clone()));
+                }
+                Some(Err(error)) => tracing::debug!(%error, "accept"),
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = drain.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
 impl<D: Discover> DestinationGrpc<D> {
-    /// Serves Destination on each connection `incoming` yields (h2c or TLS, already
-    /// handshaken) until `shutdown` completes or the streams' shutdown flag turns: then every
-    /// open stream ends with status OK, each connection sends GOAWAY and closes once its
-    /// streams are done, and this returns when every connection has closed.
+    /// Serves Destination (see [`serve`]).
     pub async fn serve<IO>(
         self: Arc<Self>,
         incoming: impl Stream<Item = std::io::Result<IO>> + Send,
@@ -53,71 +102,70 @@ impl<D: Discover> DestinationGrpc<D> {
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (drain, draining) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        let mut flag = self.shutdown.clone();
-        tokio::pin!(incoming, shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = super::shutdown_signalled(&mut flag) => break,
-                accepted = incoming.next() => match accepted {
-                    Some(Ok(io)) => {
-                        connections.spawn(connection(self.clone(), io, draining.clone()));
-                    }
-                    Some(Err(error)) => tracing::debug!(%error, "accept"),
-                    None => break,
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        let _ = drain.send(true);
-        while connections.join_next().await.is_some() {}
+        serve(self, incoming, shutdown).await
     }
+}
 
-    /// Reads one request, and answers it: with a stream to write, or with a status.
-    async fn start(
-        self: Arc<Self>,
-        request: http::Request<RecvStream>,
-        mut respond: SendResponse<Bytes>,
-    ) -> Option<Started> {
-        let get = match request.uri().path() {
+impl<D: Discover> GrpcService for DestinationGrpc<D> {
+    fn call(&self, path: &str, body: &[u8]) -> Option<Reply> {
+        let get = match path {
             "/io.linkerd.proxy.destination.Destination/Get" => true,
             "/io.linkerd.proxy.destination.Destination/GetProfile" => false,
-            _ => {
-                respond_status(&mut respond, Status::unimplemented("no such method"));
-                return None;
-            }
+            _ => return None,
         };
         let name = if get { "Get" } else { "GetProfile" };
-        let body = read_body(request.into_body()).await;
-        let request = match body.and_then(|body| decode_request(&body)) {
+        let request = match frame::decode::<pb::GetDestination>(body) {
             Ok(request) => request,
-            Err(status) => {
-                respond_status(&mut respond, status);
-                return None;
-            }
+            Err(status) => return Some(Reply::Status(status)),
         };
         self.metrics.record_started(SERVICE, name);
-        let subscribed = if get {
-            self.get(request).map(Ok)
+        let reply = if get {
+            self.get(request).map(|rx| {
+                let open = Open::new(self.metrics.clone(), SERVICE, "get", "Get");
+                Reply::Endpoints(rx, open)
+            })
         } else {
-            self.get_profile(request).map(Err)
+            self.get_profile(request).map(Reply::Stream)
         };
-        match subscribed {
-            Ok(subscribed) => {
-                let send = respond.send_response(grpc_response(), false).ok()?;
-                Some(match subscribed {
-                    Ok(rx) => Started::Get(rx, Member::new(send, &self.metrics)),
-                    Err(stream) => Started::Stream(Pump { send, stream }),
-                })
+        Some(reply.unwrap_or_else(|status| {
+            self.metrics.record_handled(SERVICE, name, status.code());
+            Reply::Status(status)
+        }))
+    }
+
+    fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Reads one request and answers it; a stream to write is left to the connection.
+async fn start<S: GrpcService>(
+    service: Arc<S>,
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) -> Option<Started> {
+    let (parts, body) = request.into_parts();
+    let reply = match read_body(body).await {
+        Ok(body) => service
+            .call(parts.uri.path(), &body)
+            .unwrap_or_else(|| Reply::Status(Status::unimplemented("no such method"))),
+        Err(status) => Reply::Status(status),
+    };
+    if let Reply::Status(status) = reply {
+        respond_status(&mut respond, status);
+        return None;
+    }
+    let mut send = respond.send_response(grpc_response(), false).ok()?;
+    match reply {
+        Reply::Status(_) => None,
+        Reply::Unary(message) => {
+            if send.send_data(message, false).is_ok() {
+                end(&mut send, Status::ok(""));
             }
-            Err(status) => {
-                self.metrics.record_handled(SERVICE, name, status.code());
-                respond_status(&mut respond, status);
-                None
-            }
+            None
         }
+        Reply::Endpoints(rx, open) => Some(Started::Get(rx, Member::new(send, open))),
+        Reply::Stream(stream) => Some(Started::Stream(Pump { send, stream })),
     }
 }
 
@@ -130,8 +178,8 @@ enum Started {
 }
 
 /// Serves one connection until the client closes it, it fails, or it has drained.
-async fn connection<D: Discover, IO>(
-    grpc: Arc<DestinationGrpc<D>>,
+async fn connection<S: GrpcService, IO>(
+    service: Arc<S>,
     io: IO,
     mut draining: watch::Receiver<bool>,
 ) where
@@ -153,7 +201,7 @@ async fn connection<D: Discover, IO>(
         tokio::select! {
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    starting.push(grpc.clone().start(request, respond).boxed());
+                    starting.push(start(service.clone(), request, respond).boxed());
                 }
                 Some(Err(error)) => {
                     tracing::debug!(%error, "HTTP/2 connection failed");
@@ -267,13 +315,13 @@ struct Member {
 }
 
 impl Member {
-    fn new(send: SendStream<Bytes>, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+    fn new(send: SendStream<Bytes>, open: Open) -> Self {
         Self {
             send,
             last: None,
             pending: Arc::new([]),
             next: 0,
-            open: Open::new(metrics.clone(), SERVICE, "get", "Get"),
+            open,
         }
     }
 
@@ -389,12 +437,6 @@ impl Future for Pump {
             }
         }
     }
-}
-
-/// The request: exactly one uncompressed message.
-pub(super) fn decode_request(body: &[u8]) -> Result<pb::GetDestination, Status> {
-    pb::GetDestination::decode(frame::unframed(body)?)
-        .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
 }
 
 /// The request body, up to [`MAX_REQUEST_BYTES`].

@@ -703,7 +703,7 @@ async fn get_profile_refuses_a_cluster_ip_that_two_services_claim() {
 #[tokio::test]
 async fn request_framing() {
     use prost::Message;
-    let read = |bytes: Vec<u8>| server::decode_request(&bytes);
+    let read = |bytes: Vec<u8>| crate::frame::decode::<pb::GetDestination>(&bytes);
     let message = pb::GetDestination {
         path: "web.ns.svc.cluster.local:80".into(),
         ..Default::default()

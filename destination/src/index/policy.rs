@@ -52,17 +52,18 @@ use std::{
 };
 use tokio::sync::watch as channel;
 
-/// A policy message and its protobuf encoding, built once and shared by every subscriber.
+/// A policy message and its encoding behind the gRPC header, built once and shared by every
+/// subscriber.
 #[derive(Debug)]
 pub struct PolicySnapshot<M> {
     pub message: M,
-    pub encoded: Bytes,
+    pub framed: Bytes,
 }
 
 impl<M: Message> PolicySnapshot<M> {
     fn new(message: M) -> Self {
-        let encoded = message.encode_to_vec().into();
-        Self { message, encoded }
+        let framed = crate::frame::framed(&message);
+        Self { message, framed }
     }
 }
 

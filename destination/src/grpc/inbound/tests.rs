@@ -1,9 +1,7 @@
 //! Both policy services in-process on 127.0.0.1:0, over an index, with the proxy's clients.
 
 use super::*;
-use crate::{
-    grpc::outbound::outbound_server, index::SharedIndex, policy::PolicySnapshot, test_util::*,
-};
+use crate::{index::SharedIndex, policy::PolicySnapshot, test_util::*};
 use linkerd2_proxy_api::{
     inbound::inbound_server_policies_client::InboundServerPoliciesClient,
     net::TcpAddress,
@@ -31,14 +29,12 @@ async fn start(index: &SharedIndex) -> TestServer {
     let (shutdown, rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let discover = Arc::new(index.clone());
-    let inbound = inbound_server(discover.clone(), rx.clone(), metrics.clone());
-    let outbound = outbound_server(discover, "cluster.local", rx, metrics.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(inbound)
-            .add_service(outbound)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let policy = PolicyService::new(discover, "cluster.local", rx, metrics.clone());
+    tokio::spawn(crate::grpc::serve(
+        Arc::new(policy),
+        oxlink_tls::plain_incoming(listener),
+        std::future::pending(),
+    ));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -459,8 +459,8 @@ fn subscribers_share_one_encoded_snapshot() {
     assert!(Arc::ptr_eq(&a.borrow(), &b.borrow()));
     let snapshot = a.borrow().clone();
     assert_eq!(
-        snapshot.encoded,
-        Bytes::from(snapshot.message.encode_to_vec())
+        crate::frame::unframed(&snapshot.framed).unwrap(),
+        snapshot.message.encode_to_vec()
     );
     assert_eq!(index.read().policy_sizes().inbound_keys, 1);
 }
