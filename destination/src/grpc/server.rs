@@ -33,7 +33,7 @@ use tokio::{
     sync::watch,
     task::JoinSet,
 };
-use tonic::{Status, codegen::http};
+use tonic::Status;
 
 /// The largest request body read: a GetDestination is a path and a context token.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
