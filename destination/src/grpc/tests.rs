@@ -39,7 +39,14 @@ impl TestServer {
 
     /// A new client on its own connection, as each proxy has.
     async fn client(&self) -> DestinationClient<Channel> {
-        DestinationClient::connect(format!("http://{}", self.addr))
+        DestinationClient::new(self.channel().await)
+    }
+
+    /// A new connection.
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
             .await
             .unwrap()
     }
@@ -242,6 +249,32 @@ async fn get_rejects_what_it_cannot_serve() {
             .get()
     };
     assert_eq!((handled("InvalidArgument"), handled("NotFound")), (4, 1));
+
+    // A body past the limit is refused before it is decoded; the connection stays usable.
+    let mut huge = req("web.ns.svc.cluster.local:80");
+    huge.context_token = "x".repeat(100 * 1024);
+    let status = client.get(huge).await.expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("larger than"), "{status:?}");
+    client
+        .get(req("web.ns.svc.cluster.local:80"))
+        .await
+        .expect("the same connection serves the next request");
+
+    // A method Destination does not have.
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary::<_, pb::Update, _>(
+            tonic::Request::new(req("web.ns.svc.cluster.local:80")),
+            "/io.linkerd.proxy.destination.Destination/Nope"
+                .parse()
+                .unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("no such method");
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 }
 
 #[tokio::test]
