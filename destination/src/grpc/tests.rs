@@ -392,20 +392,26 @@ async fn a_subscriber_that_never_reads_does_not_delay_the_others() {
 
     // The idle subscriber was never dropped: once it reads, it catches up with the latest
     // state, skipping the versions it missed.
-    let mut idle_set = BTreeSet::new();
-    let mut messages = 0;
-    tokio::time::timeout(LIMIT, async {
-        while idle_set != last {
-            apply(&mut idle_set, idle.message().await.unwrap().expect("open"));
-            messages += 1;
-        }
-    })
-    .await
-    .expect("the idle subscriber catches up");
+    let messages = catch_up(&mut idle, &last).await;
     assert!(
         messages < 200,
         "missed versions are coalesced ({messages} messages for 100 rounds)"
     );
+}
+
+/// Reads a stream that was not read until it holds `want`; the number of messages it took.
+async fn catch_up(stream: &mut Streaming<pb::Update>, want: &BTreeSet<SocketAddr>) -> usize {
+    let mut set = BTreeSet::new();
+    let mut messages = 0;
+    tokio::time::timeout(LIMIT, async {
+        while set != *want {
+            apply(&mut set, stream.message().await.unwrap().expect("open"));
+            messages += 1;
+        }
+    })
+    .await
+    .expect("the idle stream catches up");
+    messages
 }
 
 /// Replaces web's endpoints with one of two sets of 500 (by `round`'s parity), about 10 KiB
@@ -477,16 +483,7 @@ async fn streams_on_one_connection_keep_their_own_pace() {
         last = swap_round(&index, round);
         converge(&mut active, &mut set, &last).await;
     }
-    let mut idle_set = BTreeSet::new();
-    let mut messages = 0;
-    tokio::time::timeout(LIMIT, async {
-        while idle_set != last {
-            apply(&mut idle_set, idle.message().await.unwrap().expect("open"));
-            messages += 1;
-        }
-    })
-    .await
-    .expect("the idle stream catches up");
+    let messages = catch_up(&mut idle, &last).await;
     assert!(
         messages < 120,
         "missed versions are coalesced ({messages} messages for 60 rounds)"
