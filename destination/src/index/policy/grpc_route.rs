@@ -73,13 +73,7 @@ impl Index {
                     .backend_refs
                     .iter()
                     .map(|b| {
-                        let target = BackendRef {
-                            group: b.group.as_deref(),
-                            kind: b.kind.as_deref(),
-                            name: &b.name,
-                            namespace: b.namespace.as_deref(),
-                            port: b.port,
-                        };
+                        let target = BackendRef::from(b);
                         let (backend, filters) =
                             match self.resolve_backend(route_ns, parent, target) {
                                 Resolved::Backend(backend) => (backend, filters(&b.filters)),

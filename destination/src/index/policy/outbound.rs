@@ -411,13 +411,7 @@ impl Index {
                     .backend_refs
                     .iter()
                     .map(|b| {
-                        let target = BackendRef {
-                            group: b.group.as_deref(),
-                            kind: b.kind.as_deref(),
-                            name: &b.name,
-                            namespace: b.namespace.as_deref(),
-                            port: b.port,
-                        };
+                        let target = BackendRef::from(b);
                         let (backend, filters) =
                             match self.resolve_backend(route_ns, parent, target) {
                                 Resolved::Backend(backend) => {
@@ -529,6 +523,28 @@ pub(super) struct BackendRef<'a> {
     pub(super) namespace: Option<&'a str>,
     pub(super) port: Option<i32>,
 }
+
+/// The same reference in both route kinds' CRDs.
+macro_rules! backend_ref_from {
+    ($($crd:ty),*) => {$(
+        impl<'a> From<&'a $crd> for BackendRef<'a> {
+            fn from(b: &'a $crd) -> Self {
+                Self {
+                    group: b.group.as_deref(),
+                    kind: b.kind.as_deref(),
+                    name: &b.name,
+                    namespace: b.namespace.as_deref(),
+                    port: b.port,
+                }
+            }
+        }
+    )*};
+}
+
+backend_ref_from!(
+    oxlink_crds::policy::httproute::HttpBackendRef,
+    oxlink_crds::gateway::grpc_route::GrpcBackendRef
+);
 
 /// What a backend reference resolves to.
 #[derive(Debug)]
