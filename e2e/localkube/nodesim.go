@@ -20,20 +20,22 @@ import (
 	"k8s.io/client-go/util/workqueue"
 )
 
-// nodeSim stands in for kubelets: it registers Nodes, and for each pod the scheduler binds to
-// one of them it reports the pod Running and Ready with an IP from the node's pod CIDR, and it
-// confirms deletions as a kubelet would. No container runs; the IPs are data only.
+// nodeSim stands in for kubelets: it registers Nodes and keeps them Ready, and for each pod the
+// scheduler binds to one of them it reports the pod Running and Ready with an IP from the node's
+// pod CIDR, and it confirms deletions as a kubelet would. No container runs; the IPs are data
+// only. With an external pod runtime it leaves pods alone: that runtime does all of this.
 type nodeSim struct {
 	client kubernetes.Interface
 	nodes  int
+	pods   bool // whether to run the pods (false: an external runtime does)
 
 	mu   sync.Mutex
 	next map[string]netip.Addr // per node: the next pod IP to hand out
 	used map[netip.Addr]string // pod IP -> pod UID
 }
 
-func newNodeSim(client kubernetes.Interface, nodes int) *nodeSim {
-	return &nodeSim{client: client, nodes: nodes, next: map[string]netip.Addr{}, used: map[netip.Addr]string{}}
+func newNodeSim(client kubernetes.Interface, nodes int, pods bool) *nodeSim {
+	return &nodeSim{client: client, nodes: nodes, pods: pods, next: map[string]netip.Addr{}, used: map[netip.Addr]string{}}
 }
 
 func nodeName(i int) string { return fmt.Sprintf("localkube-node-%d", i) }
@@ -113,6 +115,11 @@ func (s *nodeSim) markNodeReady(ctx context.Context, i int) error {
 }
 
 func (s *nodeSim) run(ctx context.Context) {
+	go s.heartbeat(ctx)
+	if !s.pods {
+		<-ctx.Done()
+		return
+	}
 	factory := informers.NewSharedInformerFactory(s.client, 0)
 	pods := factory.Core().V1().Pods()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
@@ -164,22 +171,23 @@ func (s *nodeSim) run(ctx context.Context) {
 			}
 		}()
 	}
-	// Keep the nodes' heartbeats fresh.
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				for i := 0; i < s.nodes; i++ {
-					_ = s.markNodeReady(ctx, i)
-				}
+	wg.Wait()
+}
+
+// heartbeat keeps the nodes' heartbeats fresh.
+func (s *nodeSim) heartbeat(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for i := 0; i < s.nodes; i++ {
+				_ = s.markNodeReady(ctx, i)
 			}
 		}
-	}()
-	wg.Wait()
+	}
 }
 
 func (s *nodeSim) sync(ctx context.Context, lister corelisters.PodLister, key string) error {

@@ -42,10 +42,11 @@ var controllers = []string{
 }
 
 type config struct {
-	dir      string
-	port     int
-	etcdPort int
-	nodes    int
+	dir        string
+	port       int
+	etcdPort   int
+	nodes      int
+	podRuntime string
 }
 
 func (c config) path(parts ...string) string {
@@ -59,7 +60,13 @@ func up(args []string) int {
 	fs.IntVar(&c.port, "port", 16443, "kube-apiserver secure port on 127.0.0.1")
 	fs.IntVar(&c.etcdPort, "etcd-port", 16444, "etcd client port on 127.0.0.1 (the peer port is one above)")
 	fs.IntVar(&c.nodes, "nodes", 2, "simulated nodes, one zone each")
+	fs.StringVar(&c.podRuntime, "pod-runtime", "simulated",
+		"simulated: the node simulator reports pods Running with data-only IPs; external: it only keeps the Nodes Ready, and another process runs the pods")
 	_ = fs.Parse(args)
+	if c.podRuntime != "simulated" && c.podRuntime != "external" {
+		log.Printf("localkube: --pod-runtime must be simulated or external, not %q", c.podRuntime)
+		return 2
+	}
 	abs, err := filepath.Abs(c.dir)
 	if err != nil {
 		log.Printf("localkube: %v", err)
@@ -140,7 +147,7 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	sim := newNodeSim(client, c.nodes)
+	sim := newNodeSim(client, c.nodes, c.podRuntime == "simulated")
 	if err := sim.registerNodes(ctx); err != nil {
 		return fmt.Errorf("registering nodes: %w", err)
 	}
@@ -173,9 +180,11 @@ func apiserverFlags(c config) []string {
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.etcdPort),
 		"--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", c.port),
-		// Data only: the address written into the `kubernetes` Service's endpoints. EndpointSlices
-		// refuse loopback addresses, and nothing ever connects to this one.
-		"--advertise-address=10.96.0.2",
+		// The address written into the `kubernetes` Service's endpoints (EndpointSlices refuse
+		// loopback addresses): where pods reach the API server through that Service. It is the
+		// host side of the link that a pod runtime makes to the pod network, and the runtime
+		// forwards it to 127.0.0.1:PORT; with no runtime it is data only.
+		"--advertise-address=" + advertiseAddress,
 		"--tls-cert-file=" + pki("apiserver.crt"),
 		"--tls-private-key-file=" + pki("apiserver.key"),
 		"--token-auth-file=" + pki("tokens.csv"),
@@ -195,13 +204,21 @@ func apiserverFlags(c config) []string {
 	}
 }
 
+// advertiseAddress is the API server's address as pods see it (see apiserverFlags).
+const advertiseAddress = "10.243.255.1"
+
+// The serving certificate's IP addresses: loopback, the `kubernetes` Service's ClusterIP and the
+// advertised address.
+var apiserverIPs = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1"), net.ParseIP(advertiseAddress)}
+
 // ensurePKI creates, once, the serving CA and certificate, the ServiceAccount signing key and
-// the admin token; later starts reuse them so that kubeconfigs and tokens stay valid.
+// the admin token; later starts reuse them so that kubeconfigs and tokens stay valid. The
+// serving certificate is made anew only when it lacks one of apiserverIPs (a state directory
+// from an older localkube).
 func ensurePKI(c config) (string, error) {
 	pki := func(f string) string { return c.path("pki", f) }
-	if _, err := os.Stat(pki("apiserver.crt")); os.IsNotExist(err) {
-		certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost",
-			[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1")},
+	if !certHasIPs(pki("apiserver.crt"), apiserverIPs) {
+		certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", apiserverIPs,
 			[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 				"kubernetes.default.svc.cluster.local"})
 		if err != nil {
@@ -255,6 +272,24 @@ func ensurePKI(c config) (string, error) {
 		return "", err
 	}
 	return strings.SplitN(string(raw), ",", 2)[0], nil
+}
+
+// certHasIPs reports whether the first certificate in the PEM file exists and holds every ip.
+func certHasIPs(path string, ips []net.IP) bool {
+	certs, err := certutil.CertsFromFile(path)
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		found := false
+		for _, have := range certs[0].IPAddresses {
+			found = found || have.Equal(ip)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func randomToken() (string, error) {

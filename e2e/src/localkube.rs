@@ -93,6 +93,7 @@ impl Localkube {
             .arg(&self.dir)
             .arg(format!("--port={}", self.port))
             .arg(format!("--etcd-port={}", self.port + 1))
+            .args(pod_runtime(&self.dir))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -129,6 +130,13 @@ impl Localkube {
         }
         Ok(())
     }
+}
+
+/// The `--pod-runtime` flag the cluster was started with: `cargo xtask cluster up` writes
+/// `pod-runtime` when the real pod runtime runs the pods.
+fn pod_runtime(dir: &Path) -> Option<String> {
+    let mode = fs::read_to_string(dir.join("pod-runtime")).ok()?;
+    Some(format!("--pod-runtime={}", mode.trim()))
 }
 
 /// Whether `pid` runs (a zombie counts as gone).

@@ -13,7 +13,7 @@ use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
 };
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::{
     path::PathBuf,
@@ -130,17 +130,11 @@ impl CertifyClient {
     pub fn new(config: CertifyConfig) -> Result<Self, CertifyError> {
         dns_name(&config.name)?;
         dns_name(&config.identity_server_name)?;
-        let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(vec![config.name.clone()]).map_err(|e| CertifyError::Name {
+        let (key, csr) =
+            crate::generate::key_and_csr(&config.name).map_err(|e| CertifyError::Name {
                 name: config.name.clone(),
                 reason: e.to_string(),
             })?;
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, config.name.as_str());
-        let csr = params.serialize_request(&key)?.der().to_vec();
         let addr_error = |reason: String| CertifyError::Addr {
             addr: config.identity_addr.clone(),
             reason,

@@ -152,6 +152,18 @@ fn ca_params(
     params
 }
 
+/// A proxy's end-entity key and CSR for the mesh identity `name`, as the proxy image's
+/// entrypoint writes them into its identity directory: a fresh ECDSA P-256 key, and a DER CSR
+/// whose common name and only DNS SAN are `name`.
+pub fn key_and_csr(name: &str) -> Result<(KeyPair, Vec<u8>), rcgen::Error> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(vec![name.to_string()])?;
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    let csr = params.serialize_request(&key)?.der().to_vec();
+    Ok((key, csr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! background, and waits until the API server is ready and the controllers and simulated nodes
 //! are up. Every step is idempotent.
 
-use crate::{paths, run};
+use crate::{paths, pods, run};
 use anyhow::{Context, Result, bail};
 use std::{
     fs,
@@ -29,6 +29,9 @@ fn port() -> Result<u16> {
         Err(_) => Ok(DEFAULT_PORT),
     }
 }
+/// Names the pod runtime localkube was started for (`external`), while the real one runs.
+const POD_RUNTIME_FILE: &str = "pod-runtime";
+
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[derive(Debug, clap::Subcommand)]
@@ -62,6 +65,10 @@ pub(crate) fn run(action: Action) -> Result<()> {
                         cluster.port
                     );
                     println!("export KUBECONFIG={}", cluster.kubeconfig().display());
+                    match pods::ready_file(cluster.dir()).exists() {
+                        true => println!("pods run for real (logs in /run/oxlink-pods/pods)"),
+                        false => println!("pods are status only: no process runs"),
+                    }
                 }
                 Some(pid) => println!("localkube is starting (pid {pid}), not ready yet"),
                 None => println!("localkube is not running"),
@@ -101,7 +108,12 @@ impl Cluster {
                 self.down()?;
             } else {
                 eprintln!("localkube is already running (pid {pid})");
-                return self.wait_ready(pid);
+                self.wait_ready(pid)?;
+                // Started for the real runtime, which is not running (stopped, or crashed).
+                if dir.join(POD_RUNTIME_FILE).exists() && !pods::running(dir) {
+                    pods::start(dir, &build()?)?;
+                }
+                return Ok(());
             }
         }
         for port in [self.port, self.port + 1, self.port + 2] {
@@ -114,6 +126,12 @@ impl Cluster {
             }
         }
         let binary = build()?;
+        // Pods run for real when they can; otherwise the node simulator reports them.
+        let runtime = pods::unavailable();
+        if let Some(why) = &runtime {
+            eprintln!("pods are status only (no process runs): {why}");
+        }
+        let _ = fs::remove_file(dir.join(POD_RUNTIME_FILE));
         if fresh {
             let _ = fs::remove_dir_all(dir.join("etcd"));
         }
@@ -125,6 +143,14 @@ impl Cluster {
             .arg(dir)
             .arg(format!("--port={}", self.port))
             .arg(format!("--etcd-port={}", self.port + 1))
+            .arg(format!(
+                "--pod-runtime={}",
+                if runtime.is_none() {
+                    "external"
+                } else {
+                    "simulated"
+                }
+            ))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -142,12 +168,18 @@ impl Cluster {
             "localkube ready after {:.1}s",
             started.elapsed().as_secs_f64()
         );
+        if runtime.is_none() {
+            // A restart of localkube (by a test) must leave the pods to the runtime again.
+            fs::write(dir.join(POD_RUNTIME_FILE), "external\n")?;
+            pods::start(dir, &binary)?;
+        }
         Ok(())
     }
 
     /// Stops the cluster if it runs: SIGTERM, then SIGKILL after 30 seconds.
     pub(crate) fn down(&self) -> Result<()> {
         let dir = &self.dir;
+        pods::stop(dir);
         let Some(pid) = self.running_pid() else {
             eprintln!("localkube is not running");
             let _ = fs::remove_file(dir.join("pid"));
@@ -307,7 +339,7 @@ fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
     Ok(h.finish())
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     // A zombie (exited, not yet reaped) counts as gone.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat

@@ -6,6 +6,7 @@ mod codegen;
 mod demo;
 mod e2e;
 mod paths;
+mod pods;
 mod run;
 mod test;
 mod tools;
