@@ -66,7 +66,7 @@ pub(crate) fn run(action: Action) -> Result<()> {
                     );
                     println!("export KUBECONFIG={}", cluster.kubeconfig().display());
                     match pods::ready_file(cluster.dir()).exists() {
-                        true => println!("pods run for real (logs in /run/oxlink-pods/pods)"),
+                        true => println!("pods run for real (logs in /var/lib/oxlink-pods/pods)"),
                         false => println!("pods are status only: no process runs"),
                     }
                 }

@@ -3,7 +3,10 @@
 //! the resolved environment and nothing else.
 
 use anyhow::{Context, Result};
-use std::{path::PathBuf, process::Stdio};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
 use tokio::process::{Child, Command};
 
 /// A volume directory (or file, for a `subPath`) shown at a path inside the container.
@@ -67,7 +70,11 @@ pub async fn signal(pid: u32, sig: &str) {
 /// container's user, so the process holds the PID that was spawned.
 pub fn script(spec: &Spec) -> String {
     let mut s = String::from("set -e\n");
-    for m in &spec.mounts {
+    // Parents before children, as container runtimes mount: `/run` before `/run/x`, which
+    // would otherwise be hidden. (Volume sources live outside any usual mount path.)
+    let mut mounts: Vec<&Mount> = spec.mounts.iter().collect();
+    mounts.sort_by_key(|m| Path::new(&m.target).components().count());
+    for m in mounts {
         let (src, dst) = (quote(&m.source.display().to_string()), quote(&m.target));
         if m.source.is_dir() {
             s.push_str(&format!("mkdir -p {dst}\n"));
@@ -131,6 +138,32 @@ mod tests {
                 dir.display()
             )
         );
+    }
+
+    #[test]
+    fn parent_mounts_come_first() {
+        let m = |source: &str, target: &str| Mount {
+            source: source.into(),
+            target: target.into(),
+            read_only: false,
+        };
+        let spec = Spec {
+            netns: "n".into(),
+            argv: vec!["/bin/true".into()],
+            env: vec![],
+            mounts: vec![
+                m("/var/lib/pods/p/volumes/token", "/run/secrets/tokens"),
+                m("/var/lib/pods/p/volumes/xtables", "/run"),
+            ],
+            uid: None,
+            gid: None,
+            workdir: None,
+            log: "/dev/null".into(),
+        };
+        let s = script(&spec);
+        let run = s.find("'/run'\n").unwrap();
+        let tokens = s.find("'/run/secrets/tokens'\n").unwrap();
+        assert!(run < tokens, "{s}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: PathBuf,
     /// Where pods' volumes, logs and the programs they run are kept.
-    #[arg(long, default_value = "/run/oxlink-pods")]
+    #[arg(long, default_value = "/var/lib/oxlink-pods")]
     state_dir: PathBuf,
     /// The real linkerd2-proxy.
     #[arg(long, env = "OXLINK_PROXY_BIN")]
