@@ -131,6 +131,32 @@ async fn await_event(client: &Client, ns: &str, reason: &str, regarding: &str) -
     .await
 }
 
+/// Waits for an event `reason` on linkerd-identity whose note contains `note`.
+async fn await_event_note(client: &Client, ns: &str, reason: &str, note: &str) -> Result<()> {
+    let what = format!("event {reason} on linkerd-identity saying {note:?}");
+    oxlink_e2e::eventually(&what, WAIT, || async {
+        let events = Api::<Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await?
+            .items;
+        let seen: Vec<(String, String)> = events
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("linkerd-identity")
+            })
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect();
+        Ok(
+            if seen.iter().any(|(r, n)| r == reason && n.contains(note)) {
+                Ok(())
+            } else {
+                Err(seen)
+            },
+        )
+    })
+    .await
+}
+
 /// The first intermediate (the issuer) of a fresh certificate for `proxy`.
 async fn issuer_of_next_leaf(
     cp: &ControlPlane,
@@ -345,12 +371,19 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
             await_event(&client, &ns, "IssuerUpdated", "linkerd-identity").await?;
 
             // A broken one and one from another anchor are skipped; issuance goes on unchanged.
-            for (crt, key) in [
+            // Each is applied alone and its own refusal awaited (the event names why), so that
+            // neither can pass on the other's event or before identity has seen it.
+            for (crt, key, why) in [
                 (
                     fixtures::ISSUER_CRT,
                     "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+                    "Skipped identity issuer update: issuer key: ",
                 ),
-                (fixtures::OTHER_ISSUER_CRT, fixtures::OTHER_ISSUER_KEY),
+                (
+                    fixtures::OTHER_ISSUER_CRT,
+                    fixtures::OTHER_ISSUER_KEY,
+                    "does not verify to the trust anchors",
+                ),
             ] {
                 secrets
                     .replace(
@@ -359,8 +392,9 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
                         &issuer_secret(crt, key),
                     )
                     .await?;
+                await_event_note(&client, &ns, "IssuerUpdateSkipped", why).await?;
+                assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
             }
-            await_event(&client, &ns, "IssuerUpdateSkipped", "linkerd-identity").await?;
             assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
             Ok(())
         },
