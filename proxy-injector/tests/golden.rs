@@ -4,7 +4,8 @@
 //! A scenario names the object (a Pod, a workload or a Service), the namespace's annotations,
 //! the owner the webhook would resolve, value overrides and the origin (webhook or CLI). On a
 //! mismatch the test prints a line diff. `OXLINK_BLESS=1 cargo test -p oxlink-proxy-injector
-//! --test golden` rewrites the golden files from the current output.
+//! --test golden` rewrites the golden files from the current output; only `1` blesses (unset,
+//! empty and `0` compare; any other value fails, rather than be taken either way).
 
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use oxlink_proxy_injector::{
@@ -131,7 +132,7 @@ fn check(name: &str) {
         serde_saphyr::to_string(&run(&scenario)).unwrap()
     );
     let path = dir().join(format!("{name}.golden.yaml"));
-    if std::env::var_os("OXLINK_BLESS").is_some() {
+    if bless(std::env::var("OXLINK_BLESS").ok().as_deref()).unwrap() {
         std::fs::write(&path, &actual).unwrap();
         return;
     }
@@ -142,6 +143,28 @@ fn check(name: &str) {
             path.display(),
             line_diff(&expected, &actual)
         );
+    }
+}
+
+/// Whether `OXLINK_BLESS` (its value, if set) asks to rewrite the golden files.
+fn bless(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        Some("1") => Ok(true),
+        None | Some("" | "0") => Ok(false),
+        Some(other) => Err(format!(
+            "OXLINK_BLESS={other:?}: set it to 1 to bless the golden files, or leave it unset"
+        )),
+    }
+}
+
+#[test]
+fn only_oxlink_bless_1_blesses() {
+    assert_eq!(bless(Some("1")), Ok(true));
+    for compare in [None, Some(""), Some("0")] {
+        assert_eq!(bless(compare), Ok(false), "{compare:?}");
+    }
+    for unclear in ["true", "yes", "2", " 1"] {
+        assert!(bless(Some(unclear)).is_err(), "{unclear:?}");
     }
 }
 
