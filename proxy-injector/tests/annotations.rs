@@ -11,6 +11,13 @@ use std::collections::BTreeMap;
 /// The pod template of a one-container pod (port 8080 `http`) with `annotations`, injected
 /// by the webhook with the default values.
 fn inject(annotations: &[(&str, &str)]) -> Value {
+    let (template, warnings) = inject_warned(annotations);
+    assert!(warnings.is_empty(), "{annotations:?}: {warnings:?}");
+    template
+}
+
+/// [`inject`], returning the warnings too.
+fn inject_warned(annotations: &[(&str, &str)]) -> (Value, Vec<String>) {
     let mut annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
     annotations.insert("linkerd.io/inject", "enabled");
     let template: PodTemplateSpec = serde_json::from_value(json!({
@@ -36,12 +43,7 @@ fn inject(annotations: &[(&str, &str)]) -> Value {
     };
     let injection = oxlink_proxy_injector::inject_template(&template, &ctx);
     assert!(injection.outcome.is_ok(), "{:?}", injection.outcome);
-    assert!(
-        injection.warnings.is_empty(),
-        "{annotations:?}: {:?}",
-        injection.warnings
-    );
-    injection.template
+    (injection.template, injection.warnings)
 }
 
 /// The container named `name`, among the containers or init containers.
@@ -348,4 +350,66 @@ fn the_comparison_sees_a_change_and_only_a_change() {
         env(&inject(&[]), "LINKERD2_PROXY_LOG_FORMAT").as_deref(),
         Some("plain")
     );
+}
+
+/// An annotation whose value cannot be used is refused: ignored, with one warning that names
+/// it, its value and what was expected, and the pod injected as without it. (Free-form values,
+/// such as images, versions, the log level and format and skip-subnets, are passed on as they
+/// are, as Linkerd does.)
+#[test]
+fn each_typed_annotation_refuses_a_bad_value_with_a_warning() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &str)] = &[
+        ("config.linkerd.io/access-log", r#"expected apache or json"#),
+        ("config.linkerd.io/admin-port", r#"not a port number"#),
+        ("config.linkerd.io/close-wait-timeout", r#""not a value": expected a number"#),
+        ("config.linkerd.io/control-port", r#"not a port number"#),
+        ("config.linkerd.io/default-inbound-policy", r#"expected one of all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit"#),
+        ("config.linkerd.io/enable-debug-sidecar", r#"expected true or false"#),
+        ("config.linkerd.io/enable-external-profiles", r#"expected true or false"#),
+        ("config.linkerd.io/enable-gateway", r#"expected true or false"#),
+        ("config.linkerd.io/image-pull-policy", r#"expected Always, IfNotPresent or Never"#),
+        ("config.linkerd.io/inbound-port", r#"not a port number"#),
+        ("config.linkerd.io/opaque-ports", r#"invalid port "not a value""#),
+        ("config.linkerd.io/outbound-port", r#"not a port number"#),
+        ("config.linkerd.io/pod-inbound-ports", r#"invalid port "not a value""#),
+        ("config.linkerd.io/proxy-additional-env", r#"expected ident at line 1 column 2"#),
+        ("config.linkerd.io/proxy-admin-shutdown", r#"expected true or false"#),
+        ("config.linkerd.io/proxy-await", r#"expected true or false"#),
+        ("config.linkerd.io/proxy-cpu-limit", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-cpu-request", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout", r#"expected true or false"#),
+        ("config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout", r#"expected true or false"#),
+        ("config.linkerd.io/proxy-enable-native-sidecar", r#"expected true or false"#),
+        ("config.linkerd.io/proxy-ephemeral-storage-limit", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-ephemeral-storage-request", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-gid", r#"not a group id"#),
+        ("config.linkerd.io/proxy-inbound-connect-timeout", r#""not a value": expected a number"#),
+        ("config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout", r#""not a value": expected a number"#),
+        ("config.linkerd.io/proxy-memory-limit", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-memory-request", r#"invalid quantity "not a value""#),
+        ("config.linkerd.io/proxy-outbound-connect-timeout", r#""not a value": expected a number"#),
+        ("config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout", r#""not a value": expected a number"#),
+        ("config.linkerd.io/proxy-require-identity-inbound-ports", r#"invalid port "not a value""#),
+        ("config.linkerd.io/proxy-uid", r#"not a user id"#),
+        ("config.linkerd.io/shutdown-grace-period", r#""not a value": expected a number"#),
+        ("config.linkerd.io/skip-inbound-ports", r#"invalid port "not a value""#),
+        ("config.linkerd.io/skip-outbound-ports", r#"invalid port "not a value""#),
+    ];
+    let base = flatten(&inject(&[]));
+    for (key, reason) in cases {
+        let (template, warnings) = inject_warned(&[(key, "not a value")]);
+        assert_eq!(
+            warnings,
+            [format!(
+                "ignoring annotation {key}=\"not a value\": {reason}"
+            )],
+            "{key}"
+        );
+        let mut with = flatten(&template);
+        with.retain(|k, _| !k.starts_with("/metadata/annotations"));
+        let mut without = base.clone();
+        without.retain(|k, _| !k.starts_with("/metadata/annotations"));
+        assert_eq!(with, without, "{key}: a refused value changed the pod");
+    }
 }
