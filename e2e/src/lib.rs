@@ -27,6 +27,22 @@ use std::{collections::BTreeSet, fmt::Debug, future::Future, time::Duration};
 /// How long a test waits for the cluster to converge before it gives up.
 pub const CONVERGE: Duration = Duration::from_secs(60);
 
+/// How long one test in a temporary namespace may run in all: a backstop for any wait that
+/// lacks its own deadline, so that a regression fails the test instead of hanging the run. The
+/// longest test (the API server restart) stops and starts the cluster, 120s each at most.
+pub const TEST_LIMIT: Duration = Duration::from_secs(480);
+
+/// The next message of a gRPC stream, within [`CONVERGE`]; fails if the stream ends, errs, or
+/// stays silent that long.
+pub async fn next_message<T>(stream: &mut tonic::Streaming<T>, what: &str) -> Result<T> {
+    match tokio::time::timeout(CONVERGE, stream.message()).await {
+        Ok(msg) => msg
+            .with_context(|| format!("reading {what}"))?
+            .with_context(|| format!("the stream ended before {what}")),
+        Err(_) => bail!("timed out after {CONVERGE:?} waiting for {what}"),
+    }
+}
+
 /// A client for the cluster that `KUBECONFIG` names. Fails, rather than skips, without one:
 /// an e2e test that did not reach a cluster has not passed.
 pub async fn client() -> Result<Client> {
@@ -36,6 +52,44 @@ pub async fn client() -> Result<Client> {
     Client::try_default()
         .await
         .context("building a client from KUBECONFIG")
+}
+
+/// The variable that names the file where a test records its skip; `cargo xtask test` (and
+/// `cargo xtask e2e`) set it and read the file after the run (xtask's `run::TestReport`).
+pub const SKIP_LOG_ENV: &str = "OXLINK_TEST_SKIP_LOG";
+
+/// Records that the running test skips, and why; the test then returns what this returns.
+///
+/// libtest has no run-time skip: a test that returns passes. So that a test whose premise is
+/// absent (say, no hook to restart the API server) is not counted as passed, it calls
+/// `return oxlink_e2e::skip("why")`, which appends `TEST-NAME<TAB>why` to the file named by
+/// [`SKIP_LOG_ENV`]; the harness moves that test from passed to skipped and prints the reason.
+/// The test's name is its thread's, which libtest sets. Outside the harness (plain `cargo test`)
+/// the reason is printed and the test passes. Fails if the skip cannot be recorded.
+pub fn skip(reason: &str) -> Result<()> {
+    let thread = std::thread::current();
+    let name = thread
+        .name()
+        .filter(|n| *n != "main")
+        .context("skip() called outside a libtest test thread: no test name to record")?;
+    let log = std::env::var_os(SKIP_LOG_ENV).map(std::path::PathBuf::from);
+    record_skip(log.as_deref(), name, reason)
+}
+
+fn record_skip(log: Option<&std::path::Path>, name: &str, reason: &str) -> Result<()> {
+    let reason = reason.replace(['\t', '\n'], " ");
+    eprintln!("skipped {name}: {reason}");
+    if let Some(path) = log {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the skip log {}", path.display()))?;
+        // One write of one line: O_APPEND keeps lines from concurrent tests whole.
+        log.write_all(format!("{name}\t{reason}\n").as_bytes())
+            .context("recording the skip")?;
+    }
+    Ok(())
 }
 
 /// Runs `test` in a fresh namespace named after it, then deletes the namespace. When the test
@@ -65,7 +119,13 @@ where
         .metadata
         .name
         .context("the API server named the namespace")?;
-    let result = test(client.clone(), ns_name.clone()).await;
+    let result = match tokio::time::timeout(TEST_LIMIT, test(client.clone(), ns_name.clone())).await
+    {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!(
+            "test {name} did not finish within {TEST_LIMIT:?}"
+        )),
+    };
     if let Err(e) = &result {
         eprintln!("test {name} failed in namespace {ns_name}: {e:#}");
         dump_namespace(&ns_name);
@@ -174,5 +234,30 @@ fn dump_namespace(ns: &str) {
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => eprintln!("(could not run kubectl to dump {ns}: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_one_line_per_test_named_after_its_thread() -> Result<()> {
+        let log = std::env::temp_dir().join(format!("oxlink-e2e-skip-{}", std::process::id()));
+        std::fs::write(&log, "")?;
+        record_skip(Some(&log), "a::test", "no hook\tat all\n(none)")?;
+        record_skip(Some(&log), "b", "why")?;
+        let written = std::fs::read_to_string(&log)?;
+        std::fs::remove_file(&log)?;
+        assert_eq!(written, "a::test\tno hook at all (none)\nb\twhy\n");
+        // The thread libtest runs this test on carries the test's name.
+        assert_eq!(
+            std::thread::current().name(),
+            Some("tests::a_skip_is_one_line_per_test_named_after_its_thread")
+        );
+        // Without a log (outside the harness) nothing is written, and a missing log fails.
+        record_skip(None, "c", "why")?;
+        assert!(record_skip(Some(&log), "d", "why").is_err());
+        Ok(())
     }
 }

@@ -5,8 +5,10 @@
 //! The hook: `cargo xtask test` sets `OXLINK_E2E_LOCALKUBE_BIN` (the localkube binary it built)
 //! and `OXLINK_E2E_LOCALKUBE_DIR` (the cluster's state directory, holding `pid`). The API
 //! server's port is the one the `KUBECONFIG` cluster listens on and etcd's the next one, as
-//! `cargo xtask cluster up` starts it. Without the hook, [`Localkube::from_env`] says why, and
-//! the tests that need it skip. By hand:
+//! `cargo xtask cluster up` starts it. Without the hook (neither variable set, as on kind),
+//! [`Localkube::from_env`] finds no cluster to restart and the tests that need it skip,
+//! explicitly ([`crate::skip`]), so that they are counted as skipped; a hook that is set but
+//! does not lead to a running localkube fails them. By hand:
 //!
 //! ```text
 //! OXLINK_E2E_LOCALKUBE_BIN=$(readlink /proc/$(cat target/localkube/pid)/exe) \
@@ -39,31 +41,34 @@ pub struct Localkube {
 }
 
 impl Localkube {
-    /// The cluster named by the hook's variables, or why there is none to restart.
-    pub async fn from_env() -> std::result::Result<Self, String> {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("{name} is not set (`cargo xtask test` sets it)"))
-        };
-        let (bin, dir) = (var(BIN_ENV)?, var(DIR_ENV)?);
-        if !bin.is_file() {
-            return Err(format!("{BIN_ENV}={} is not a file", bin.display()));
+    /// The cluster named by the hook's variables; `None` when neither is set (no hook, as on
+    /// kind). Fails when the hook is set but does not name a running local cluster.
+    pub async fn from_env() -> Result<Option<Self>> {
+        let (bin, dir) = (std::env::var_os(BIN_ENV), std::env::var_os(DIR_ENV));
+        if bin.is_none() && dir.is_none() {
+            return Ok(None);
         }
-        let config = kube::Config::infer()
-            .await
-            .map_err(|e| format!("KUBECONFIG: {e}"))?;
+        let var = |name: &str, value: Option<std::ffi::OsString>| {
+            value
+                .map(PathBuf::from)
+                .with_context(|| format!("{name} is not set, but the rest of the hook is"))
+        };
+        let (bin, dir) = (var(BIN_ENV, bin)?, var(DIR_ENV, dir)?);
+        if !bin.is_file() {
+            bail!("{BIN_ENV}={} is not a file", bin.display());
+        }
+        let config = kube::Config::infer().await.context("KUBECONFIG")?;
         let url = config.cluster_url;
         if url.host() != Some("127.0.0.1") {
-            return Err(format!("the KUBECONFIG cluster {url} is not a local one"));
+            bail!("the KUBECONFIG cluster {url} is not a local one");
         }
         let port = url
             .port_u16()
-            .ok_or_else(|| format!("the KUBECONFIG cluster {url} names no port"))?;
+            .with_context(|| format!("the KUBECONFIG cluster {url} names no port"))?;
         let this = Self { bin, dir, port };
         this.pid()
-            .ok_or_else(|| format!("no localkube runs from {}", this.dir.display()))?;
-        Ok(this)
+            .with_context(|| format!("no localkube runs from {}", this.dir.display()))?;
+        Ok(Some(this))
     }
 
     /// Stops the cluster (SIGTERM) and waits until it has exited.

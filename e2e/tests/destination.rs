@@ -19,7 +19,7 @@ use oxlink_destination::{Running, Transport};
 use oxlink_e2e::{
     CONVERGE,
     destination::{self, Endpoints, pod_addrs, request, scale, web_deployment},
-    eventually, with_temp_ns,
+    eventually, next_message, with_temp_ns,
 };
 use serde_json::{Value, json};
 use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf};
@@ -106,7 +106,7 @@ async fn get_follows_a_deployment_through_scaling_and_deletion() -> Result<()> {
             .get_profile(request(&pod_addr.to_string(), &ns))
             .await?
             .into_inner();
-        let profile = by_pod_ip.message().await?.context("a profile by pod IP")?;
+        let profile = next_message(&mut by_pod_ip, "a profile by pod IP").await?;
         let endpoint = profile.endpoint.context("an endpoint profile")?;
         ensure!(
             SocketAddr::try_from(endpoint.addr.context("an address")?)? == pod_addr,
@@ -213,7 +213,7 @@ async fn the_workshop_service_profile_arrives_through_get_profile() -> Result<()
             .get_profile(request(&format!("{fqn}:80"), &ns))
             .await?
             .into_inner();
-        let first = by_name.message().await?.context("a first profile")?;
+        let first = next_message(&mut by_name, "a first profile").await?;
         ensure!(first.fully_qualified_name == fqn, "{first:?}");
 
         let profiles: Api<ServiceProfile> = Api::namespaced(client.clone(), &ns);
@@ -235,7 +235,7 @@ async fn the_workshop_service_profile_arrives_through_get_profile() -> Result<()
             .get_profile(request(&format!("{cluster_ip}:80"), &ns))
             .await?
             .into_inner();
-        let profile = by_ip.message().await?.context("a profile by IP")?;
+        let profile = next_message(&mut by_ip, "a profile by IP").await?;
         ensure!(profile.fully_qualified_name == fqn, "{profile:?}");
         check_todoui_routes(&profile)?;
 

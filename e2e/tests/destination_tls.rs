@@ -24,7 +24,7 @@ use oxlink_e2e::{
     destination::{self, Endpoints, pod_addrs, request, scale, web_deployment},
     eventually,
     identity::{self, certify_token},
-    localkube::Localkube,
+    localkube::{self, Localkube},
     proxy::{Certified, SimulatedProxy},
 };
 use oxlink_tls::{CertifyConfig, fixtures};
@@ -265,12 +265,13 @@ async fn serves_get_over_tls_as_linkerd_destination() -> Result<()> {
 /// never ended, converge to exactly the new state; new lookups agree with them.
 #[tokio::test]
 async fn streams_converge_across_an_api_server_restart() -> Result<()> {
-    let localkube = match Localkube::from_env().await {
-        Ok(localkube) => localkube,
-        Err(why) => {
-            eprintln!("skipping the API server restart test: {why}");
-            return Ok(());
-        }
+    let Some(localkube) = Localkube::from_env().await? else {
+        return oxlink_e2e::skip(&format!(
+            "no cluster hook to restart the API server with ({} and {} are not set; \
+             `cargo xtask test` sets them on localkube)",
+            localkube::BIN_ENV,
+            localkube::DIR_ENV
+        ));
     };
     let _alone = CLUSTER.write().await;
     with_mesh("dst-restart", |mesh| async move {
@@ -339,7 +340,7 @@ async fn streams_converge_across_an_api_server_restart() -> Result<()> {
             .until(&mut again, "all four web pods", |e| e.set() == four)
             .await?;
         let mut again = dst.get_profile(request(&path, &ns)).await?.into_inner();
-        let now = again.message().await?.context("a profile")?;
+        let now = oxlink_e2e::next_message(&mut again, "a profile").await?;
         ensure!(routes(&now) == ["one", "two"], "{now:?}");
         Ok(())
     })

@@ -131,6 +131,48 @@ async fn await_event(client: &Client, ns: &str, reason: &str, regarding: &str) -
     .await
 }
 
+/// How many times IssuerUpdateSkipped was recorded on linkerd-identity (an event's `series`
+/// counts its repeats).
+async fn skipped_count(client: &Client, ns: &str) -> Result<i32> {
+    Ok(Api::<Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("IssuerUpdateSkipped")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("linkerd-identity")
+        })
+        .map(|e| e.series.map_or(1, |s| s.count))
+        .sum())
+}
+
+/// Waits for an event `reason` on linkerd-identity whose note contains `note`.
+async fn await_event_note(client: &Client, ns: &str, reason: &str, note: &str) -> Result<()> {
+    let what = format!("event {reason} on linkerd-identity saying {note:?}");
+    oxlink_e2e::eventually(&what, WAIT, || async {
+        let events = Api::<Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await?
+            .items;
+        let seen: Vec<(String, String)> = events
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("linkerd-identity")
+            })
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect();
+        Ok(
+            if seen.iter().any(|(r, n)| r == reason && n.contains(note)) {
+                Ok(())
+            } else {
+                Err(seen)
+            },
+        )
+    })
+    .await
+}
+
 /// The first intermediate (the issuer) of a fresh certificate for `proxy`.
 async fn issuer_of_next_leaf(
     cp: &ControlPlane,
@@ -345,6 +387,11 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
             await_event(&client, &ns, "IssuerUpdated", "linkerd-identity").await?;
 
             // A broken one and one from another anchor are skipped; issuance goes on unchanged.
+            // Each is applied alone and its own refusal awaited, so that neither can pass on the
+            // other's event or before identity has seen it: the count of IssuerUpdateSkipped
+            // must grow by one. (kube's event recorder folds a repeat of the same reason into
+            // the first event, counting it in `series` but keeping the first note, so the note
+            // names the first refusal only.)
             for (crt, key) in [
                 (
                     fixtures::ISSUER_CRT,
@@ -352,6 +399,7 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
                 ),
                 (fixtures::OTHER_ISSUER_CRT, fixtures::OTHER_ISSUER_KEY),
             ] {
+                let before = skipped_count(&client, &ns).await?;
                 secrets
                     .replace(
                         ISSUER_SECRET,
@@ -359,9 +407,20 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
                         &issuer_secret(crt, key),
                     )
                     .await?;
+                oxlink_e2e::eventually("one more IssuerUpdateSkipped", WAIT, || async {
+                    let now = skipped_count(&client, &ns).await?;
+                    Ok(if now == before + 1 { Ok(()) } else { Err(now) })
+                })
+                .await?;
+                assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
             }
-            await_event(&client, &ns, "IssuerUpdateSkipped", "linkerd-identity").await?;
-            assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
+            await_event_note(
+                &client,
+                &ns,
+                "IssuerUpdateSkipped",
+                "Skipped identity issuer update: issuer key: ",
+            )
+            .await?;
             Ok(())
         },
     )

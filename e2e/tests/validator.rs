@@ -320,6 +320,26 @@ async fn the_api_server_refuses_bad_profiles_and_policy_with_our_message() -> Re
             let mut fine = na.clone();
             fine["spec"]["networks"][0]["except"] = json!(["10.1.0.0/16"]);
             create(&client, &ns, &fine).await.context("a valid NetworkAuthentication")?;
+
+            // A Server that selects the pods and port of a stored one is refused, with
+            // Linkerd's message naming that one; another port is fine, and so is an update of
+            // the stored Server itself.
+            let server = |name: &str, port: i32| json!({
+                "apiVersion": "policy.linkerd.io/v1beta3",
+                "kind": "Server",
+                "metadata": {"name": name},
+                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": port},
+            });
+            create(&client, &ns, &server("web-http", 8080)).await.context("the first Server")?;
+            refused(&client, &ns, "linkerd-policy-validator.linkerd.io", &server("web-too", 8080),
+                &format!("Server spec '{ns}/web-http' already defines a policy for port 8080, \
+                          and selects pods that would be selected by this Server")).await?;
+            create(&client, &ns, &server("web-admin", 9990)).await.context("a Server on another port")?;
+            api_for(&client, &ns, &server("web-http", 8080))?
+                .patch("web-http", &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"podSelector": {"matchLabels": {}}}})))
+                .await
+                .context("an update of the stored Server itself")?;
             Ok(())
         }
         .await;

@@ -34,6 +34,17 @@ pub trait Cluster: Send + Sync + 'static {
         namespace: &'a str,
         controller: &'a OwnerReference,
     ) -> BoxFuture<'a, Result<Owner, LookupError>>;
+
+    /// The Servers (`policy.linkerd.io`) of `namespace`, listed from the API server rather than
+    /// a cache, as Linkerd's policy admission does: the policy validator must see a Server
+    /// created a moment ago. The default, for fakes, is none.
+    fn servers<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<oxlink_crds::policy::Server>, LookupError>> {
+        let _ = namespace;
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -270,6 +281,11 @@ pub struct Injector {
 // === impl Injector ===
 
 impl Injector {
+    /// What the injector looks up in the cluster (the policy validator asks it too).
+    pub fn cluster(&self) -> &dyn Cluster {
+        self.cluster.as_ref()
+    }
+
     pub fn new(
         cluster: Arc<dyn Cluster>,
         config: Arc<dyn ConfigSource>,

@@ -64,6 +64,20 @@ impl KubeCluster {
 }
 
 impl Cluster for KubeCluster {
+    fn servers<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<oxlink_crds::policy::Server>, LookupError>> {
+        Box::pin(async move {
+            let api: Api<oxlink_crds::policy::Server> =
+                Api::namespaced(self.client.clone(), namespace);
+            api.list(&Default::default())
+                .await
+                .map(|list| list.items)
+                .map_err(|e| LookupError(format!("listing Servers in {namespace}: {e}")))
+        })
+    }
+
     fn namespace_annotations<'a>(
         &'a self,
         namespace: &'a str,
@@ -200,6 +214,14 @@ where
 }
 
 impl Cluster for CachedCluster {
+    /// Never from a cache: see [`Cluster::servers`].
+    fn servers<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<oxlink_crds::policy::Server>, LookupError>> {
+        self.api.servers(namespace)
+    }
+
     fn namespace_annotations<'a>(
         &'a self,
         namespace: &'a str,

@@ -253,7 +253,7 @@ async fn validate(
             return rsp;
         }
     };
-    match webhook.review(&body) {
+    match webhook.review_in(&body, admission.injector.cluster()).await {
         Ok(validated) => {
             if let Verdict::Denied(reason) = &validated.verdict {
                 tracing::info!(webhook = webhook.as_str(), %reason, "denied");

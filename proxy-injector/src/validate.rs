@@ -5,13 +5,15 @@
 //! retry budget the proxy would discard, a Server with both or neither selectors, an
 //! AuthorizationPolicy aimed at a kind nothing enforces — each with a message that names the
 //! resource and the field. Everything else, other kinds and operations included, is allowed.
-//! The checks are pure functions of the object; no cluster lookup is made.
+//! The checks are pure functions of the object, but for one: like Linkerd's, the policy webhook
+//! refuses a Server that overlaps another of its namespace (same port, selectors that select a
+//! common pod), listing the namespace's Servers from the API server ([`Webhook::review_in`]).
 
 mod net;
 mod policy;
 mod service_profile;
 
-use crate::admission::{self, ReviewError};
+use crate::admission::{self, Cluster, ReviewError};
 use serde_json::Value;
 
 /// Which validating webhook a review arrived on.
@@ -53,10 +55,68 @@ impl Webhook {
         }
     }
 
-    /// Answers one review body.
+    /// Answers one review body with the checks of the object alone.
     pub fn review(self, body: &[u8]) -> Result<Validated, ReviewError> {
         let request = admission::decode(body)?;
         let verdict = self.verdict(&request);
+        Self::answer(request, verdict)
+    }
+
+    /// Answers one review body: the checks of the object, then, for a Server that passes them,
+    /// whether it overlaps another Server of its namespace in `cluster`. A failed lookup denies.
+    pub async fn review_in(
+        self,
+        body: &[u8],
+        cluster: &dyn Cluster,
+    ) -> Result<Validated, ReviewError> {
+        let request = admission::decode(body)?;
+        let mut verdict = self.verdict(&request);
+        let is_server = request.kind.group == oxlink_crds::names::groups::POLICY
+            && request.kind.kind == <oxlink_crds::policy::Server as kube::Resource>::kind(&());
+        if self == Self::Policy && is_server && verdict == Verdict::Allowed {
+            verdict = Self::server_overlaps(&request, cluster).await;
+        }
+        Self::answer(request, verdict)
+    }
+
+    /// Linkerd's overlap check of an (otherwise valid) Server against its namespace's Servers.
+    async fn server_overlaps(request: &admission::Request, cluster: &dyn Cluster) -> Verdict {
+        let object: Value = match request
+            .object
+            .as_deref()
+            .map(|raw| serde_json::from_str(raw.get()))
+        {
+            Some(Ok(object)) => object,
+            _ => return Verdict::Allowed,
+        };
+        let Ok(spec) = serde_json::from_value(object["spec"].clone()) else {
+            return Verdict::Allowed;
+        };
+        let name = request
+            .name
+            .as_deref()
+            .or_else(|| object.pointer("/metadata/name").and_then(Value::as_str))
+            .unwrap_or_default();
+        let ns = request
+            .namespace
+            .as_deref()
+            .or_else(|| {
+                object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+            })
+            .unwrap_or_default();
+        match cluster.servers(ns).await {
+            // Linkerd's message, as it is: it names the other Server and the port.
+            Ok(servers) => match policy::overlapping_server(ns, name, &spec, &servers) {
+                Ok(()) => Verdict::Allowed,
+                Err(message) => Verdict::Denied(message),
+            },
+            Err(e) => Verdict::Denied(format!("Server {name:?}: {e}")),
+        }
+    }
+
+    fn answer(request: admission::Request, verdict: Verdict) -> Result<Validated, ReviewError> {
         let response = match &verdict {
             Verdict::Ignored | Verdict::Allowed => admission::allow(&request.uid, &[]),
             Verdict::Denied(message) => admission::deny(&request.uid, 400, message.clone()),

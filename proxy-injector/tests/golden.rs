@@ -4,7 +4,8 @@
 //! A scenario names the object (a Pod, a workload or a Service), the namespace's annotations,
 //! the owner the webhook would resolve, value overrides and the origin (webhook or CLI). On a
 //! mismatch the test prints a line diff. `OXLINK_BLESS=1 cargo test -p oxlink-proxy-injector
-//! --test golden` rewrites the golden files from the current output.
+//! --test golden` rewrites the golden files from the current output; only `1` blesses (unset,
+//! empty and `0` compare; any other value fails, rather than be taken either way).
 
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use oxlink_proxy_injector::{
@@ -12,7 +13,10 @@ use oxlink_proxy_injector::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+};
 
 #[derive(Deserialize)]
 struct Scenario {
@@ -131,7 +135,7 @@ fn check(name: &str) {
         serde_saphyr::to_string(&run(&scenario)).unwrap()
     );
     let path = dir().join(format!("{name}.golden.yaml"));
-    if std::env::var_os("OXLINK_BLESS").is_some() {
+    if bless(std::env::var("OXLINK_BLESS").ok().as_deref()).unwrap() {
         std::fs::write(&path, &actual).unwrap();
         return;
     }
@@ -142,6 +146,28 @@ fn check(name: &str) {
             path.display(),
             line_diff(&expected, &actual)
         );
+    }
+}
+
+/// Whether `OXLINK_BLESS` (its value, if set) asks to rewrite the golden files.
+fn bless(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        Some("1") => Ok(true),
+        None | Some("" | "0") => Ok(false),
+        Some(other) => Err(format!(
+            "OXLINK_BLESS={other:?}: set it to 1 to bless the golden files, or leave it unset"
+        )),
+    }
+}
+
+#[test]
+fn only_oxlink_bless_1_blesses() {
+    assert_eq!(bless(Some("1")), Ok(true));
+    for compare in [None, Some(""), Some("0")] {
+        assert_eq!(bless(compare), Ok(false), "{compare:?}");
+    }
+    for unclear in ["true", "yes", "2", " 1"] {
+        assert!(bless(Some(unclear)).is_err(), "{unclear:?}");
     }
 }
 
@@ -233,4 +259,176 @@ fn every_scenario_file_has_a_test() {
 fn the_line_diff_marks_changes() {
     let diff = line_diff("a\nb\nc\n", "a\nx\nc\n");
     assert_eq!(diff, "  a\n- b\n+ x\n  c\n");
+}
+
+/// The pod template (`{"metadata", "spec"}`) that scenario `name` injects.
+fn injected_template(name: &str) -> Value {
+    let input = std::fs::read_to_string(dir().join(format!("{name}.yaml"))).unwrap();
+    let scenario: Scenario = serde_saphyr::from_str(&input).expect("scenario parses");
+    let values = values(&scenario.values);
+    let kind = scenario.object["kind"].as_str().unwrap_or_default();
+    let pointer = template_pointer(kind).expect("a workload kind");
+    let template: PodTemplateSpec =
+        serde_json::from_value(scenario.object.pointer(pointer).unwrap().clone()).unwrap();
+    let ctx = InjectContext {
+        values: &values,
+        trust_anchors_pem: oxlink_tls::fixtures::ANCHOR_CRT,
+        control_plane_namespace: "linkerd",
+        namespace: &scenario.namespace.name,
+        namespace_annotations: &scenario.namespace.annotations,
+        owner: None,
+        created_by: "oxlink/proxy-injector test",
+        origin: Origin::Webhook,
+    };
+    let injection = oxlink_proxy_injector::inject_template(&template, &ctx);
+    assert!(injection.outcome.is_ok(), "{:?}", injection.outcome);
+    injection.template
+}
+
+fn names(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The env var names Linkerd 2.14.1's proxy partial renders for a default app pod (facts §4.6,
+/// in its order), and those Linkerd's HEAD chart adds by default (§4.7).
+#[rustfmt::skip]
+const LINKERD_2_14_ENV: &[&str] = &[
+    "_pod_name", "_pod_ns", "_pod_nodeName",
+    "LINKERD2_PROXY_LOG", "LINKERD2_PROXY_LOG_FORMAT",
+    "LINKERD2_PROXY_DESTINATION_SVC_ADDR", "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+    "LINKERD2_PROXY_POLICY_SVC_ADDR", "LINKERD2_PROXY_POLICY_WORKLOAD",
+    "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+    "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+    "LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT", "LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT",
+    "LINKERD2_PROXY_CONTROL_LISTEN_ADDR", "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+    "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+    "LINKERD2_PROXY_INBOUND_IPS", "LINKERD2_PROXY_INBOUND_PORTS",
+    "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+    "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE", "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE",
+    "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", "LINKERD2_PROXY_DESTINATION_CONTEXT",
+    "_pod_sa", "_l5d_ns", "_l5d_trustdomain",
+    "LINKERD2_PROXY_IDENTITY_DIR", "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
+    "LINKERD2_PROXY_IDENTITY_TOKEN_FILE", "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+    "LINKERD2_PROXY_IDENTITY_LOCAL_NAME", "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+    "LINKERD2_PROXY_DESTINATION_SVC_NAME", "LINKERD2_PROXY_POLICY_SVC_NAME",
+];
+#[rustfmt::skip]
+const LINKERD_HEAD_ENV: &[&str] = &[
+    "_pod_uid", "_pod_ip", "_pod_containerName",
+    "LINKERD2_PROXY_CORES_MIN", "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED",
+    "LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT", "LINKERD2_PROXY_CONTROL_STREAM_IDLE_TIMEOUT",
+    "LINKERD2_PROXY_CONTROL_STREAM_LIFETIME", "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS",
+    "LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT", "LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT",
+    "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
+    "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+    "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
+    "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+];
+
+/// Differences from Linkerd's defaults that are known, each with its reason; the test fails when
+/// one goes away (so that the list stays true) or a new one appears.
+const KNOWN_ENV_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "- _pod_uid",
+        "HEAD's downward-API var for the proxy's trace attributes; not rendered yet",
+    ),
+    (
+        "- _pod_ip",
+        "HEAD's downward-API var for the proxy's trace attributes; not rendered yet",
+    ),
+    (
+        "- _pod_containerName",
+        "HEAD's downward-API var for the proxy's trace attributes; not rendered yet",
+    ),
+];
+
+/// The default injection against Linkerd's facts, not against our own output: the proxy's env
+/// var names, volumes, ports and probes, and the init container, for `deployment-default`.
+#[test]
+fn the_default_injection_has_linkerds_env_volumes_ports_and_probes() {
+    let template = injected_template("deployment-default");
+    let spec = &template["spec"];
+    let all: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|l| spec[l].as_array())
+        .flatten()
+        .collect();
+    let find = |name: &str| *all.iter().find(|c| c["name"] == name).expect(name);
+    let proxy = find("linkerd-proxy");
+
+    let ours = names(&proxy["env"]);
+    let linkerd: BTreeSet<String> = LINKERD_2_14_ENV
+        .iter()
+        .chain(LINKERD_HEAD_ENV)
+        .map(|s| s.to_string())
+        .collect();
+    let mut differences: Vec<String> = linkerd
+        .difference(&ours)
+        .map(|n| format!("- {n}"))
+        .chain(ours.difference(&linkerd).map(|n| format!("+ {n}")))
+        .collect();
+    differences.sort();
+    let mut known: Vec<String> = KNOWN_ENV_DIFFERENCES
+        .iter()
+        .map(|(d, _)| d.to_string())
+        .collect();
+    known.sort();
+    assert_eq!(
+        differences, known,
+        "proxy env names against Linkerd's (- Linkerd has, we lack; + we add)"
+    );
+
+    // Volumes, the proxy's ports and probes, and the init container (facts §4.5; the probes
+    // on the admin port, HEAD's startupProbe for a native sidecar).
+    let volumes = names(&spec["volumes"]);
+    for volume in [
+        "linkerd-identity-end-entity",
+        "linkerd-identity-token",
+        "linkerd-proxy-init-xtables-lock",
+    ] {
+        assert!(volumes.contains(volume), "{volume} in {volumes:?}");
+    }
+    let ports: BTreeMap<String, i64> = proxy["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeMap::from([
+            ("linkerd-admin".into(), 4191),
+            ("linkerd-proxy".into(), 4143)
+        ])
+    );
+    for (probe, path) in [("livenessProbe", "/live"), ("readinessProbe", "/ready")] {
+        assert_eq!(proxy[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(proxy[probe]["httpGet"]["port"], 4191, "{probe}");
+    }
+    let init = find("linkerd-init");
+    let args: Vec<&str> = init["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for pair in [
+        ["--incoming-proxy-port", "4143"],
+        ["--outgoing-proxy-port", "4140"],
+        ["--proxy-uid", "2102"],
+        ["--inbound-ports-to-ignore", "4190,4191,4567,4568"],
+        ["--outbound-ports-to-ignore", "4567,4568"],
+    ] {
+        assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+    }
+    assert_eq!(proxy["securityContext"]["runAsUser"], 2102);
 }

@@ -39,19 +39,25 @@ pub(crate) fn run(args: E2eArgs) -> Result<()> {
     tools::ensure(tools::Tool::Helm)?;
     tools::ensure(tools::Tool::Kubectl)?;
     build()?;
-    let counts = match args.cluster {
+    let mut report = run::TestReport::default();
+    let result = match args.cluster {
         ClusterKind::Localkube => {
             let cluster = cluster::Cluster::from_env()?;
             cluster.up(true)?;
-            let result = suite(&cluster.kubeconfig(), Some(&cluster), &args.args);
+            let result = suite(
+                &cluster.kubeconfig(),
+                Some(&cluster),
+                &args.args,
+                &mut report,
+            );
             if !args.keep_cluster {
                 cluster.down()?;
             }
-            result?
+            result
         }
         ClusterKind::Kind => {
             let kubeconfig = kind_up()?;
-            let result = suite(&kubeconfig, None, &args.args);
+            let result = suite(&kubeconfig, None, &args.args, &mut report);
             if !args.keep_cluster {
                 run::status(Command::new("kind").args([
                     "delete",
@@ -60,14 +66,13 @@ pub(crate) fn run(args: E2eArgs) -> Result<()> {
                     KIND_CLUSTER,
                 ]))?;
             }
-            result?
+            result
         }
     };
-    println!(
-        "tests: {} passed, {} failed, {} skipped",
-        counts.passed, counts.failed, counts.ignored
-    );
-    Ok(())
+    // The failed and skipped tests by name, then `N passed, N failed, N skipped`, also when
+    // some failed.
+    report.print_summary();
+    result
 }
 
 /// Builds the suite without running it.
@@ -77,11 +82,13 @@ pub(crate) fn build() -> Result<()> {
 
 /// Runs the suite against the cluster of `kubeconfig`, with the pinned tools first on `PATH`.
 /// On localkube, the tests that restart the API server learn how (`e2e/src/localkube.rs`).
+/// The tests that ran are added to `report`, also when some fail.
 pub(crate) fn suite(
     kubeconfig: &std::path::Path,
     localkube: Option<&cluster::Cluster>,
     extra: &[String],
-) -> Result<run::TestCounts> {
+    report: &mut run::TestReport,
+) -> Result<()> {
     let mut cmd = run::cargo();
     cmd.args([
         "test",
@@ -98,7 +105,7 @@ pub(crate) fn suite(
         cmd.env("OXLINK_E2E_LOCALKUBE_BIN", cluster::build()?)
             .env("OXLINK_E2E_LOCALKUBE_DIR", cluster.dir());
     }
-    run::tests(&mut cmd)
+    run::tests(&mut cmd, report)
 }
 
 /// Builds and loads the image, creates the kind cluster if needed, installs the charts, and

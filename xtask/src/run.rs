@@ -52,90 +52,312 @@ fn display(cmd: &Command) -> String {
         .join(" ")
 }
 
-/// What `cargo test` reported, summed over every test binary it ran.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TestCounts {
-    pub(crate) passed: u64,
-    pub(crate) failed: u64,
-    pub(crate) ignored: u64,
+/// The variable naming the file where a test records that it skipped (see [`TestReport`]).
+pub(crate) const SKIP_LOG_ENV: &str = "OXLINK_TEST_SKIP_LOG";
+
+/// A test that did not run what it claims: `#[ignore]`d, or skipped at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Skip {
+    pub(crate) name: String,
+    pub(crate) reason: String,
 }
 
-impl TestCounts {
-    /// Adds the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; …` line.
+/// What `cargo test` reported, summed over every test binary it ran.
+///
+/// The counts come from libtest's `test result:` lines; the names from its per-test lines
+/// (`test NAME ... ok|FAILED|ignored[, REASON]`). libtest has no run-time skip, so a test that
+/// finds what it needs missing appends `NAME<TAB>REASON` to the file named by
+/// [`SKIP_LOG_ENV`] (the e2e crate's `skip`) and returns; [`TestReport::apply_skip_log`] then
+/// moves it from passed to skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TestReport {
+    pub(crate) passed: u64,
+    pub(crate) failed: u64,
+    pub(crate) skipped: u64,
+    /// The names of the tests that passed (to match skip records against).
+    passed_names: Vec<String>,
+    pub(crate) failures: Vec<String>,
+    pub(crate) skips: Vec<Skip>,
+}
+
+impl TestReport {
+    /// Takes one line of libtest's output into account.
     pub(crate) fn add_line(&mut self, line: &str) {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else {
-            return;
-        };
-        for part in rest.split(';') {
-            let mut words = part.split_whitespace().rev();
-            let (Some(what), Some(n)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let Ok(n) = n.parse::<u64>() else { continue };
-            match what {
-                "passed" => self.passed += n,
-                "failed" => self.failed += n,
-                "ignored" => self.ignored += n,
-                _ => {}
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.skipped += n,
+                    _ => {}
+                }
+            }
+        } else if let Some((name, outcome)) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.rsplit_once(" ... "))
+        {
+            let name = name.to_string();
+            match outcome {
+                "ok" => self.passed_names.push(name),
+                "FAILED" => self.failures.push(name),
+                "ignored" => self.skips.push(Skip {
+                    name,
+                    reason: "#[ignore]".into(),
+                }),
+                _ => {
+                    if let Some(reason) = outcome.strip_prefix("ignored, ") {
+                        self.skips.push(Skip {
+                            name,
+                            reason: format!("#[ignore = {reason:?}]"),
+                        });
+                    }
+                }
             }
         }
     }
 
-    pub(crate) fn merge(&mut self, other: TestCounts) {
+    /// Moves the tests that recorded a skip (lines `NAME<TAB>REASON`) from passed to skipped.
+    /// A record for a test that did not pass (it failed after recording) changes nothing.
+    pub(crate) fn apply_skip_log(&mut self, log: &str) {
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, reason) = line.split_once('\t').unwrap_or((line, "no reason given"));
+            let Some(at) = self.passed_names.iter().position(|n| n == name) else {
+                continue;
+            };
+            self.passed_names.remove(at);
+            self.passed -= 1;
+            self.skipped += 1;
+            self.skips.push(Skip {
+                name: name.into(),
+                reason: reason.into(),
+            });
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: TestReport) {
         self.passed += other.passed;
         self.failed += other.failed;
-        self.ignored += other.ignored;
+        self.skipped += other.skipped;
+        self.passed_names.extend(other.passed_names);
+        self.failures.extend(other.failures);
+        self.skips.extend(other.skips);
+    }
+
+    /// The closing line: `N passed, N failed, N skipped`.
+    pub(crate) fn counts_line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+
+    /// Names every failed and skipped test (with its reason), then the counts line, on stdout.
+    pub(crate) fn print_summary(&self) {
+        if !self.failures.is_empty() {
+            println!("\nfailed tests:");
+            for name in &self.failures {
+                println!("  {name}");
+            }
+        }
+        if !self.skips.is_empty() {
+            println!("\nskipped tests:");
+            for Skip { name, reason } in &self.skips {
+                println!("  {name}: {reason}");
+            }
+        }
+        println!("{}", self.counts_line());
     }
 }
 
-/// Runs a `cargo test` command, passing its output through, and counts the tests it ran.
-/// Fails, with the counts so far, if the command fails.
-pub(crate) fn tests(cmd: &mut Command) -> Result<TestCounts> {
-    use std::io::{BufRead, BufReader, Write};
+/// Runs a `cargo test` command with `--no-fail-fast` (placed before any `--`), passing its
+/// output through, and adds the tests it ran to `report`, also when some failed. Fails, naming
+/// the command and its counts, if the command fails.
+pub(crate) fn tests(cmd: &mut Command, report: &mut TestReport) -> Result<()> {
+    tests_to(cmd, report, &mut std::io::stdout().lock())
+}
+
+/// [`tests`], passing the output through to `out`.
+fn tests_to(
+    cmd: &mut Command,
+    report: &mut TestReport,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut with_flag = Command::new(cmd.get_program());
+    with_flag
+        .args(&args[..split])
+        .arg("--no-fail-fast")
+        .args(&args[split..]);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => with_flag.env(key, value),
+            None => with_flag.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        with_flag.current_dir(dir);
+    }
+    let cmd = &mut with_flag;
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let skip_log = std::env::temp_dir().join(format!(
+        "oxlink-test-skips-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&skip_log, "").context("creating the skip log")?;
+    cmd.env(SKIP_LOG_ENV, &skip_log);
     eprintln!("$ {}", display(cmd));
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", cmd.get_program().to_string_lossy()))?;
-    let mut counts = TestCounts::default();
+    let mut this = TestReport::default();
     let stdout = child.stdout.take().context("the child's stdout is piped")?;
-    let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
         let line = line?;
-        counts.add_line(&line);
+        this.add_line(&line);
         writeln!(out, "{line}")?;
     }
     let status = child.wait()?;
+    let log = std::fs::read_to_string(&skip_log).context("reading the skip log")?;
+    let _ = std::fs::remove_file(&skip_log);
+    this.apply_skip_log(&log);
+    let counts = this.counts_line();
+    report.merge(this);
     if !status.success() {
-        bail!(
-            "`{}` failed ({status}): {} passed, {} failed",
-            display(cmd),
-            counts.passed,
-            counts.failed
-        );
+        bail!("`{}` failed ({status}): {counts}", display(cmd));
     }
-    Ok(counts)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn report(lines: &str) -> TestReport {
+        let mut r = TestReport::default();
+        for line in lines.lines() {
+            r.add_line(line);
+        }
+        r
+    }
+
     #[test]
     fn counts_sum_over_result_lines() {
-        let mut c = TestCounts::default();
-        c.add_line("test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s");
-        c.add_line(
-            "test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out",
+        let r = report(
+            "running 4 tests\n\
+             test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+             test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out\n",
         );
-        c.add_line("running 4 tests");
+        assert_eq!((r.passed, r.failed, r.skipped), (4, 2, 1));
+        assert_eq!(r.counts_line(), "4 passed, 2 failed, 1 skipped");
+    }
+
+    #[test]
+    fn names_failed_and_ignored_tests_with_their_reasons() {
+        let r = report(
+            "test a::one ... ok\n\
+             test a::two ... FAILED\n\
+             test b ... ignored\n\
+             test c ... ignored, needs a GPU\n\
+             test src/lib.rs - f (line 3) ... ignored\n\
+             test d ... ok\n",
+        );
+        assert_eq!(r.failures, ["a::two"]);
+        let skips: Vec<_> = r.skips.iter().map(|s| (&*s.name, &*s.reason)).collect();
         assert_eq!(
-            c,
-            TestCounts {
-                passed: 4,
-                failed: 2,
-                ignored: 1
-            }
+            skips,
+            [
+                ("b", "#[ignore]"),
+                ("c", "#[ignore = \"needs a GPU\"]"),
+                ("src/lib.rs - f (line 3)", "#[ignore]")
+            ]
         );
+    }
+
+    #[test]
+    fn a_recorded_skip_moves_a_passed_test_to_skipped() {
+        let mut r = report(
+            "test restart ... ok\n\
+             test other ... ok\n\
+             test broken ... FAILED\n\
+             test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n",
+        );
+        r.apply_skip_log("restart\tno hook\nbroken\tskipped, then failed\n\n");
+        assert_eq!(r.counts_line(), "1 passed, 1 failed, 1 skipped");
+        assert_eq!(
+            r.skips,
+            [Skip {
+                name: "restart".into(),
+                reason: "no hook".into()
+            }]
+        );
+        // A second record for the same test does not count it twice.
+        r.apply_skip_log("restart\tagain\n");
+        assert_eq!(r.counts_line(), "1 passed, 1 failed, 1 skipped");
+    }
+
+    #[test]
+    fn no_fail_fast_goes_before_the_test_binaries_arguments() {
+        let mut report = TestReport::default();
+        let mut cmd = Command::new("false");
+        cmd.args(["test", "--", "--exact"]);
+        let mut out = Vec::new();
+        let err = tests_to(&mut cmd, &mut report, &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`false test --no-fail-fast -- --exact` failed"),
+            "{err}"
+        );
+        assert!(err.ends_with(": 0 passed, 0 failed, 0 skipped"), "{err}");
+    }
+
+    #[test]
+    fn a_test_binary_records_its_skip_through_the_environment() {
+        // Stands in for `cargo test`: one test passes, one records a skip and passes, one fails.
+        let script = format!(
+            "echo 'test a ... ok'; echo 'test restart ... ok'; echo 'test c ... FAILED'; \
+             printf 'restart\\tthe hook is absent\\n' >> \"${SKIP_LOG_ENV}\"; \
+             echo 'test result: FAILED. 2 passed; 1 failed; 0 ignored'; exit 101"
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script, "sh"]);
+        let mut report = TestReport::default();
+        let mut out = Vec::new();
+        let err = tests_to(&mut cmd, &mut report, &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(": 1 passed, 1 failed, 1 skipped"), "{err}");
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("test c ... FAILED\n"), "passed through: {out}");
+        assert_eq!(report.failures, ["c"]);
+        assert_eq!(
+            report.skips,
+            [Skip {
+                name: "restart".into(),
+                reason: "the hook is absent".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn merging_sums_counts_and_names() {
+        let mut r =
+            report("test x ... FAILED\ntest result: FAILED. 0 passed; 1 failed; 0 ignored\n");
+        r.merge(report(
+            "test y ... ignored\ntest result: ok. 2 passed; 0 failed; 1 ignored\n",
+        ));
+        assert_eq!(r.counts_line(), "2 passed, 1 failed, 1 skipped");
+        assert_eq!(r.failures, ["x"]);
+        assert_eq!(r.skips.len(), 1);
     }
 }

@@ -1,15 +1,24 @@
-//! `cargo xtask test`: everything CI runs, in order, stopping at the first failure.
+//! `cargo xtask test`: everything CI runs, in order, every step run even after one fails.
 //!
-//! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint → local cluster
-//! up → e2e suite → cluster down (also on failure) → `cargo xtask demo --no-wait`.
+//! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint --strict → local
+//! cluster up → e2e suite → cluster down (also on failure) → `cargo xtask demo --no-wait`
+//! through both install routes.
+//!
+//! A step that needs one that failed is reported as not run, with that reason. `cargo test`
+//! runs with `--no-fail-fast`, so one failing test binary hides none after it. The run ends
+//! with the steps and their outcomes, the failed tests, the skipped tests with their reasons,
+//! and a closing line alone, `N passed, N failed, N skipped`, that counts test cases only (the
+//! steps are not tests). A skipped test is one marked `#[ignore]` or one that recorded a skip
+//! at run time (`oxlink_e2e::skip`, see [`run::TestReport`]). Any failed step makes the run
+//! exit non-zero, after all of that is printed.
 
 use crate::{cluster, codegen, demo, e2e, paths, run, tools};
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use std::{process::Command, time::Instant};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Skip the e2e suite (and the local cluster).
+    /// Leave out the local cluster, the e2e suite and the demos.
     #[arg(long)]
     no_e2e: bool,
     /// Leave the local cluster running after the e2e suite, for a look around.
@@ -17,22 +26,96 @@ pub(crate) struct TestArgs {
     keep_cluster: bool,
 }
 
-pub(crate) fn run(args: TestArgs) -> Result<()> {
-    let started = Instant::now();
-    let mut counts = run::TestCounts::default();
-    let mut steps: Vec<(&str, f64)> = Vec::new();
-    let mut step = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed(String),
+    NotRun(String),
+}
+
+/// The steps of one run, in order, with how each ended.
+#[derive(Debug, Default)]
+struct Steps {
+    done: Vec<(&'static str, f64, Outcome)>,
+}
+
+// === impl Steps ===
+
+impl Steps {
+    /// Runs `f` as step `name` and records its outcome; returns whether it passed.
+    fn run(&mut self, name: &'static str, f: impl FnOnce() -> Result<()>) -> bool {
         eprintln!("\n==> {name}");
         let t = Instant::now();
-        f().with_context(|| format!("step `{name}` failed"))?;
-        steps.push((name, t.elapsed().as_secs_f64()));
-        Ok(())
-    };
+        let outcome = match f() {
+            Ok(()) => Outcome::Passed,
+            Err(e) => {
+                eprintln!("step `{name}` failed: {e:#}");
+                Outcome::Failed(format!("{e:#}"))
+            }
+        };
+        let passed = outcome == Outcome::Passed;
+        self.done.push((name, t.elapsed().as_secs_f64(), outcome));
+        passed
+    }
 
-    step("fmt", &mut || {
+    /// Records that step `name` did not run, and why.
+    fn not_run(&mut self, name: &'static str, why: impl Into<String>) {
+        let why = why.into();
+        eprintln!("\n==> {name}: not run ({why})");
+        self.done.push((name, 0.0, Outcome::NotRun(why)));
+    }
+
+    fn failed(&self) -> Vec<&'static str> {
+        self.done
+            .iter()
+            .filter(|(_, _, o)| matches!(o, Outcome::Failed(_)))
+            .map(|(name, _, _)| *name)
+            .collect()
+    }
+
+    /// One line per step: its name, outcome and time (and the error or the reason).
+    fn table(&self) -> String {
+        let mut out = String::new();
+        for (name, secs, outcome) in &self.done {
+            let line = match outcome {
+                Outcome::Passed => format!("  {name:<22} ok       {secs:>6.1}s"),
+                Outcome::Failed(e) => {
+                    let first = e.lines().next().unwrap_or_default();
+                    format!("  {name:<22} FAILED   {secs:>6.1}s  {first}")
+                }
+                Outcome::NotRun(why) => format!("  {name:<22} not run          {why}"),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// What `--no-e2e` leaves out, said at the start and in the summary.
+const LEFT_OUT_BY_NO_E2E: [&str; 4] = [
+    "cluster up",
+    "e2e",
+    "demo (oxlink install)",
+    "demo (helm install)",
+];
+
+pub(crate) fn run(args: TestArgs) -> Result<()> {
+    let started = Instant::now();
+    if args.no_e2e {
+        eprintln!(
+            "--no-e2e: leaving out the local cluster, the e2e suite (oxlink-e2e) and the demo \
+             through both install routes; their tests are neither run nor counted"
+        );
+    }
+    let mut tests = run::TestReport::default();
+    let mut steps = Steps::default();
+
+    steps.run("fmt", || {
         run::status(run::cargo().args(["fmt", "--all", "--", "--check"]))
-    })?;
-    step("clippy", &mut || {
+    });
+    steps.run("clippy", || {
         run::status(run::cargo().args([
             "clippy",
             "--workspace",
@@ -42,19 +125,15 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
             "-D",
             "warnings",
         ]))
-    })?;
-    step("unit tests", &mut || {
-        counts.merge(run::tests(run::cargo().args([
-            "test",
-            "--workspace",
-            "--locked",
-            "--exclude",
-            "oxlink-e2e",
-        ]))?);
-        Ok(())
-    })?;
-    step("codegen --check", &mut codegen::check)?;
-    step("fuzz build", &mut || {
+    });
+    steps.run("unit tests", || {
+        run::tests(
+            run::cargo().args(["test", "--workspace", "--locked", "--exclude", "oxlink-e2e"]),
+            &mut tests,
+        )
+    });
+    steps.run("codegen --check", codegen::check);
+    steps.run("fuzz build", || {
         run::status(
             run::cargo().args([
                 "build",
@@ -66,78 +145,145 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
                     .to_string(),
             ]),
         )
-    })?;
-    step("helm lint", &mut || {
-        let (ws, cp) = (paths::workspace(), "charts/oxlink-control-plane");
-        let identity = |key: &str, file: &str| {
-            format!("{key}={}", ws.join("tls/testdata").join(file).display())
-        };
-        let control_plane = [
-            "lint".into(),
-            ws.join(cp).display().to_string(),
-            "--set-file".into(),
-            identity("identityTrustAnchorsPEM", "anchor.crt.pem"),
-            "--set-file".into(),
-            identity("identity.issuer.tls.crtPEM", "issuer.crt.pem"),
-            "--set-file".into(),
-            identity("identity.issuer.tls.keyPEM", "issuer.key.pem"),
-        ];
-        let ha = [
-            "-f".into(),
-            ws.join(cp).join("values-ha.yaml").display().to_string(),
-        ];
-        for args in [
-            vec![
-                "lint".into(),
-                ws.join("charts/oxlink-crds").display().to_string(),
-            ],
-            control_plane.to_vec(),
-            [&control_plane[..], &ha[..]].concat(),
-        ] {
-            run::status(Command::new(tools::ensure(tools::Tool::Helm)?).args(args))?;
+    });
+    steps.run("helm lint --strict", helm_lint);
+    if args.no_e2e {
+        for name in LEFT_OUT_BY_NO_E2E {
+            steps.not_run(name, "left out by --no-e2e");
         }
-        Ok(())
-    })?;
-    if !args.no_e2e {
-        step("tools", &mut || {
-            tools::ensure(tools::Tool::Helm)?;
-            tools::ensure(tools::Tool::Kubectl).map(drop)
-        })?;
-        step("e2e build", &mut e2e::build)?;
-        let cluster = cluster::Cluster::from_env()?;
-        step("cluster up", &mut || cluster.up(true))?;
-        let e2e = step("e2e", &mut || {
-            counts.merge(e2e::suite(&cluster.kubeconfig(), Some(&cluster), &[])?);
-            Ok(())
-        });
+    } else {
+        e2e_and_demos(&args, &mut steps, &mut tests);
+    }
+
+    eprintln!(
+        "\nsteps ({:.0}s in all):\n{}",
+        started.elapsed().as_secs_f64(),
+        steps.table()
+    );
+    // The failed and skipped tests by name, then the closing line, last and alone.
+    tests.print_summary();
+    let failed = steps.failed();
+    if !failed.is_empty() {
+        bail!("failed steps: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The local cluster, the e2e suite on it, and the demo through both install routes.
+fn e2e_and_demos(args: &TestArgs, steps: &mut Steps, tests: &mut run::TestReport) {
+    let tools = steps.run("tools", || {
+        tools::ensure(tools::Tool::Helm)?;
+        tools::ensure(tools::Tool::Kubectl).map(drop)
+    });
+    let built = steps.run("e2e build", e2e::build);
+    let cluster = match cluster::Cluster::from_env() {
+        Ok(cluster) => Some(cluster),
+        Err(e) => {
+            steps.run("cluster up", || Err(e));
+            None
+        }
+    };
+    if let Some(cluster) = cluster {
+        let up = steps.run("cluster up", || cluster.up(true));
+        match (tools, built, up) {
+            (true, true, true) => {
+                steps.run("e2e", || {
+                    e2e::suite(&cluster.kubeconfig(), Some(&cluster), &[], tests)
+                });
+            }
+            _ => steps.not_run(
+                "e2e",
+                "a step it needs failed (tools, e2e build, cluster up)",
+            ),
+        }
         if !args.keep_cluster {
-            cluster.down()?;
+            steps.run("cluster down", || cluster.down());
         }
-        e2e?;
-        // The README's first command, non-interactively, through both install routes: on a fresh
-        // cluster of its own (or the kept one), it must run through and tear down.
-        for installer in [demo::Installer::Oxlink, demo::Installer::Helm] {
-            step(installer.step_name(), &mut || {
+    } else {
+        steps.not_run("e2e", "no cluster");
+    }
+    // The README's first command, non-interactively, through both install routes: on a fresh
+    // cluster of its own (or the kept one), it must run through and tear down. Steps, not tests.
+    for installer in [demo::Installer::Oxlink, demo::Installer::Helm] {
+        if tools {
+            steps.run(installer.step_name(), || {
                 demo::run(demo::DemoArgs {
                     no_wait: true,
                     install_with: installer,
-                })?;
-                counts.passed += 1;
-                Ok(())
-            })?;
+                })
+            });
+        } else {
+            steps.not_run(installer.step_name(), "the tools step failed");
         }
     }
-    eprintln!(
-        "\nall steps passed in {:.0}s:",
-        started.elapsed().as_secs_f64()
-    );
-    for (name, secs) in steps {
-        eprintln!("  {name:<16} {secs:>6.1}s");
+}
+
+/// `helm lint --strict` (warnings fail) on both charts, and on the control plane with its HA
+/// values too.
+fn helm_lint() -> Result<()> {
+    let (ws, cp) = (paths::workspace(), "charts/oxlink-control-plane");
+    let identity =
+        |key: &str, file: &str| format!("{key}={}", ws.join("tls/testdata").join(file).display());
+    let control_plane = [
+        "lint".into(),
+        "--strict".into(),
+        ws.join(cp).display().to_string(),
+        "--set-file".into(),
+        identity("identityTrustAnchorsPEM", "anchor.crt.pem"),
+        "--set-file".into(),
+        identity("identity.issuer.tls.crtPEM", "issuer.crt.pem"),
+        "--set-file".into(),
+        identity("identity.issuer.tls.keyPEM", "issuer.key.pem"),
+    ];
+    let ha = [
+        "-f".into(),
+        ws.join(cp).join("values-ha.yaml").display().to_string(),
+    ];
+    let helm = tools::ensure(tools::Tool::Helm)?;
+    for args in [
+        vec![
+            "lint".into(),
+            "--strict".into(),
+            ws.join("charts/oxlink-crds").display().to_string(),
+        ],
+        control_plane.to_vec(),
+        [&control_plane[..], &ha[..]].concat(),
+    ] {
+        run::status(Command::new(&helm).args(args))?;
     }
-    // The closing line: every test that ran, unit and e2e.
-    println!(
-        "tests: {} passed, {} failed, {} skipped",
-        counts.passed, counts.failed, counts.ignored
-    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_runs_and_the_failures_are_named() {
+        let mut steps = Steps::default();
+        assert!(steps.run("one", || Ok(())));
+        assert!(!steps.run("two", || bail!("broken\nmore detail")));
+        // A later step still runs after a failure.
+        let mut ran = false;
+        assert!(steps.run("three", || {
+            ran = true;
+            Ok(())
+        }));
+        assert!(ran);
+        steps.not_run("four", "left out by --no-e2e");
+        assert_eq!(steps.failed(), ["two"]);
+        let table = steps.table();
+        let lines: Vec<_> = table
+            .lines()
+            .map(str::split_whitespace)
+            .map(Iterator::collect::<Vec<_>>)
+            .collect();
+        assert_eq!(lines[0][..2], ["one", "ok"]);
+        assert_eq!(lines[1][..2], ["two", "FAILED"]);
+        assert_eq!(lines[1][3..], ["broken"]);
+        assert_eq!(
+            lines[3],
+            ["four", "not", "run", "left", "out", "by", "--no-e2e"]
+        );
+    }
 }

@@ -101,6 +101,8 @@ pub enum PolicyError {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ServerInfo {
     pub(crate) spec: ServerSpec,
+    /// When the Server was created, in seconds: of Servers that overlap, the oldest applies.
+    pub(crate) created: Option<i64>,
     /// The Server's own labels, which ServerAuthorization selectors match.
     pub(crate) labels: BTreeMap<String, String>,
 }

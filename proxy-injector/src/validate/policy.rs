@@ -6,7 +6,7 @@
 use super::net::Cidr;
 use k8s_openapi::{
     api::core::v1::{Namespace, ServiceAccount},
-    apimachinery::pkg::util::intstr::IntOrString,
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use kube::Resource;
 use oxlink_crds::{
@@ -22,6 +22,7 @@ use oxlink_crds::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 type Checked = Result<(), String>;
 
@@ -102,6 +103,57 @@ fn server(spec: &ServerSpec) -> Checked {
             .map_err(|e| format!("spec.port: {e}")),
         IntOrString::Int(_) => Ok(()),
     }
+}
+
+/// Linkerd's refusal of a Server that selects the same port as another Server of its namespace,
+/// and pods (or ExternalWorkloads) the other selects too, with Linkerd's message. As in Linkerd,
+/// the port must be spelled the same (a number and a port name never overlap), and two
+/// selectors overlap when either selects everything or they are equal; `others` is the
+/// namespace's Servers, this one (by `name`) among them on an update.
+pub(crate) fn overlapping_server(
+    ns: &str,
+    name: &str,
+    spec: &ServerSpec,
+    others: &[Server],
+) -> Checked {
+    for other in others {
+        let other_name = other.metadata.name.as_deref().unwrap_or_default();
+        if other_name != name && other.spec.port == spec.port && overlaps(spec, &other.spec) {
+            let port = match &other.spec.port {
+                IntOrString::Int(port) => port.to_string(),
+                IntOrString::String(name) => name.clone(),
+            };
+            return Err(format!(
+                "Server spec '{ns}/{other_name}' already defines a policy for port {port}, and \
+                 selects pods that would be selected by this Server"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn overlaps(a: &ServerSpec, b: &ServerSpec) -> bool {
+    let (left, right) = match (
+        (&a.pod_selector, &a.external_workload_selector),
+        (&b.pod_selector, &b.external_workload_selector),
+    ) {
+        ((Some(left), None), (Some(right), None)) | ((None, Some(left)), (None, Some(right))) => {
+            (left, right)
+        }
+        _ => return false,
+    };
+    // Unset and empty are the same selector.
+    let parts = |s: &LabelSelector| {
+        (
+            s.match_labels.clone().unwrap_or_default(),
+            s.match_expressions.clone().unwrap_or_default(),
+        )
+    };
+    let (left, right) = (parts(left), parts(right));
+    let selects_all = |(labels, exprs): &(BTreeMap<String, String>, Vec<_>)| {
+        labels.is_empty() && exprs.is_empty()
+    };
+    selects_all(&left) || selects_all(&right) || left == right
 }
 
 fn authorization_policy(spec: &AuthorizationPolicySpec) -> Checked {

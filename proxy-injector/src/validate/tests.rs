@@ -638,3 +638,209 @@ fn rate_limits_target_servers_and_override_service_accounts() {
         "spec.overrides[0].clientRefs[0]: unsupported kind core/Namespace",
     );
 }
+
+/// A cluster holding only the Servers of namespace `todo`, and counting its lookups.
+struct WithServers {
+    servers: Vec<oxlink_crds::policy::Server>,
+    lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl Cluster for WithServers {
+    fn namespace_annotations<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> admission::BoxFuture<
+        'a,
+        Result<std::collections::BTreeMap<String, String>, admission::LookupError>,
+    > {
+        unreachable!("the validator looks up no namespace")
+    }
+
+    fn owner<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> admission::BoxFuture<'a, Result<crate::inject::Owner, admission::LookupError>> {
+        unreachable!("the validator looks up no owner")
+    }
+
+    fn servers<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> admission::BoxFuture<'a, Result<Vec<oxlink_crds::policy::Server>, admission::LookupError>>
+    {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let servers = match namespace {
+            "todo" => self.servers.clone(),
+            "broken" => {
+                return Box::pin(async { Err(admission::LookupError("forbidden".into())) });
+            }
+            _ => Vec::new(),
+        };
+        Box::pin(async move { Ok(servers) })
+    }
+}
+
+fn server(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "policy.linkerd.io/v1beta3",
+        "kind": "Server",
+        "metadata": {"name": name, "namespace": "todo"},
+        "spec": spec,
+    })
+}
+
+fn cluster_with(servers: &[Value]) -> WithServers {
+    WithServers {
+        servers: servers
+            .iter()
+            .map(|s| serde_json::from_value(s.clone()).unwrap())
+            .collect(),
+        lookups: Default::default(),
+    }
+}
+
+/// The verdict of the policy webhook, with `cluster`, on `operation` of Server `object`.
+fn server_in(cluster: &WithServers, operation: &str, object: Value) -> Verdict {
+    let body = review("policy.linkerd.io", "Server", operation, object);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let validated = runtime
+        .block_on(Webhook::Policy.review_in(&body, cluster))
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&validated.body).unwrap();
+    if let Verdict::Denied(message) = &validated.verdict {
+        assert_eq!(answer["response"]["allowed"], false);
+        assert_eq!(answer["response"]["status"]["message"], *message);
+    } else {
+        assert_eq!(answer["response"]["allowed"], true);
+    }
+    validated.verdict
+}
+
+const OVERLAP: &str = "Server spec 'todo/web-http' already defines a policy for port 8080, and \
+                       selects pods that would be selected by this Server";
+
+#[test]
+fn a_server_overlapping_another_on_the_same_port_is_refused_with_linkerds_message() {
+    let web = json!({"matchLabels": {"app": "web"}});
+    let existing = server("web-http", json!({"podSelector": web, "port": 8080}));
+    let cluster = cluster_with(std::slice::from_ref(&existing));
+    // The same selector and port: Linkerd's message, exactly.
+    assert_eq!(
+        server_in(
+            &cluster,
+            "CREATE",
+            server("web-too", json!({"podSelector": web, "port": 8080}))
+        ),
+        Verdict::Denied(OVERLAP.into())
+    );
+    // A selector of everything overlaps any other, either way round.
+    for selector in [json!({}), json!({"matchLabels": {}})] {
+        assert_eq!(
+            server_in(
+                &cluster,
+                "CREATE",
+                server("all", json!({"podSelector": selector, "port": 8080}))
+            ),
+            Verdict::Denied(OVERLAP.into())
+        );
+    }
+    let everything = cluster_with(&[server("web-http", json!({"podSelector": {}, "port": 8080}))]);
+    assert_eq!(
+        server_in(
+            &everything,
+            "CREATE",
+            server(
+                "db",
+                json!({"podSelector": {"matchLabels": {"app": "db"}}, "port": 8080})
+            )
+        ),
+        Verdict::Denied(OVERLAP.into())
+    );
+    // What does not overlap, as Linkerd judges it: another port, the same port spelled as a
+    // name, other labels, ExternalWorkloads against pods; and the Server itself on an update.
+    for (name, spec) in [
+        ("web-admin", json!({"podSelector": web, "port": 9990})),
+        ("web-named", json!({"podSelector": web, "port": "http"})),
+        (
+            "db",
+            json!({"podSelector": {"matchLabels": {"app": "db"}}, "port": 8080}),
+        ),
+        ("vms", json!({"externalWorkloadSelector": {}, "port": 8080})),
+        ("web-http", json!({"podSelector": {}, "port": 8080})),
+    ] {
+        assert_eq!(
+            server_in(&cluster, "UPDATE", server(name, spec)),
+            Verdict::Allowed,
+            "{name}"
+        );
+    }
+    // ExternalWorkload selectors overlap among themselves the same way.
+    let vms = cluster_with(&[server(
+        "web-http",
+        json!({"externalWorkloadSelector": {"matchLabels": {"app": "vm"}}, "port": 8080}),
+    )]);
+    assert_eq!(
+        server_in(
+            &vms,
+            "CREATE",
+            server("vms", json!({"externalWorkloadSelector": {}, "port": 8080}))
+        ),
+        Verdict::Denied(OVERLAP.into())
+    );
+}
+
+#[test]
+fn the_overlap_lookup_is_made_only_for_valid_servers_and_a_failed_one_denies() {
+    let cluster = cluster_with(&[]);
+    // Invalid on its own: denied without a lookup.
+    denied(
+        server_in(&cluster, "CREATE", server("web", json!({"port": 8080}))),
+        "set one of podSelector and externalWorkloadSelector",
+    );
+    // Other kinds are not looked up either.
+    let body = review(
+        "policy.linkerd.io",
+        "NetworkAuthentication",
+        "CREATE",
+        json!({"metadata": {"name": "n"}, "spec": {"networks": [{"cidr": "10.0.0.0/8"}]}}),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let validated = runtime
+        .block_on(Webhook::Policy.review_in(&body, &cluster))
+        .unwrap();
+    assert_eq!(validated.verdict, Verdict::Allowed);
+    assert_eq!(
+        cluster.lookups.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // A valid Server is looked up in its namespace; when the lookup fails, it is denied.
+    let mut broken = server("web", json!({"podSelector": {}, "port": 8080}));
+    broken["metadata"]["namespace"] = json!("broken");
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "4b1c",
+            "kind": {"group": "policy.linkerd.io", "version": "v1beta3", "kind": "Server"},
+            "resource": {"group": "policy.linkerd.io", "version": "v1beta3", "resource": "servers"},
+            "namespace": "broken",
+            "operation": "CREATE",
+            "object": broken,
+        }
+    }))
+    .unwrap();
+    let validated = runtime
+        .block_on(Webhook::Policy.review_in(&body, &cluster))
+        .unwrap();
+    denied(validated.verdict, "Server \"web\": forbidden");
+    assert_eq!(
+        cluster.lookups.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}

@@ -289,14 +289,10 @@ async fn run_installs_a_certificate_and_reports_its_expiry() {
     let metrics = CertifyMetrics::register(&mut registry);
     let task = tokio::spawn(fx.client().run(cert.clone(), metrics.clone()));
     // Refused first: retried with backoff until identity signs.
-    while fx.tokens().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll("a first Certify", || !fx.tokens().is_empty()).await;
     assert_eq!(metrics.expiry_timestamp(), 0);
     fx.set_mode(Mode::Sign);
-    while !cert.is_set() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll("the certificate installed", || cert.is_set()).await;
     let expiry = metrics.expiry_timestamp();
     let in_a_day = SystemTime::now() + Duration::from_secs(24 * 3600);
     let in_a_day = in_a_day.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -362,4 +358,15 @@ fn renews_at_seventy_percent_of_the_remaining_lifetime() {
     assert_eq!(refresh_in(now + 100 * h, now), 24 * h);
     assert_eq!(refresh_in(now + Duration::from_secs(5), now), MIN_REFRESH);
     assert_eq!(refresh_in(now - h, now), MIN_REFRESH);
+}
+
+/// Polls `done` every 20ms; panics, naming `what`, if it does not hold within 10s.
+async fn poll(what: &str, done: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after 10s waiting for {what}"));
 }

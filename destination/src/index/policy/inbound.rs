@@ -141,7 +141,10 @@ impl Index {
     /// The inbound policy of `port` on `workload`, or `None` if the workload is not indexed.
     pub(crate) fn inbound_server(&self, workload: &Workload, port: u16) -> Option<pb::Server> {
         let target = self.target(workload)?;
-        // Several Servers selecting the same port is a conflict; the first by name wins.
+        // Several Servers selecting the same port is a conflict the policy validator refuses (as
+        // Linkerd's does), but one created before the webhook, or while it was down, stays.
+        // Then the Server the validator would have admitted applies: the oldest, then the first
+        // by name (a Server without a creation time counts as newest).
         let server = self
             .policy
             .servers
@@ -153,7 +156,7 @@ impl Index {
                         .is_some_and(|sel| selects(sel, target.labels))
                     && target.port_matches(&s.spec.port, port)
             })
-            .min_by(|a, b| a.0.cmp(b.0));
+            .min_by_key(|(key, s)| (s.created.unwrap_or(i64::MAX), *key));
         Some(match server {
             Some((key, server)) => self.server_policy(key, server, &target, port),
             None => self.default_server(&target, port),

@@ -52,6 +52,7 @@ impl PolicyIndex {
     pub(crate) fn apply_server(&mut self, key: &ObjKey, server: &Server) -> bool {
         let info = ServerInfo {
             spec: server.spec.clone(),
+            created: super::gateway::created(&server.metadata),
             labels: server.metadata.labels.clone().unwrap_or_default(),
         };
         let changed = upsert(&mut self.servers, key.clone(), info);

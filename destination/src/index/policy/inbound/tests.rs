@@ -618,3 +618,53 @@ fn the_oldest_valid_rate_limit_on_a_server_applies() {
         Some("HTTPLocalRateLimitPolicy:newer")
     );
 }
+
+/// A Server on pods `app: web`, port 8080, created at `created` (RFC 3339) when given.
+fn web_server_created(name: &str, created: Option<&str>) -> Server {
+    let mut server = serde_json::to_value(mk_server(
+        name,
+        json!({"matchLabels": {"app": "web"}}),
+        json!(8080),
+        "HTTP/1",
+    ))
+    .unwrap();
+    if let Some(created) = created {
+        server["metadata"]["creationTimestamp"] = json!(created);
+    }
+    serde_json::from_value(server).unwrap()
+}
+
+/// Overlapping Servers (which the policy validator refuses, but which can predate it): the one
+/// the validator would have admitted applies, the oldest; the first by name among equals; one
+/// without a creation time last. Deleting it hands the port to the next.
+#[test]
+fn of_overlapping_servers_the_oldest_applies() {
+    let index = index_with(json!({}));
+    let mut rx = watch(&index, &pod(), 8080);
+    // Named first, created last.
+    index
+        .write()
+        .apply(&web_server_created("a-newer", Some("2024-06-01T00:00:00Z")));
+    index
+        .write()
+        .apply(&web_server_created("z-older", Some("2024-01-01T00:00:00Z")));
+    index.write().apply(&web_server_created("b-unknown", None));
+    assert_eq!(server_name(&current(&mut rx)), "server:z-older");
+
+    index.write().delete::<Server>(NS, "z-older");
+    assert_eq!(server_name(&current(&mut rx)), "server:a-newer");
+    // The same age: the first by name.
+    index.write().apply(&web_server_created(
+        "0-same-age",
+        Some("2024-06-01T00:00:00Z"),
+    ));
+    assert_eq!(server_name(&current(&mut rx)), "server:0-same-age");
+    index.write().delete::<Server>(NS, "0-same-age");
+    index.write().delete::<Server>(NS, "a-newer");
+    assert_eq!(server_name(&current(&mut rx)), "server:b-unknown");
+    index.write().delete::<Server>(NS, "b-unknown");
+    assert_eq!(
+        server_name(&current(&mut rx)),
+        "default:all-unauthenticated"
+    );
+}
