@@ -9,6 +9,8 @@
 //! [`destination`], which starts destination and follows what its streams say.
 //! The local cluster itself lives in `e2e/localkube`.
 
+pub mod cli;
+pub mod dataplane;
 pub mod destination;
 pub mod identity;
 pub mod localkube;

@@ -11,55 +11,14 @@
 //! deletes and reinstalls the CRDs), and removes the control plane again at the end.
 
 use anyhow::{Context, Result, ensure};
-use clap::Parser;
+use oxlink_e2e::cli::{kubectl, oxlink, tool, uninstall_control_plane};
 use oxlink_tls::fixtures;
 use serde_json::{Value, json};
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
-
-/// What `oxlink <args>` prints (the binary's `main` only calls this).
-fn oxlink(args: &[&str]) -> Result<String> {
-    let cli =
-        oxlink_cli::Cli::try_parse_from(std::iter::once("oxlink").chain(args.iter().copied()))?;
-    let mut out = Vec::new();
-    cli.run(&mut out)?;
-    Ok(String::from_utf8(out)?)
-}
-
-/// Runs a tool (helm, kubectl) with `stdin`, failing with its stderr.
-fn tool(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {program} (is it on PATH?)"))?;
-    let mut input = child.stdin.take().context("stdin")?;
-    input.write_all(stdin.unwrap_or_default().as_bytes())?;
-    drop(input);
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "{program} {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String> {
-    ensure!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "KUBECONFIG is not set; run the e2e suite through `cargo xtask test`"
-    );
-    tool("kubectl", args, stdin)
-}
 
 fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/oxlink-control-plane")
@@ -277,31 +236,7 @@ fn lifecycle_on_the_cluster() -> Result<()> {
         .and_then(|()| external_issuer(&dir))
         .and_then(|()| installed_lifecycle(&manifest, &install));
     // Whatever happened, leave no control plane (and so no webhooks) behind; the CRDs stay.
-    let uninstall = oxlink(&["uninstall"]).unwrap_or_default();
-    let without_crds: String = uninstall
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty() && !d.contains("kind: CustomResourceDefinition"))
-        .map(|d| format!("---\n{d}"))
-        .collect();
-    let cleanup = if without_crds.is_empty() {
-        kubectl(
-            &[
-                "delete",
-                "namespace",
-                "linkerd",
-                "--ignore-not-found",
-                "--wait",
-            ],
-            None,
-        )
-        .map(drop)
-    } else {
-        kubectl(
-            &["delete", "--ignore-not-found", "--wait", "-f", "-"],
-            Some(&without_crds),
-        )
-        .map(drop)
-    };
+    let cleanup = uninstall_control_plane();
     result.and(cleanup)
 }
 

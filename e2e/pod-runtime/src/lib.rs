@@ -32,6 +32,9 @@ use std::{
 };
 use tokio::sync::watch;
 
+/// Where the runtime keeps pods' volumes and logs, and the programs they run (`bin/`).
+pub const STATE_DIR: &str = "/var/lib/oxlink-pods";
+
 /// `oxlink-pod-runtime`'s flags.
 #[derive(Debug, clap::Parser)]
 #[command(name = "oxlink-pod-runtime", version)]
@@ -40,7 +43,7 @@ pub struct Args {
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: PathBuf,
     /// Where pods' volumes, logs and the programs they run are kept.
-    #[arg(long, default_value = "/var/lib/oxlink-pods")]
+    #[arg(long, default_value = STATE_DIR)]
     state_dir: PathBuf,
     /// The real linkerd2-proxy.
     #[arg(long, env = "OXLINK_PROXY_BIN")]

@@ -167,6 +167,15 @@ pub async fn teardown(api_port: u16) {
 
 const POD_NS_PREFIX: &str = "oxlp-";
 
+fn short_id(uid: &str) -> String {
+    uid.chars().filter(|c| *c != '-').take(11).collect()
+}
+
+/// The network namespace of the pod with this UID (`ip netns exec NAME …` enters it).
+pub fn netns_name(uid: &str) -> String {
+    format!("{POD_NS_PREFIX}{}", short_id(uid))
+}
+
 /// A pod's network: its namespace and the router's end of its link.
 #[derive(Clone, Debug)]
 pub struct PodNet {
@@ -178,10 +187,9 @@ pub struct PodNet {
 impl PodNet {
     /// Names for the pod with this UID.
     pub fn new(uid: &str, ip: Ipv4Addr) -> Self {
-        let id: String = uid.chars().filter(|c| *c != '-').take(11).collect();
         Self {
-            ns: format!("{POD_NS_PREFIX}{id}"),
-            link: format!("oxv{id}"),
+            ns: netns_name(uid),
+            link: format!("oxv{}", short_id(uid)),
             ip,
         }
     }

@@ -1,0 +1,330 @@
+//! The workshop on the real data plane: the control plane installed from the chart runs as pods,
+//! the todo app runs injected with the real `linkerd2-proxy` v2.366 (and `linkerd2-proxy-init`),
+//! and requests go through the mesh. Needs the pod runtime (`e2e/pod-runtime`); without it the
+//! test is skipped and says why.
+//!
+//! One test, in stages, because it owns the cluster's `linkerd` namespace while it runs.
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+};
+use oxlink_e2e::{
+    cli::{kubectl, oxlink, uninstall_control_plane},
+    dataplane::{self, Reply},
+    eventually, with_temp_ns,
+};
+use serde_json::json;
+use std::time::Duration;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+/// The meshed pod we send requests from, like the workshop's ingress: our test app, idle.
+fn client_manifest() -> String {
+    r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: client}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      serviceAccountName: client
+      containers:
+      - name: client
+        image: oxlink/testapp:latest
+        args: [serve, --http, "8080"]
+        ports: [{name: http, containerPort: 8080}]
+"#
+    .into()
+}
+
+#[tokio::test]
+async fn the_workshop_runs_on_the_real_proxy() -> Result<()> {
+    if let Err(why) = dataplane::runtime() {
+        return oxlink_e2e::skip(&why);
+    }
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&oxlink(&["install", "--crds"])?),
+    )?;
+    kubectl(&["apply", "-f", "-"], Some(&oxlink(&["install"])?))?;
+    let result = with_temp_ns("dataplane", workshop).await;
+    // Whatever happened, the next test gets a cluster without a control plane.
+    result.and(uninstall_control_plane())
+}
+
+async fn workshop(client: Client, ns: String) -> Result<()> {
+    for deployment in [
+        "linkerd-identity",
+        "linkerd-destination",
+        "linkerd-proxy-injector",
+    ] {
+        kubectl(
+            &[
+                "rollout",
+                "status",
+                "-n",
+                "linkerd",
+                "--timeout=120s",
+                &format!("deployment/{deployment}"),
+            ],
+            None,
+        )?;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}})),
+        )
+        .await?;
+    let app = std::fs::read_to_string(format!("{FIXTURES}/todo-app.yaml"))?;
+    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&app))?;
+    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&client_manifest()))?;
+
+    // Every pod is Ready, which for a meshed pod means its proxy was certified by identity:
+    // the proxy's startup probe (`/ready`) passes only then, and the app starts after it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let ready = eventually(
+        "the todo app's 5 pods to be Ready with their proxies",
+        Duration::from_secs(180),
+        || async {
+            let list = pods.list(&ListParams::default()).await?.items;
+            let summary: Vec<String> = list.iter().map(pod_summary).collect();
+            let all_ready = list.len() == 5 && list.iter().all(|p| is_ready(p) && has_proxy(p));
+            Ok(if all_ready { Ok(list) } else { Err(summary) })
+        },
+    )
+    .await?;
+    let pod = |app: &str| -> Result<Pod> {
+        ready
+            .iter()
+            .find(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("app"))
+                    .map(String::as_str)
+                    == Some(app)
+            })
+            .cloned()
+            .with_context(|| format!("no {app} pod"))
+    };
+    let (client_pod, todoui) = (pod("client")?, pod("todoui")?);
+    let ui = format!("http://todoui.{ns}.svc.cluster.local:8090");
+
+    // todoui → todobackend → postgresdb, through the proxies.
+    let replies = dataplane::get(&client_pod, &format!("{ui}/"), 10)?;
+    ensure!(
+        replies.iter().all(|r| r.status == Some(200)),
+        "GET / through the mesh: {replies:?}"
+    );
+
+    // mTLS between the proxies, with the identities and destination's endpoint metadata.
+    let backend_id = format!("todobackend.{ns}.serviceaccount.identity.linkerd.cluster.local");
+    let ui_metrics = dataplane::proxy_metrics(ip(&todoui)?).await?;
+    let to_backend = dataplane::series(
+        &ui_metrics,
+        "request_total",
+        &[
+            "direction=\"outbound\"",
+            "tls=\"true\"",
+            &format!("server_id=\"{backend_id}\""),
+            "dst_deployment=\"todobackend\"",
+        ],
+    );
+    ensure!(
+        dataplane::sum(&to_backend) >= 10.0,
+        "todoui's proxy counts no mTLS requests to todobackend: {to_backend:?}"
+    );
+    let ui_id = format!("todoui.{ns}.serviceaccount.identity.linkerd.cluster.local");
+    let backends: Vec<Pod> = ready
+        .iter()
+        .filter(|p| app_of(p) == Some("todobackend"))
+        .cloned()
+        .collect();
+    let (mut inbound, mut postgres) = (0.0, 0.0);
+    for b in &backends {
+        let m = dataplane::proxy_metrics(ip(b)?).await?;
+        inbound += dataplane::sum(&dataplane::series(
+            &m,
+            "request_total",
+            &[
+                "direction=\"inbound\"",
+                "tls=\"true\"",
+                &format!("client_id=\"{ui_id}\""),
+            ],
+        ));
+        // postgres, an opaque port, as TCP over mTLS.
+        postgres += dataplane::sum(&dataplane::series(
+            &m,
+            "tcp_open_total",
+            &[
+                "direction=\"outbound\"",
+                "target_port=\"5432\"",
+                "tls=\"true\"",
+            ],
+        ));
+    }
+    ensure!(
+        postgres >= 1.0,
+        "todobackend's proxies opened no mTLS connection to postgres"
+    );
+    ensure!(
+        inbound >= 10.0,
+        "todobackend's proxies saw {inbound} mTLS requests from todoui's identity"
+    );
+
+    // The workshop's ServiceProfile: GET /stress (300 ms) times out at 100 ms with a 504. The
+    // proxy takes a profile into account for a target it has not used for 5 s.
+    let stress = format!("{ui}/stress");
+    let before = dataplane::get(&client_pod, &stress, 1)?;
+    ensure!(
+        before[0].status == Some(200),
+        "/stress before the profile: {before:?}"
+    );
+    let profile = std::fs::read_to_string(format!("{FIXTURES}/serviceprofile-todoui.yaml"))?
+        .replace("todoui.todo.svc", &format!("todoui.{ns}.svc"));
+    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&profile))?;
+    let timed_out: Reply = eventually(
+        "GET /stress to time out at 100ms",
+        Duration::from_secs(90),
+        || async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let r = dataplane::get(&client_pod, &stress, 1)?.remove(0);
+            Ok(if r.status == Some(504) { Ok(r) } else { Err(r) })
+        },
+    )
+    .await?;
+    let ms = timed_out.ms.unwrap_or_default();
+    ensure!(
+        (95.0..290.0).contains(&ms),
+        "the 504 came after {ms} ms, not at the 100ms timeout"
+    );
+    let client_metrics = dataplane::proxy_metrics(ip(&client_pod)?).await?;
+    ensure!(
+        client_metrics.contains("GET /stress"),
+        "the client's proxy names no `GET /stress` route"
+    );
+    let ok = dataplane::get(&client_pod, &format!("{ui}/"), 3)?;
+    ensure!(
+        ok.iter().all(|r| r.status == Some(200)),
+        "GET / after the profile: {ok:?}"
+    );
+
+    // Policy: a Server for todoui's port admits nobody; an AuthorizationPolicy for the client's
+    // identity admits it; removing the Server restores the default policy.
+    let server = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: todoui-http}\nspec:\n  podSelector: {matchLabels: {app: todoui}}\n  port: http\n  proxyProtocol: HTTP/1\n";
+    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(server))?;
+    expect_status(
+        &client_pod,
+        &format!("{ui}/"),
+        403,
+        "the Server without authorizations",
+    )
+    .await?;
+    let client_id = format!("client.{ns}.serviceaccount.identity.linkerd.cluster.local");
+    let authz = format!(
+        "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {{name: client}}\nspec:\n  identities: [\"{client_id}\"]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {{name: client-to-todoui}}\nspec:\n  targetRef: {{group: policy.linkerd.io, kind: Server, name: todoui-http}}\n  requiredAuthenticationRefs:\n  - {{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: client}}\n"
+    );
+    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&authz))?;
+    expect_status(
+        &client_pod,
+        &format!("{ui}/"),
+        200,
+        "the client's identity authorized",
+    )
+    .await?;
+    kubectl(
+        &[
+            "delete",
+            "-n",
+            &ns,
+            "authorizationpolicy",
+            "client-to-todoui",
+        ],
+        None,
+    )?;
+    expect_status(
+        &client_pod,
+        &format!("{ui}/"),
+        403,
+        "the authorization removed",
+    )
+    .await?;
+    kubectl(&["delete", "-n", &ns, "server", "todoui-http"], None)?;
+    expect_status(&client_pod, &format!("{ui}/"), 200, "the Server removed").await?;
+    Ok(())
+}
+
+async fn expect_status(pod: &Pod, url: &str, status: u16, after: &str) -> Result<()> {
+    eventually(
+        &format!("{status} from {url} after {after}"),
+        Duration::from_secs(30),
+        || async {
+            let r = dataplane::get(pod, url, 1)?.remove(0);
+            Ok(if r.status == Some(status) {
+                Ok(())
+            } else {
+                Err(r)
+            })
+        },
+    )
+    .await
+}
+
+fn app_of(p: &Pod) -> Option<&str> {
+    p.metadata.labels.as_ref()?.get("app").map(String::as_str)
+}
+
+fn name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn ip(p: &Pod) -> Result<std::net::IpAddr> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .with_context(|| format!("pod {} has no IP", name(p)))?
+        .parse()
+        .context("pod IP")
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The proxy runs as a native sidecar and is ready.
+fn has_proxy(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .is_some_and(|s| s.iter().any(|c| c.name == "linkerd-proxy" && c.ready))
+}
+
+fn pod_summary(p: &Pod) -> String {
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    format!(
+        "{} {phase} ready={} proxy={}",
+        name(p),
+        is_ready(p),
+        has_proxy(p)
+    )
+}
