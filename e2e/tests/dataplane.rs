@@ -21,32 +21,6 @@ use std::time::Duration;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
-/// The meshed pod we send requests from, like the workshop's ingress: our test app, idle.
-fn client_manifest() -> String {
-    r#"
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: client}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: client}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: client}}
-  template:
-    metadata: {labels: {app: client}}
-    spec:
-      serviceAccountName: client
-      containers:
-      - name: client
-        image: oxlink/testapp:latest
-        args: [serve, --http, "8080"]
-        ports: [{name: http, containerPort: 8080}]
-"#
-    .into()
-}
-
 #[tokio::test]
 async fn the_workshop_runs_on_the_real_proxy() -> Result<()> {
     if let Err(why) = dataplane::runtime() {
@@ -90,7 +64,10 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
         .await?;
     let app = std::fs::read_to_string(format!("{FIXTURES}/todo-app.yaml"))?;
     kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&app))?;
-    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&client_manifest()))?;
+    kubectl(
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&std::fs::read_to_string(format!("{FIXTURES}/client.yaml"))?),
+    )?;
 
     // Every pod is Ready, which for a meshed pod means its proxy was certified by identity:
     // the proxy's startup probe (`/ready`) passes only then, and the app starts after it.

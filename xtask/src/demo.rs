@@ -9,7 +9,9 @@
 //! todobackend's endpoints and todoui's profile through destination. Everything is torn down on
 //! exit or Ctrl-C.
 
-use crate::{cluster, paths, run, tools};
+mod mesh;
+
+use crate::{cluster, paths, pods, run, tools};
 use anyhow::{Context, Result, bail, ensure};
 use oxlink_crds::names::control_plane::IDENTITY_TOKEN_AUDIENCE;
 use std::{
@@ -97,6 +99,8 @@ struct Demo {
     cluster: cluster::Cluster,
     /// Whether this run started the cluster (and so stops it).
     started_cluster: bool,
+    /// The pod runtime runs the pods: the controllers run as pods and the proxies for real.
+    real: bool,
     dir: PathBuf,
     bin: PathBuf,
     children: Vec<(&'static str, Child)>,
@@ -115,6 +119,7 @@ impl Demo {
         Ok(Self {
             cluster: cluster::Cluster::from_env()?,
             started_cluster: false,
+            real: false,
             dir,
             bin: target_dir().join("debug"),
             children: Vec::new(),
@@ -140,6 +145,8 @@ impl Demo {
             "oxlink-proxy-injector",
             "-p",
             "oxlink-e2e",
+            "-p",
+            "oxlink-pod-runtime",
         ]))?;
         tools::ensure(tools::Tool::Kubectl)?;
 
@@ -150,6 +157,15 @@ impl Demo {
             self.cluster.up(true)?;
             self.started_cluster = true;
         }
+        self.real = pods::ready_file(self.cluster.dir()).exists();
+        match self.real {
+            true => println!(
+                "    pods run for real: the chart's controllers and the real linkerd2-proxy"
+            ),
+            false => println!(
+                "    pods are status only: the controllers run as local processes, the proxy is simulated"
+            ),
+        }
         self.oxlink(&["check", "--pre"])?;
 
         self.begin("Installing the CRDs and the control plane");
@@ -158,8 +174,13 @@ impl Demo {
             Installer::Helm => self.install_with_helm()?,
         }
 
-        self.begin("Starting identity, destination and the proxy injector as local processes");
-        self.start_controllers()?;
+        if self.real {
+            self.begin("identity, destination and the proxy injector run as the chart's pods");
+            self.wait_for_controller_pods()?;
+        } else {
+            self.begin("Starting identity, destination and the proxy injector as local processes");
+            self.start_controllers()?;
+        }
 
         self.begin("Checking the installation");
         self.oxlink(&["check", "--wait", "2m"])?;
@@ -181,17 +202,27 @@ impl Demo {
         }
         self.show_injected_pods()?;
 
-        self.begin("Applying the todoui ServiceProfile");
-        self.kubectl(&[
-            "apply",
-            "-n",
-            APP_NS,
-            "-f",
-            &fixture("serviceprofile-todoui.yaml"),
-        ])?;
-
-        self.begin("A simulated proxy in todoui: certify, resolve todobackend, fetch the profile");
-        self.simulated_proxy()?;
+        if self.real {
+            self.begin(
+                "Requests through the mesh: client → todoui → todobackend → postgresdb, over mTLS",
+            );
+            self.requests_through_the_mesh()?;
+            self.begin("The todoui ServiceProfile: GET /stress times out at 100ms");
+            self.stress_times_out()?;
+        } else {
+            self.begin("Applying the todoui ServiceProfile");
+            self.kubectl(&[
+                "apply",
+                "-n",
+                APP_NS,
+                "-f",
+                &fixture("serviceprofile-todoui.yaml"),
+            ])?;
+            self.begin(
+                "A simulated proxy in todoui: certify, resolve todobackend, fetch the profile",
+            );
+            self.simulated_proxy()?;
+        }
 
         self.begin("Checking the data plane");
         self.oxlink(&["check", "--proxy", "-n", APP_NS])?;
@@ -232,6 +263,9 @@ impl Demo {
         self.wait_for_crds()?;
         let mut install = vec!["install"];
         install.extend(LOCAL_VALUES.iter().flat_map(|v| ["--set", v]));
+        if self.real {
+            install.truncate(1);
+        }
         let control_plane = self.oxlink_output(&install)?;
         self.kubectl_stdin(&["apply", "-f", "-"], &control_plane)
     }
@@ -272,7 +306,7 @@ impl Demo {
             "--set-file".to_string(),
             file("identity.issuer.tls.keyPEM", "issuer.key"),
         ];
-        for value in LOCAL_VALUES {
+        for value in LOCAL_VALUES.iter().filter(|_| !self.real) {
             args.extend(["--set".to_string(), value.to_string()]);
         }
         helm(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -512,6 +546,20 @@ impl Demo {
 
     fn summary(&self) {
         let kubeconfig = self.cluster.kubeconfig();
+        if self.real {
+            println!(
+                "The workshop ran on a local cluster, with the real data plane, in {:.0}s:\n\
+                 \x20 - CRDs and control plane installed; identity, destination and the injector running as pods\n\
+                 \x20 - `oxlink check` green\n\
+                 \x20 - the todo app injected, every pod Ready once its linkerd2-proxy was certified\n\
+                 \x20 - requests from a meshed client through todoui, todobackend and postgresdb over mTLS\n\
+                 \x20 - the todoui ServiceProfile turning GET /stress into a 504 at 100ms\n\n\
+                 Look around:\n{}",
+                self.started.elapsed().as_secs_f64(),
+                mesh::look_around(&self.bin, &kubeconfig),
+            );
+            return;
+        }
         println!(
             "The workshop ran on a local cluster in {:.0}s:\n\
              \x20 - CRDs and control plane installed with `oxlink install | kubectl apply -f -`\n\

@@ -79,7 +79,8 @@ pub(crate) fn start(dir: &Path, localkube: &Path) -> Result<()> {
     fs::create_dir_all(dir.join("logs"))?;
     let log = fs::File::create(dir.join("logs").join("pod-runtime.log"))?;
     let mut cmd = Command::new(bin_dir().join("oxlink-pod-runtime"));
-    cmd.arg("--kubeconfig")
+    cmd.arg("run")
+        .arg("--kubeconfig")
         .arg(dir.join("kubeconfig"))
         .arg("--bin-dir")
         .arg(bin_dir())

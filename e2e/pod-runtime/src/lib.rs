@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod env;
+pub mod exec;
 pub mod image;
 pub mod net;
 pub mod pod;
@@ -35,9 +36,29 @@ use tokio::sync::watch;
 /// Where the runtime keeps pods' volumes and logs, and the programs they run (`bin/`).
 pub const STATE_DIR: &str = "/var/lib/oxlink-pods";
 
-/// `oxlink-pod-runtime`'s flags.
+/// `oxlink-pod-runtime run` runs the nodes' pods; `exec` runs a command in a pod's network
+/// namespace, like `kubectl exec`.
 #[derive(Debug, clap::Parser)]
 #[command(name = "oxlink-pod-runtime", version)]
+pub enum Cli {
+    /// Run the pods bound to localkube's nodes.
+    Run(Args),
+    /// Run a command inside a running pod's network namespace, with the pod's resolver
+    /// (`oxlink-testapp` is on its PATH): its traffic goes through the pod's proxy.
+    Exec(exec::ExecArgs),
+}
+
+impl Cli {
+    pub async fn run(self) -> Result<()> {
+        match self {
+            Cli::Run(args) => args.run().await,
+            Cli::Exec(args) => args.run().await,
+        }
+    }
+}
+
+/// `oxlink-pod-runtime run`'s flags.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// The admin kubeconfig of the local cluster.
     #[arg(long, env = "KUBECONFIG")]

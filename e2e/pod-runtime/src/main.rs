@@ -2,5 +2,5 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    oxlink_pod_runtime::Args::parse().run().await
+    oxlink_pod_runtime::Cli::parse().run().await
 }
