@@ -21,17 +21,18 @@ use std::time::Duration;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
-#[tokio::test]
-async fn the_workshop_runs_on_the_real_proxy() -> Result<()> {
+#[test]
+fn the_workshop_runs_on_the_real_proxy() -> Result<()> {
     if let Err(why) = dataplane::runtime() {
         return oxlink_e2e::skip(&why);
     }
+    // The CLI runs its own runtime, so it runs outside the test's.
     kubectl(
         &["apply", "-f", "-"],
         Some(&oxlink(&["install", "--crds"])?),
     )?;
     kubectl(&["apply", "-f", "-"], Some(&oxlink(&["install"])?))?;
-    let result = with_temp_ns("dataplane", workshop).await;
+    let result = tokio::runtime::Runtime::new()?.block_on(with_temp_ns("dataplane", workshop));
     // Whatever happened, the next test gets a cluster without a control plane.
     result.and(uninstall_control_plane())
 }
