@@ -56,9 +56,13 @@ pub async fn infer() -> Result<kube::Client, kube::Error> {
 
 /// The client for `config`, with `options`.
 ///
-/// What kube's default stack does and this one does not: proxies (`proxy_url`), read/write
-/// timeouts on the socket, and the expiry of exec-plugin client certificates.
+/// What kube's default stack does and this one does not: read/write timeouts on the socket,
+/// and the expiry of exec-plugin client certificates. A config with a `proxy_url` gets kube's
+/// default stack (whose proxy support our kube features leave out, so it says why it fails).
 pub fn client_with(config: kube::Config, options: &Options) -> Result<kube::Client, kube::Error> {
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config);
+    }
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -136,3 +140,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
