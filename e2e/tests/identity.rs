@@ -567,6 +567,18 @@ async fn concurrent_certify_keeps_few_api_server_connections() -> Result<()> {
                 again <= BOUND,
                 "{again} connections to the API server after a second round"
             );
+
+            // identity counts its API-server requests and connections.
+            let (status, metrics) =
+                http_get(cp.running.admin_addr.context("admin")?, "/metrics").await?;
+            assert_eq!(status, 200);
+            for series in [
+                "http_client_requests_total{client=\"k8s\",method=\"post\",code=\"201\"}",
+                "http_client_open_connections{client=\"k8s\"}",
+                "http_client_request_latency_seconds_bucket{",
+            ] {
+                ensure!(metrics.contains(series), "no {series} in\n{metrics}");
+            }
             Ok(())
         },
     )
