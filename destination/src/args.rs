@@ -170,9 +170,7 @@ impl Args {
         oxlink_admin::runtime()
             .context("starting the runtime")?
             .block_on(async move {
-                let client = kube::Client::try_default()
-                    .await
-                    .context("Kubernetes client")?;
+                let client = oxlink_kube::infer().await.context("Kubernetes client")?;
                 let (grpc, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
                 let policy = tokio::net::TcpListener::bind(policy_addr)
                     .await

@@ -132,6 +132,7 @@ pub fn spawn_with(
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, index.clone());
+    oxlink_kube::metrics::register(&mut registry);
     let tls = match transport {
         Transport::Plaintext => None,
         Transport::Tls(certify) => {

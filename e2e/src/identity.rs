@@ -188,7 +188,7 @@ pub async fn client_as(admin: &Client, ns: &str, sa: &str) -> Result<Client> {
         token: Some(token.into()),
         ..Default::default()
     };
-    Ok(Client::try_from(config)?)
+    Ok(oxlink_kube::client(config)?)
 }
 
 /// A token for `sa` valid for an hour, for `audience` or (None) the API server's default

@@ -51,7 +51,7 @@ pub async fn client() -> Result<Client> {
     if std::env::var_os("KUBECONFIG").is_none() {
         bail!("KUBECONFIG is not set; run the e2e suite through `cargo xtask test`");
     }
-    Client::try_default()
+    oxlink_kube::infer()
         .await
         .context("building a client from KUBECONFIG")
 }

@@ -480,3 +480,107 @@ async fn unavailable_until_a_valid_issuer_arrives() -> Result<()> {
     )
     .await
 }
+
+/// Connections this test process holds to the API server.
+async fn api_server_connections() -> Result<usize> {
+    let url = kube::Config::infer().await?.cluster_url;
+    let port = url.port_u16().context("the API server's port")?;
+    Ok(oxlink_kube::proc::established_to(std::process::id(), port))
+}
+
+/// 1,000 Certify calls, each with its TokenReview, from 64 proxies at once leave identity with
+/// a few connections to the API server (one HTTP/2 connection per client; other tests of this
+/// binary run alongside and hold theirs), and those connections still serve afterwards.
+#[tokio::test]
+async fn concurrent_certify_keeps_few_api_server_connections() -> Result<()> {
+    const PROXIES: usize = 64;
+    const CALLS: usize = 1_000;
+    const BOUND: usize = 24;
+    with_identity(
+        "identity-connections",
+        fixtures::ISSUER_CRT,
+        fixtures::ISSUER_KEY,
+        |client, cp| async move {
+            ready(&cp).await?;
+            let accounts = ["web", "db"];
+            let mut tokens = Vec::new();
+            for sa in accounts {
+                tokens.push(token(&client, &cp.ns, sa, Some(AUDIENCE)).await?);
+            }
+            let mut proxies = Vec::new();
+            for i in 0..PROXIES {
+                let proxy = cp.proxy(accounts[i % 2])?;
+                let channel = cp.channel(&proxy).await?;
+                proxies.push((proxy, channel, tokens[i % 2].clone()));
+            }
+            let proxies = std::sync::Arc::new(proxies);
+
+            let certify_all = |calls: usize| {
+                let proxies = proxies.clone();
+                async move {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for i in 0..PROXIES {
+                        let proxies = proxies.clone();
+                        tasks.spawn(async move {
+                            let (proxy, channel, token) = &proxies[i];
+                            for _ in (i..calls).step_by(PROXIES) {
+                                proxy
+                                    .certify(channel.clone(), token)
+                                    .await?
+                                    .map_err(|s| anyhow::anyhow!("certify refused: {s:?}"))?;
+                            }
+                            anyhow::Ok(())
+                        });
+                    }
+                    while let Some(done) = tasks.join_next().await {
+                        done??;
+                    }
+                    anyhow::Ok(())
+                }
+            };
+
+            let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+            let sampler = tokio::spawn(async move {
+                let mut most = 0;
+                loop {
+                    most = most.max(api_server_connections().await?);
+                    tokio::select! {
+                        _ = &mut stopped => return anyhow::Ok(most),
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            });
+            certify_all(CALLS).await?;
+            let _ = stop.send(());
+            let most = sampler.await??;
+            let after = api_server_connections().await?;
+            ensure!(
+                most <= BOUND && after <= BOUND,
+                "{CALLS} Certify calls from {PROXIES} proxies: up to {most} connections to the \
+                 API server at once, {after} after; expected at most {BOUND}"
+            );
+
+            // The connections kept are usable: another round is served without opening more.
+            certify_all(PROXIES * 2).await?;
+            let again = api_server_connections().await?;
+            ensure!(
+                again <= BOUND,
+                "{again} connections to the API server after a second round"
+            );
+
+            // identity counts its API-server requests and connections.
+            let (status, metrics) =
+                http_get(cp.running.admin_addr.context("admin")?, "/metrics").await?;
+            assert_eq!(status, 200);
+            for series in [
+                "http_client_requests_total{client=\"k8s\",method=\"post\",code=\"201\"}",
+                "http_client_open_connections{client=\"k8s\"}",
+                "http_client_request_latency_seconds_bucket{",
+            ] {
+                ensure!(metrics.contains(series), "no {series} in\n{metrics}");
+            }
+            Ok(())
+        },
+    )
+    .await
+}

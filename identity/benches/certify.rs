@@ -7,7 +7,12 @@
 //!   real tonic clients, as fast as they go, and then paced at a fixed rate for the latency at
 //!   that rate;
 //! - `token-review` (with `--token-review`, needs `KUBECONFIG`): the same over loopback, but every
-//!   token is a real ServiceAccount token checked with a TokenReview by the API server.
+//!   token is a real ServiceAccount token checked with a TokenReview by the API server, through
+//!   the client every controller builds (`oxlink_kube::infer`; `--kube-default-client` uses
+//!   kube's default stack instead, for comparison). It also reports the connections this process
+//!   holds to the API server (most at once, and at the end) and the API server's CPU per
+//!   certificate, read from `/proc` of the process that listens on the API server's port
+//!   (localkube's `apiserver`).
 //!
 //! CPU is the process's user+system time over the run (`/proc/self/stat`), so "per core" numbers
 //! do not depend on how many cores the scheduler lent us. RSS is read from `/proc/self/status`.
@@ -20,6 +25,7 @@ use oxlink_identity::{
 };
 use prometheus_client::registry::Registry;
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -33,6 +39,7 @@ struct Opts {
     rate: u64,
     paced_secs: u64,
     token_review: bool,
+    kube_default_client: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +57,7 @@ fn parse_args() -> anyhow::Result<Opts> {
         rate: 1_000,
         paced_secs: 5,
         token_review: false,
+        kube_default_client: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,10 +71,11 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--rate" => opts.rate = value()?.parse()?,
             "--paced-secs" => opts.paced_secs = value()?.parse()?,
             "--token-review" => opts.token_review = true,
+            "--kube-default-client" => opts.kube_default_client = true,
             // cargo bench passes `--bench`; nothing else is ours.
             "--bench" => {}
             other => anyhow::bail!(
-                "unknown argument {other}; use --proxies N --certs N --rate N --paced-secs N --token-review"
+                "unknown argument {other}; use --proxies N --certs N --rate N --paced-secs N --token-review [--kube-default-client]"
             ),
         }
     }
@@ -95,11 +104,28 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     r.print(&format!("grpc paced at {}/s", opts.rate));
 
     if opts.token_review {
-        let (client_proxies, reviewer) = kube_proxies(opts.proxies).await?;
+        let client = if opts.kube_default_client {
+            kube::Client::try_default().await?
+        } else {
+            oxlink_kube::infer().await?
+        };
+        let api = ApiServer::find().await?;
+        let (client_proxies, reviewer) = kube_proxies(client, opts.proxies).await?;
         let certifier = Arc::new(new_certifier(reviewer));
         let addr = serve(certifier).await?;
-        let r = grpc_flat_out(addr, &client_proxies, opts.certs.min(5_000)).await?;
-        r.print("token-review (loopback h2c, TokenReview per request)");
+        let (r, api) = api
+            .during(grpc_flat_out(addr, &client_proxies, opts.certs.min(5_000)))
+            .await?;
+        let certs = r.certs;
+        let which = if opts.kube_default_client {
+            "kube's default client"
+        } else {
+            "oxlink-kube client"
+        };
+        r.print(&format!(
+            "token-review (loopback h2c, TokenReview per request, {which})"
+        ));
+        api.print(certs);
     }
 
     println!(
@@ -174,13 +200,15 @@ impl Proxy {
 
 /// Proxies whose tokens are real: a namespace `oxlink-bench` with one ServiceAccount per proxy
 /// and a token for audience `identity.l5d.io` each, reviewed by the API server.
-async fn kube_proxies(n: usize) -> anyhow::Result<(Vec<Proxy>, TokenReviewer)> {
+async fn kube_proxies(
+    client: kube::Client,
+    n: usize,
+) -> anyhow::Result<(Vec<Proxy>, TokenReviewer)> {
     use k8s_openapi::api::{
         authentication::v1::{TokenRequest, TokenRequestSpec},
         core::v1::{Namespace, ServiceAccount},
     };
     use kube::api::{Api, ObjectMeta, PostParams};
-    let client = kube::Client::try_default().await?;
     let ns = "oxlink-bench";
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let _ = namespaces
@@ -381,6 +409,88 @@ async fn collect(
         cpu: cpu_time().saturating_sub(cpu0),
         latencies,
     })
+}
+
+// === the API server's side ===
+
+/// The API server of the cluster in `KUBECONFIG`: its port, and the process listening on it.
+struct ApiServer {
+    port: u16,
+    pid: Option<u32>,
+}
+
+/// What a run cost the API server, and the connections this process held to it.
+struct ApiReport {
+    pid: Option<u32>,
+    cpu: Duration,
+    max_connections: usize,
+    end_connections: usize,
+}
+
+impl ApiServer {
+    async fn find() -> anyhow::Result<Self> {
+        let url = kube::Config::infer().await?.cluster_url;
+        let port = url
+            .port_u16()
+            .ok_or_else(|| anyhow::anyhow!("{url} names no port"))?;
+        Ok(Self {
+            port,
+            pid: oxlink_kube::proc::listener_pid(port),
+        })
+    }
+
+    /// Runs `run` while counting this process's connections to the API server every 20ms.
+    async fn during<T>(
+        &self,
+        run: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<(T, ApiReport)> {
+        use oxlink_kube::proc::{cpu_time, established_to};
+        let (me, port) = (std::process::id(), self.port);
+        let cpu0 = self.pid.map(cpu_time).unwrap_or_default();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let sampler = tokio::spawn(async move {
+            let mut max = 0;
+            loop {
+                max = max.max(established_to(me, port));
+                tokio::select! {
+                    _ = &mut stopped => return max,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        });
+        let out = run.await?;
+        let cpu = self
+            .pid
+            .map(|p| cpu_time(p).saturating_sub(cpu0))
+            .unwrap_or_default();
+        let _ = stop.send(());
+        let max_connections = sampler.await?;
+        Ok((
+            out,
+            ApiReport {
+                pid: self.pid,
+                cpu,
+                max_connections,
+                end_connections: established_to(me, port),
+            },
+        ))
+    }
+}
+
+impl ApiReport {
+    fn print(&self, certs: usize) {
+        let cpu = match self.pid {
+            Some(pid) => format!(
+                "API-server CPU {:.2} ms per cert (pid {pid})",
+                self.cpu.as_secs_f64() * 1e3 / certs.max(1) as f64
+            ),
+            None => "API-server CPU unknown (its process is not visible)".into(),
+        };
+        println!(
+            "  api-server connections: at most {} at once, {} at the end; {cpu}",
+            self.max_connections, self.end_connections,
+        );
+    }
 }
 
 // === /proc readings ===

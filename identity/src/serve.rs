@@ -75,6 +75,7 @@ pub async fn spawn(
     let anchors = load_trust_roots(client.clone(), &config.namespace).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    oxlink_kube::metrics::register(&mut registry);
     let issuer = IssuerState::default();
     let ready = Readiness::default();
     let synced = ready.latch("the issuer Secret watch has not synced");

@@ -124,9 +124,7 @@ impl Args {
             .context("starting the runtime")?
             .block_on(async move {
                 let mut tasks = Tasks::default();
-                let client = kube::Client::try_default()
-                    .await
-                    .context("Kubernetes client")?;
+                let client = oxlink_kube::infer().await.context("Kubernetes client")?;
                 match loaded {
                     Some(loaded) => {
                         tasks.background(reload_cert(cert.clone(), tls_cert, tls_key, loaded));

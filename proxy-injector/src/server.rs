@@ -81,6 +81,7 @@ impl Admission {
     fn build(injector: Injector, max_body_bytes: usize) -> Self {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
+        oxlink_kube::metrics::register(&mut registry);
         let ready = Arc::new(AtomicBool::new(true));
         let readiness = Readiness::default();
         let flag = ready.clone();

@@ -27,7 +27,7 @@ const BENCHES: &[Bench] = &[
         package: "oxlink-identity",
         target: Target::Bench("certify"),
         default_args: &[],
-        what: "Certify: certs/s and per CPU-second, p50/p99, RSS (add `-- --token-review` for TokenReview against the cluster in KUBECONFIG)",
+        what: "Certify: certs/s and per CPU-second, p50/p99, RSS (add `-- --token-review` for TokenReview against the cluster in KUBECONFIG, with API-server connections and CPU per cert)",
     },
     Bench {
         name: "injector",

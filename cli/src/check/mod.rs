@@ -214,7 +214,7 @@ async fn client(args: &CheckArgs) -> Result<Client> {
         None if args.context.is_some() => Config::from_kubeconfig(&options).await?,
         None => Config::infer().await?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(oxlink_kube::client(config)?)
 }
 
 fn humanize(d: Duration) -> String {

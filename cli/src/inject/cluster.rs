@@ -21,9 +21,7 @@ pub(crate) fn load(namespace: &str) -> Result<(Values, String)> {
 }
 
 async fn fetch(namespace: &str) -> Result<(Values, String)> {
-    let client = kube::Client::try_default()
-        .await
-        .context("Kubernetes client")?;
+    let client = oxlink_kube::infer().await.context("Kubernetes client")?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client, namespace);
     let config = config_maps
         .get(CONFIG_CONFIGMAP)

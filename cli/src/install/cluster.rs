@@ -28,7 +28,7 @@ pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> 
 }
 
 async fn client() -> Result<Client> {
-    Client::try_default()
+    oxlink_kube::infer()
         .await
         .context("connecting to the cluster (pass --ignore-cluster to render without it)")
 }
