@@ -65,21 +65,21 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
         .await?;
     let app = std::fs::read_to_string(format!("{FIXTURES}/todo-app.yaml"))?;
     kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&app))?;
-    kubectl(
-        &["apply", "-n", &ns, "-f", "-"],
-        Some(&std::fs::read_to_string(format!("{FIXTURES}/client.yaml"))?),
-    )?;
+    for fixture in ["client.yaml", "dataplane-routing.yaml"] {
+        let manifest = std::fs::read_to_string(format!("{FIXTURES}/{fixture}"))?;
+        kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&manifest))?;
+    }
 
     // Every pod is Ready, which for a meshed pod means its proxy was certified by identity:
     // the proxy's startup probe (`/ready`) passes only then, and the app starts after it.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let ready = eventually(
-        "the todo app's 5 pods to be Ready with their proxies",
+        "the 9 pods to be Ready with their proxies",
         Duration::from_secs(180),
         || async {
             let list = pods.list(&ListParams::default()).await?.items;
             let summary: Vec<String> = list.iter().map(pod_summary).collect();
-            let all_ready = list.len() == 5 && list.iter().all(|p| is_ready(p) && has_proxy(p));
+            let all_ready = list.len() == 9 && list.iter().all(|p| is_ready(p) && has_proxy(p));
             Ok(if all_ready { Ok(list) } else { Err(summary) })
         },
     )
@@ -242,25 +242,94 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
     .await?;
     kubectl(&["delete", "-n", &ns, "server", "todoui-http"], None)?;
     expect_status(&client_pod, &format!("{ui}/"), 200, "the Server removed").await?;
+
+    routing(&ns, &client_pod, &pod("secure")?).await
+}
+
+/// An HTTPRoute's weighted backends, a retry annotation, and a pod that denies by default.
+async fn routing(ns: &str, client_pod: &Pod, secure: &Pod) -> Result<()> {
+    // 75/25 over 200 requests, within ±10 % of the total.
+    let web = format!("http://web.{ns}.svc.cluster.local:8080/");
+    let replies = dataplane::get(client_pod, &web, 200)?;
+    ensure!(
+        replies.iter().all(|r| r.status == Some(200)),
+        "requests to web failed: {:?}",
+        replies.iter().find(|r| r.status != Some(200))
+    );
+    let to_b = replies
+        .iter()
+        .filter(|r| {
+            r.served_by
+                .as_deref()
+                .is_some_and(|p| p.starts_with("web-b-"))
+        })
+        .count();
+    ensure!(
+        (30..=70).contains(&to_b),
+        "web-b served {to_b} of 200 requests, not 25 % ± 10 %"
+    );
+
+    // flaky answers 503 to every other request; `retry.linkerd.io/http: 5xx` hides that.
+    let flaky = format!("http://flaky.{ns}.svc.cluster.local:8080");
+    let replies = dataplane::get(client_pod, &format!("{flaky}/"), 20)?;
+    ensure!(
+        replies.iter().all(|r| r.status == Some(200)),
+        "retries did not hide the 503s: {replies:?}"
+    );
+    // …and flaky's own counts show the 503s that the client's proxy retried.
+    let flaky_pod: Pod = {
+        let pods: Api<Pod> = Api::namespaced(oxlink_e2e::client().await?, ns);
+        let list = pods
+            .list(&ListParams::default().labels("app=flaky"))
+            .await?;
+        list.items.into_iter().next().context("no flaky pod")?
+    };
+    let (status, body) = raw_get(ip(&flaky_pod)?, 8080, "/_testapp/counts").await?;
+    ensure!(status == 200, "flaky's counts answered {status}");
+    let counts: serde_json::Value =
+        serde_json::from_str(&body).with_context(|| format!("flaky's counts: {body}"))?;
+    let failed = counts["by_status"]["503"].as_u64().unwrap_or_default();
+    ensure!(
+        failed >= 5,
+        "flaky answered {failed} 503s, so the proxy retried nothing: {counts}"
+    );
+
+    // A pod whose default inbound policy is `deny` refuses a client without an authorization,
+    // meshed or not.
+    let denied = dataplane::get(client_pod, &format!("http://{}:8080/", ip(secure)?), 1)?.remove(0);
+    ensure!(
+        denied.status == Some(403),
+        "a meshed client of the deny pod got {denied:?}"
+    );
+    let unmeshed =
+        tokio::time::timeout(Duration::from_secs(10), raw_get(ip(secure)?, 8080, "/")).await;
+    ensure!(
+        !matches!(unmeshed, Ok(Ok((200, _)))),
+        "the deny pod answered an unmeshed client with 200"
+    );
     Ok(())
 }
 
-async fn expect_status(pod: &Pod, url: &str, status: u16, after: &str) -> Result<()> {
-    eventually(
-        &format!("{status} from {url} after {after}"),
-        Duration::from_secs(30),
-        || async {
-            let r = dataplane::get(pod, url, 1)?.remove(0);
-            Ok(if r.status == Some(status) {
-                Ok(())
-            } else {
-                Err(r)
-            })
-        },
-    )
-    .await
+/// The status and body of a plain HTTP/1.0 GET from the host (outside the mesh).
+async fn raw_get(ip: std::net::IpAddr, port: u16, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect((ip, port)).await?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: e2e\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = Vec::new();
+    conn.read_to_end(&mut text).await?;
+    let text = String::from_utf8_lossy(&text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no HTTP status in {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok((status, body.to_string()))
 }
-
 fn app_of(p: &Pod) -> Option<&str> {
     p.metadata.labels.as_ref()?.get("app").map(String::as_str)
 }
@@ -305,4 +374,19 @@ fn pod_summary(p: &Pod) -> String {
         is_ready(p),
         has_proxy(p)
     )
+}
+async fn expect_status(pod: &Pod, url: &str, status: u16, after: &str) -> Result<()> {
+    eventually(
+        &format!("{status} from {url} after {after}"),
+        Duration::from_secs(30),
+        || async {
+            let r = dataplane::get(pod, url, 1)?.remove(0);
+            Ok(if r.status == Some(status) {
+                Ok(())
+            } else {
+                Err(r)
+            })
+        },
+    )
+    .await
 }

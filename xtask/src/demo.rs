@@ -130,7 +130,7 @@ impl Demo {
     }
 
     fn run(&mut self, args: &DemoArgs) -> Result<()> {
-        self.begin("Building oxlink, the controllers and the simulated proxy");
+        self.begin("Building oxlink, the controllers, the pod runtime and the simulated proxy");
         run::status(run::cargo().args([
             "build",
             "--locked",

@@ -60,19 +60,41 @@ impl PodPolicy {
                 .find(|p| p.name.as_deref() == Some(name))
                 .and_then(|p| u16::try_from(p.container_port).ok())
         };
-        let mut probes: Vec<(u16, String)> = containers
-            .iter()
-            .flat_map(probes_of)
-            .filter_map(|probe| {
+        // Every container's probes, native sidecars' (init containers) included: the proxy's
+        // own startup probe on its admin port must pass under a `deny` default policy.
+        let all = pod.spec.iter().flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        });
+        let mut probes: Vec<(u16, String)> = all
+            .flat_map(|c| probes_of(c).map(move |p| (c, p)))
+            .filter_map(|(container, probe)| {
                 let get = probe.http_get.as_ref()?;
                 if get.scheme.as_deref().is_some_and(|s| s != "HTTP") {
                     return None;
                 }
+                // A named port is looked up in the probe's own container, as kubelet does.
                 let port = match &get.port {
                     IntOrString::Int(p) => u16::try_from(*p).ok()?,
-                    IntOrString::String(name) => named_port(name)?,
+                    IntOrString::String(name) => container
+                        .ports
+                        .iter()
+                        .flatten()
+                        .find(|p| p.name.as_deref() == Some(name))
+                        .and_then(|p| u16::try_from(p.container_port).ok())?,
                 };
-                Some((port, get.path.clone().unwrap_or_else(|| "/".into())))
+                // The route matches the path; a query string is not part of it.
+                let path = get.path.as_deref().unwrap_or("/");
+                let path = path.split('?').next().unwrap_or("/");
+                Some((
+                    port,
+                    if path.is_empty() {
+                        "/".into()
+                    } else {
+                        path.to_string()
+                    },
+                ))
             })
             .collect();
         probes.sort();
@@ -89,4 +111,5 @@ fn probes_of(container: &Container) -> impl Iterator<Item = &Probe> {
         .liveness_probe
         .iter()
         .chain(container.readiness_probe.iter())
+        .chain(container.startup_probe.iter())
 }

@@ -164,6 +164,48 @@ fn default_policy_admits_everyone_and_probes() {
     ));
 }
 
+#[test]
+fn a_native_sidecars_startup_probe_is_a_probe_route_under_deny() {
+    // The injected proxy is an init container whose startup probe is `/ready` on its admin
+    // port: under `deny` it must still be admitted, or the pod never starts.
+    let mut pod = probed_pod(json!({"config.linkerd.io/default-inbound-policy": "deny"}));
+    let spec = pod.spec.as_mut().unwrap();
+    spec.init_containers = Some(vec![
+        serde_json::from_value(json!({
+            "name": "linkerd-proxy",
+            "restartPolicy": "Always",
+            "ports": [{"name": "linkerd-admin", "containerPort": 4191}],
+            "startupProbe": {"httpGet": {"path": "/ready", "port": "linkerd-admin"}},
+            "livenessProbe": {"httpGet": {"path": "/live?verbose=1", "port": 4191}},
+        }))
+        .unwrap(),
+    ]);
+    let index = mk_index();
+    index.write().apply(&pod);
+    let admin = current(&mut index.write().watch_inbound(&pod_key(), 4191).unwrap());
+    let routes = http_routes(&admin);
+    let probe = routes
+        .iter()
+        .find(|r| meta_name(&r.metadata) == "default:probe")
+        .expect("a probe route on the admin port");
+    let mut paths: Vec<&str> = probe.rules[0].matches.iter().filter_map(exact).collect();
+    paths.sort();
+    assert_eq!(paths, ["/live", "/ready"]);
+    assert_eq!(authz_names_of(&probe.authorizations), ["default:probe"]);
+    // A named port resolves in the probe's own container only: `linkerd-admin` is not `http`.
+    let app = current(&mut index.write().watch_inbound(&pod_key(), 8080).unwrap());
+    let app_probe = http_routes(&app)
+        .iter()
+        .find(|r| meta_name(&r.metadata) == "default:probe")
+        .expect("the app's probe route");
+    let paths: Vec<&str> = app_probe.rules[0]
+        .matches
+        .iter()
+        .filter_map(exact)
+        .collect();
+    assert_eq!(paths, ["/live"]);
+}
+
 fn authz_names_of(authzs: &[inpb::Authz]) -> Vec<String> {
     authzs.iter().map(|a| meta_name(&a.metadata)).collect()
 }
