@@ -17,6 +17,7 @@ pub mod install;
 pub mod names;
 pub mod policy;
 pub mod ports;
+pub mod quantity;
 mod schema;
 pub mod service_profile;
 pub mod traffic_split;

@@ -77,3 +77,25 @@ pub fn uninstall_control_plane() -> Result<()> {
         .map(drop)
     }
 }
+
+/// Waits until the control plane's three Deployments have rolled out.
+pub fn wait_for_control_plane() -> Result<()> {
+    for deployment in [
+        "linkerd-identity",
+        "linkerd-destination",
+        "linkerd-proxy-injector",
+    ] {
+        kubectl(
+            &[
+                "rollout",
+                "status",
+                "-n",
+                "linkerd",
+                "--timeout=120s",
+                &format!("deployment/{deployment}"),
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}

@@ -12,7 +12,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 use oxlink_e2e::{
-    cli::{kubectl, oxlink, uninstall_control_plane},
+    cli::{kubectl, oxlink, uninstall_control_plane, wait_for_control_plane},
     dataplane::{self, Reply},
     eventually, with_temp_ns,
 };
@@ -38,23 +38,7 @@ fn the_workshop_runs_on_the_real_proxy() -> Result<()> {
 }
 
 async fn workshop(client: Client, ns: String) -> Result<()> {
-    for deployment in [
-        "linkerd-identity",
-        "linkerd-destination",
-        "linkerd-proxy-injector",
-    ] {
-        kubectl(
-            &[
-                "rollout",
-                "status",
-                "-n",
-                "linkerd",
-                "--timeout=120s",
-                &format!("deployment/{deployment}"),
-            ],
-            None,
-        )?;
-    }
+    wait_for_control_plane()?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .patch(
@@ -99,6 +83,13 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
             .with_context(|| format!("no {app} pod"))
     };
     let (client_pod, todoui) = (pod("client")?, pod("todoui")?);
+
+    // `oxlink check --proxy` against the real proxies (the CLI runs its own runtime).
+    let check_ns = ns.clone();
+    std::thread::spawn(move || oxlink(&["check", "--proxy", "--namespace", &check_ns]))
+        .join()
+        .map_err(|_| anyhow::anyhow!("oxlink check panicked"))?
+        .context("oxlink check --proxy")?;
     let ui = format!("http://todoui.{ns}.svc.cluster.local:8090");
 
     // todoui → todobackend → postgresdb, through the proxies.
@@ -243,7 +234,235 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
     kubectl(&["delete", "-n", &ns, "server", "todoui-http"], None)?;
     expect_status(&client_pod, &format!("{ui}/"), 200, "the Server removed").await?;
 
-    routing(&ns, &client_pod, &pod("secure")?).await
+    routing(&ns, &client_pod, &pod("secure")?).await?;
+    workloads(&client, &ns).await?;
+    churn(&client, &ns).await
+}
+
+/// Every workload kind the injector supports starts with the real proxy (which refuses a bad
+/// configuration), and a Job completes, its native sidecar stopped.
+async fn workloads(client: &Client, ns: &str) -> Result<()> {
+    let manifest = std::fs::read_to_string(format!("{FIXTURES}/dataplane-workloads.yaml"))?;
+    kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    eventually(
+        "a pod of each workload kind Ready with its proxy",
+        Duration::from_secs(120),
+        || async {
+            let mut seen = Vec::new();
+            let mut ok = true;
+            // The DaemonSet has a pod on each of the two nodes.
+            for (app, n) in [
+                ("kinds-sts", 1),
+                ("kinds-ds", 2),
+                ("kinds-rs", 1),
+                ("kinds-pod", 1),
+            ] {
+                let list = pods
+                    .list(&ListParams::default().labels(&format!("app={app}")))
+                    .await?
+                    .items;
+                let ready = list.iter().filter(|p| is_ready(p) && has_proxy(p)).count();
+                seen.push(format!("{app}: {ready}/{n}"));
+                ok &= ready == n;
+            }
+            Ok(if ok { Ok(()) } else { Err(seen) })
+        },
+    )
+    .await?;
+    eventually(
+        "the Job to complete through its proxy",
+        Duration::from_secs(120),
+        || async {
+            let done = kubectl(
+                &[
+                    "get",
+                    "job",
+                    "-n",
+                    ns,
+                    "kinds-job",
+                    "-o",
+                    "jsonpath={.status.succeeded}",
+                ],
+                None,
+            )?;
+            let phases = kubectl(
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    ns,
+                    "-l",
+                    "app=kinds-job",
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                ],
+                None,
+            )?;
+            Ok(if done.trim() == "1" {
+                Ok(())
+            } else {
+                Err(phases)
+            })
+        },
+    )
+    .await
+}
+
+/// Under steady load from a meshed client: todobackend scaled 1 → 3 → 1, then destination
+/// restarted; the load generator's own counts say what failed.
+async fn churn(client: &Client, ns: &str) -> Result<()> {
+    let manifest = std::fs::read_to_string(format!("{FIXTURES}/dataplane-load.yaml"))?;
+    kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest))?;
+    kubectl(
+        &["scale", "-n", ns, "deployment/todobackend", "--replicas=1"],
+        None,
+    )?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let load = eventually(
+        "the load generator Ready",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=load"))
+                .await?
+                .items;
+            Ok(match list.into_iter().find(is_ready) {
+                Some(p) => Ok(p),
+                None => Err("not yet"),
+            })
+        },
+    )
+    .await?;
+    let stats_ip = ip(&load)?;
+    let backends = |n: usize| {
+        let pods = pods.clone();
+        async move {
+            eventually(
+                &format!("{n} todobackend pods, all Ready"),
+                Duration::from_secs(90),
+                || async {
+                    let list = pods
+                        .list(&ListParams::default().labels("app=todobackend"))
+                        .await?
+                        .items;
+                    let ready = list
+                        .iter()
+                        .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+                        .count();
+                    Ok(if list.len() == n && ready == n {
+                        Ok(())
+                    } else {
+                        Err(list.iter().map(pod_summary).collect::<Vec<_>>())
+                    })
+                },
+            )
+            .await
+        }
+    };
+    backends(1).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    raw_request(stats_ip, 9000, "POST", "/reset").await?;
+    kubectl(
+        &["scale", "-n", ns, "deployment/todobackend", "--replicas=3"],
+        None,
+    )?;
+    backends(3).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kubectl(
+        &["scale", "-n", ns, "deployment/todobackend", "--replicas=1"],
+        None,
+    )?;
+    backends(1).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let scaled = load_stats(stats_ip).await?;
+    ensure!(
+        scaled.ok >= 100,
+        "only {} requests succeeded while scaling: {:?}",
+        scaled.ok,
+        scaled.raw
+    );
+    ensure!(
+        scaled.failed <= 3,
+        "{} of {} requests failed while todobackend scaled 1 → 3 → 1: {:?}",
+        scaled.failed,
+        scaled.sent,
+        scaled.raw
+    );
+
+    // destination restarts: the proxies keep their stacks, and requests go on.
+    raw_request(stats_ip, 9000, "POST", "/reset").await?;
+    kubectl(
+        &[
+            "delete",
+            "pod",
+            "-n",
+            "linkerd",
+            "-l",
+            "linkerd.io/control-plane-component=destination",
+            "--wait=false",
+        ],
+        None,
+    )?;
+    kubectl(
+        &[
+            "rollout",
+            "status",
+            "-n",
+            "linkerd",
+            "deployment/linkerd-destination",
+            "--timeout=120s",
+        ],
+        None,
+    )?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = load_stats(stats_ip).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = load_stats(stats_ip).await?;
+    ensure!(
+        after.ok >= before.ok + 30,
+        "requests did not resume after destination restarted: {:?} then {:?}",
+        before.raw,
+        after.raw
+    );
+    ensure!(
+        after.failed <= 3,
+        "{} requests failed across the destination restart: {:?}",
+        after.failed,
+        after.raw
+    );
+    eprintln!(
+        "churn: scaling {}/{} failed; destination restart {}/{} failed",
+        scaled.failed, scaled.sent, after.failed, after.sent
+    );
+    Ok(())
+}
+
+/// The load generator's own counts.
+struct LoadStats {
+    sent: u64,
+    ok: u64,
+    failed: u64,
+    raw: serde_json::Value,
+}
+
+async fn load_stats(ip: std::net::IpAddr) -> Result<LoadStats> {
+    let (status, body) = raw_request(ip, 9000, "GET", "/stats").await?;
+    ensure!(
+        status == 200,
+        "the load generator's stats answered {status}"
+    );
+    let raw: serde_json::Value =
+        serde_json::from_str(&body).with_context(|| format!("stats: {body}"))?;
+    let ok = raw["by_status"]["200"].as_u64().unwrap_or_default();
+    let responses = raw["responses"].as_u64().unwrap_or_default();
+    let errors = raw["errors"].as_u64().unwrap_or_default();
+    Ok(LoadStats {
+        sent: raw["sent"].as_u64().unwrap_or_default(),
+        ok,
+        failed: errors + responses.saturating_sub(ok),
+        raw,
+    })
 }
 
 /// An HTTPRoute's weighted backends, a retry annotation, and a pod that denies by default.
@@ -312,10 +531,22 @@ async fn routing(ns: &str, client_pod: &Pod, secure: &Pod) -> Result<()> {
 
 /// The status and body of a plain HTTP/1.0 GET from the host (outside the mesh).
 async fn raw_get(ip: std::net::IpAddr, port: u16, path: &str) -> Result<(u16, String)> {
+    raw_request(ip, port, "GET", path).await
+}
+
+/// The status and body of a plain HTTP/1.0 request without a body, from the host.
+async fn raw_request(
+    ip: std::net::IpAddr,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect((ip, port)).await?;
-    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: e2e\r\n\r\n").as_bytes())
-        .await?;
+    conn.write_all(
+        format!("{method} {path} HTTP/1.0\r\nHost: e2e\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut text = Vec::new();
     conn.read_to_end(&mut text).await?;
     let text = String::from_utf8_lossy(&text);

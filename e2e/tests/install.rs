@@ -11,7 +11,7 @@
 //! deletes and reinstalls the CRDs), and removes the control plane again at the end.
 
 use anyhow::{Context, Result, ensure};
-use oxlink_e2e::cli::{kubectl, oxlink, tool, uninstall_control_plane};
+use oxlink_e2e::cli::{kubectl, oxlink, tool, uninstall_control_plane, wait_for_control_plane};
 use oxlink_tls::fixtures;
 use serde_json::{Value, json};
 use std::{
@@ -244,23 +244,7 @@ fn installed_lifecycle(manifest: &str, install: &dyn Fn(&[&str]) -> Result<Strin
     kubectl(&["apply", "-f", "-"], Some(manifest))?;
     // The pods are admitted (the namespace enforces the `restricted` Pod Security Standard),
     // scheduled and ready.
-    for deployment in [
-        "linkerd-identity",
-        "linkerd-destination",
-        "linkerd-proxy-injector",
-    ] {
-        kubectl(
-            &[
-                "rollout",
-                "status",
-                "-n",
-                "linkerd",
-                "--timeout=60s",
-                &format!("deployment/{deployment}"),
-            ],
-            None,
-        )?;
-    }
+    wait_for_control_plane()?;
     let error = format!("{:#}", install(&[]).unwrap_err());
     ensure!(
         error.contains("ConfigMap linkerd-config already exists"),

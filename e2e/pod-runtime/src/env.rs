@@ -181,7 +181,9 @@ fn resource(
         "requests" => res.and_then(|r| r.requests.as_ref()),
         _ => return Err(format!("unsupported resource {name:?}")),
     };
-    let given = map.and_then(|m| m.get(which)).map(|q| quantity(&q.0));
+    let given = map
+        .and_then(|m| m.get(which))
+        .map(|q| oxlink_crds::quantity::parse(&q.0));
     let value = match (given, kind, which) {
         (Some(v), _, _) => v?,
         (None, "limits", "cpu") => sources.node_cpus as f64,
@@ -190,7 +192,7 @@ fn resource(
         _ => return Err(format!("unsupported resource {name:?}")),
     };
     let divisor = match divisor {
-        Some(d) => quantity(&d.0)?,
+        Some(d) => oxlink_crds::quantity::parse(&d.0)?,
         None => 1.0,
     };
     if divisor <= 0.0 {
@@ -205,32 +207,6 @@ fn resource(
         }
         .to_string(),
     ))
-}
-
-/// A Kubernetes quantity (`100m`, `2`, `64Mi`, `1G`, `1e3`) as a number.
-pub fn quantity(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("bad quantity {s:?}"))?;
-    let m = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        _ => return Err(format!("bad quantity {s:?}")),
-    };
-    Ok(n * m)
 }
 
 #[cfg(test)]

@@ -196,6 +196,8 @@ struct Ctx {
     logs: PathBuf,
     sources: env::Sources,
     stop: watch::Receiver<bool>,
+    /// Set once a pod that does not restart has finished: its sidecars stop for good.
+    completed: std::sync::atomic::AtomicBool,
 }
 
 async fn run_real(
@@ -333,6 +335,7 @@ async fn run_real(
         logs,
         sources,
         stop: stop_rx.clone(),
+        completed: Default::default(),
     });
     let restart_always = pod
         .spec
@@ -386,6 +389,12 @@ async fn run_real(
             tracing::warn!("{e:#}");
             wait_deleted(rx).await;
         } else {
+            if !restart_always {
+                tokio::select! {
+                    _ = stop_sidecars_when_done(&ctx, &tracked) => {}
+                    _ = wait_deleted(rx) => {}
+                }
+            }
             wait_deleted(rx).await;
         },
         _ = wait_deleted(rx) => {}
@@ -449,6 +458,26 @@ async fn shutdown(
     while tasks.join_next().await.is_some() {}
     net.down().await;
     Ok(())
+}
+
+/// A pod that does not restart (a Job's) is done when its containers have exited; then its
+/// sidecars are stopped, as kubelet stops native sidecars, and the pod's phase is final.
+async fn stop_sidecars_when_done(ctx: &Ctx, tracked: &[Tracked]) {
+    let mains: Vec<&Tracked> = tracked.iter().filter(|t| t.kind == Kind::Main).collect();
+    while !mains.iter().all(|t| {
+        let s = t.state.lock();
+        !s.running && s.terminated.is_some()
+    }) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ctx.completed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tracked.iter().rev().filter(|t| t.kind == Kind::Sidecar) {
+        let pid = t.state.lock().pid;
+        if let Some(pid) = pid {
+            container::signal(pid, "TERM").await;
+        }
+    }
 }
 
 /// Runs an init container once and returns its exit code.
@@ -544,7 +573,8 @@ fn supervise(
             };
             probes.abort();
             finished(&state, code);
-            if !restart || stopping(&stop) || (code == 0 && ctx.restart_on_failure_only()) {
+            let done = ctx.completed.load(std::sync::atomic::Ordering::SeqCst);
+            if !restart || done || stopping(&stop) || (code == 0 && ctx.restart_on_failure_only()) {
                 return;
             }
             state.lock().restarts += 1;

@@ -114,12 +114,3 @@ fn later_definitions_replace_earlier_ones_and_base_variables_come_first() {
         ]
     );
 }
-
-#[test]
-fn quantities_parse_with_their_suffixes() {
-    assert_eq!(quantity("100m").unwrap(), 0.1);
-    assert_eq!(quantity("2").unwrap(), 2.0);
-    assert_eq!(quantity("64Mi").unwrap(), 64.0 * 1024.0 * 1024.0);
-    assert_eq!(quantity("1e3").unwrap(), 1000.0);
-    assert!(quantity("12parsecs").is_err());
-}
