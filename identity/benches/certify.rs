@@ -497,18 +497,7 @@ impl ApiReport {
 
 /// This process's user + system CPU time.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start at field 3; utime and
-    // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    oxlink_kube::proc::cpu_time(std::process::id())
 }
 
 /// A `Vm*` line of `/proc/self/status`, in KiB.

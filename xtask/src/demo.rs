@@ -211,13 +211,7 @@ impl Demo {
             self.stress_times_out()?;
         } else {
             self.begin("Applying the todoui ServiceProfile");
-            self.kubectl(&[
-                "apply",
-                "-n",
-                APP_NS,
-                "-f",
-                &fixture("serviceprofile-todoui.yaml"),
-            ])?;
+            self.apply_profile()?;
             self.begin(
                 "A simulated proxy in todoui: certify, resolve todobackend, fetch the profile",
             );
@@ -310,6 +304,17 @@ impl Demo {
             args.extend(["--set".to_string(), value.to_string()]);
         }
         helm(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The workshop's todoui ServiceProfile, in the app's namespace.
+    fn apply_profile(&self) -> Result<()> {
+        self.kubectl(&[
+            "apply",
+            "-n",
+            APP_NS,
+            "-f",
+            &fixture("serviceprofile-todoui.yaml"),
+        ])
     }
 
     fn wait_for_crds(&self) -> Result<()> {

@@ -108,13 +108,7 @@ impl Demo {
         let stress = format!("{UI}/stress");
         let before = self.get_from_client(&stress, 1)?;
         println!("    before: GET /stress → {}", before.join(""));
-        self.kubectl(&[
-            "apply",
-            "-n",
-            APP_NS,
-            "-f",
-            &fixture("serviceprofile-todoui.yaml"),
-        ])?;
+        self.apply_profile()?;
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             self.interrupted()?;
