@@ -305,21 +305,43 @@ impl Index {
         }
     }
 
+    /// The route of an opaque connection: to the Service itself, or to its TrafficSplit's
+    /// backends by weight.
     fn opaque_route(&self, svc: &ObjKey, port: u16) -> pb::OpaqueRoute {
-        use pb::opaque_route::{Distribution, RouteBackend, Rule, distribution};
-        let backend = self.service_backend(svc, port, routes::default_meta("service"));
+        use pb::opaque_route::{
+            Distribution, RouteBackend, Rule, WeightedRouteBackend, distribution,
+        };
+        let route_backend = |backend| RouteBackend {
+            backend: Some(backend),
+            filters: Vec::new(),
+        };
+        let backends = match self.split_backends(svc) {
+            Some(split) => distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: split
+                    .into_iter()
+                    .map(|(backend, weight)| WeightedRouteBackend {
+                        backend: Some(route_backend(self.service_backend(
+                            backend,
+                            port,
+                            service_meta(backend, port),
+                        ))),
+                        weight,
+                    })
+                    .collect(),
+            }),
+            None => distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                backends: vec![route_backend(self.service_backend(
+                    svc,
+                    port,
+                    routes::default_meta("service"),
+                ))],
+            }),
+        };
         pb::OpaqueRoute {
             metadata: Some(routes::default_meta("opaq")),
             rules: vec![Rule {
                 backends: Some(Distribution {
-                    kind: Some(distribution::Kind::FirstAvailable(
-                        distribution::FirstAvailable {
-                            backends: vec![RouteBackend {
-                                backend: Some(backend),
-                                filters: Vec::new(),
-                            }],
-                        },
-                    )),
+                    kind: Some(backends),
                 }),
                 filters: Vec::new(),
             }],

@@ -47,20 +47,20 @@ fn index() -> SharedIndex {
     index
 }
 
-fn web() -> ObjKey {
+fn web_key() -> ObjKey {
     ObjKey::new(NS, "web")
 }
 
 fn watch_profile(index: &SharedIndex) -> ProfileRx {
     index
         .write()
-        .watch_profile(&ProfileTarget::Service(web(), 80), None)
+        .watch_profile(&ProfileTarget::Service(web_key(), 80), None)
 }
 
 fn watch_outbound(index: &SharedIndex) -> OutboundRx {
     index
         .write()
-        .watch_outbound(&OutboundTarget::Service(web(), 80))
+        .watch_outbound(&OutboundTarget::Service(web_key(), 80))
         .unwrap()
 }
 
@@ -197,7 +197,7 @@ fn the_requested_port_names_the_backends() {
         .apply(&split_v2([("web-v1", 1), ("web-v2", 1)]));
     let rx = index
         .write()
-        .watch_profile(&ProfileTarget::Service(web(), 8080), None);
+        .watch_profile(&ProfileTarget::Service(web_key(), 8080), None);
     let authorities: Vec<String> = rx
         .borrow()
         .dst_overrides
@@ -306,7 +306,7 @@ fn the_split_replaces_the_profiles_overrides_unless_it_opts_out() {
     ));
     let client = index
         .write()
-        .watch_profile(&ProfileTarget::Service(web(), 80), Some("client"));
+        .watch_profile(&ProfileTarget::Service(web_key(), 80), Some("client"));
     assert!(client.borrow().dst_overrides.is_empty());
 }
 
@@ -353,4 +353,59 @@ fn routes_still_win_over_the_split_in_outbound_policy() {
     let mut outbound = watch_outbound(&index);
     // The route's rule without backendRefs goes to its parent, the apex.
     assert_eq!(route_backends(&mut outbound), [(authority("web"), 0)]);
+}
+
+#[test]
+fn opaque_connections_split_too() {
+    use opb::{
+        backend::Kind as BackendKind, backend::endpoint_discovery::Kind as Discovery,
+        opaque_route::distribution::Kind, proxy_protocol::Kind as Protocol,
+    };
+    let index = mk_index();
+    let mut web = mk_service("web", "10.96.0.10", &[("db", 5432, json!(5432))]);
+    web.metadata.annotations =
+        Some([("config.linkerd.io/opaque-ports".into(), "5432".into())].into());
+    index.write().apply(&web);
+    for (name, ip) in [("web-v1", "10.96.0.11"), ("web-v2", "10.96.0.12")] {
+        index
+            .write()
+            .apply(&mk_service(name, ip, &[("db", 5432, json!(5432))]));
+    }
+    index
+        .write()
+        .apply(&split_v2([("web-v1", 3), ("web-v2", 1)]));
+    let rx = index
+        .write()
+        .watch_outbound(&OutboundTarget::Service(web_key(), 5432))
+        .unwrap();
+    let policy = rx.borrow().message.clone();
+    let Some(Protocol::Opaque(opaque)) = policy.protocol.unwrap().kind else {
+        panic!("not opaque")
+    };
+    let Some(Kind::RandomAvailable(random)) =
+        opaque.routes[0].rules[0].backends.clone().unwrap().kind
+    else {
+        panic!("not split")
+    };
+    let backends: Vec<(String, u32)> = random
+        .backends
+        .iter()
+        .map(|b| {
+            let backend = b.backend.clone().unwrap().backend.unwrap();
+            let Some(BackendKind::Balancer(balancer)) = backend.kind else {
+                panic!("{backend:?}")
+            };
+            let Some(Discovery::Dst(dst)) = balancer.discovery.unwrap().kind else {
+                panic!("not a Destination.Get backend")
+            };
+            (dst.path, b.weight)
+        })
+        .collect();
+    assert_eq!(
+        backends,
+        [
+            (format!("web-v1.{NS}.svc.cluster.local:5432"), 30_000),
+            (format!("web-v2.{NS}.svc.cluster.local:5432"), 10_000),
+        ]
+    );
 }
