@@ -17,6 +17,7 @@ mod profile;
 mod server;
 mod service;
 mod slice;
+mod traffic_split;
 mod watch;
 
 #[cfg(test)]
@@ -168,6 +169,8 @@ pub struct Index {
     /// Servers with `proxyProtocol: opaque`.
     opaque_servers: HashMap<ObjKey, OpaqueServer>,
     external_workloads: HashMap<ObjKey, Arc<ExternalInfo>>,
+    /// TrafficSplits, by name and by the Services they name.
+    splits: traffic_split::Splits,
 
     /// Servers, authorizations, authentications, HTTPRoutes and policy subscriptions.
     policy: policy::PolicyIndex,
@@ -196,6 +199,9 @@ pub struct IndexSizes {
     pub endpoint_slices: usize,
     pub pods: usize,
     pub service_profiles: usize,
+    pub traffic_splits: usize,
+    /// TrafficSplits with a backend skipped, or ignored for want of a backend.
+    pub invalid_traffic_splits: usize,
     pub endpoint_keys: usize,
     pub profile_keys: usize,
 }
@@ -247,6 +253,7 @@ impl Index {
             nodes: HashMap::new(),
             opaque_servers: HashMap::new(),
             external_workloads: HashMap::new(),
+            splits: traffic_split::Splits::default(),
 
             policy: policy::PolicyIndex::default(),
             endpoint_subs: HashMap::new(),
@@ -289,6 +296,8 @@ impl Index {
             endpoint_slices: self.slices.len(),
             pods: self.pods.len(),
             service_profiles: self.profiles.len(),
+            traffic_splits: self.splits.len(),
+            invalid_traffic_splits: self.splits.invalid(),
             endpoint_keys: self.endpoint_subs.values().map(HashMap::len).sum(),
             profile_keys: self
                 .service_profile_subs
@@ -374,6 +383,7 @@ impl Index {
     /// Rebuilds the subscriptions that the writes since the last flush touched, and drops the
     /// ones nobody holds any more.
     fn flush(&mut self) {
+        self.refresh_splits();
         for svc in &self.dirty_services {
             self.policy.mark_service(svc);
         }

@@ -1,9 +1,9 @@
 //! Service discovery and policy for `linkerd2-proxy`: the destination controller.
 //!
 //! This crate owns one index of the cluster's Services, EndpointSlices, Pods, Nodes,
-//! ServiceProfiles and policy resources, fed by Kubernetes watches, and the gRPC services the
-//! proxy asks: `Destination.Get` (endpoints with identities and protocol hints),
-//! `Destination.GetProfile` (routes, timeouts, retries), and on the policy listener
+//! ServiceProfiles, TrafficSplits and policy resources, fed by Kubernetes watches, and the gRPC
+//! services the proxy asks: `Destination.Get` (endpoints with identities and protocol hints),
+//! `Destination.GetProfile` (routes, timeouts, retries, traffic splits), and on the policy listener
 //! `InboundServerPolicies` (who may reach a pod's port, how) and `OutboundPolicies` (how to
 //! route to a Service). Subscribers hold watch receivers of shared snapshots, so they
 //! always see the latest state and a slow reader never holds up the others.

@@ -121,6 +121,7 @@ impl Collector for IndexCollector {
             ("endpointslice", sizes.endpoint_slices),
             ("pod", sizes.pods),
             ("serviceprofile", sizes.service_profiles),
+            ("trafficsplit", sizes.traffic_splits),
             ("server", policy.servers),
             ("authorization", policy.authorizations),
             ("authentication", policy.authentications),
@@ -136,9 +137,13 @@ impl Collector for IndexCollector {
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        let labels = [("kind", "httplocalratelimitpolicy")];
-        ConstGauge::new(policy.invalid_rate_limits as i64)
-            .encode(invalid.encode_family(&labels)?)?;
+        for (kind, n) in [
+            ("httplocalratelimitpolicy", policy.invalid_rate_limits),
+            ("trafficsplit", sizes.invalid_traffic_splits),
+        ] {
+            let labels = [("kind", kind)];
+            ConstGauge::new(n as i64).encode(invalid.encode_family(&labels)?)?;
+        }
         let mut keys = encoder.encode_descriptor(
             "index_subscription_keys",
             "Distinct subscription keys, each shared by all its subscribers",

@@ -12,7 +12,7 @@ use k8s_openapi::api::{
 };
 use oxlink_admin::{Readiness, Tasks, serve_admin};
 use oxlink_crds::{
-    ExternalWorkload, ServiceProfile, gateway,
+    ExternalWorkload, ServiceProfile, TrafficSplit, gateway,
     policy::{
         AuthorizationPolicy, EgressNetwork, HttpLocalRateLimitPolicy, HttpRoute,
         MeshTlsAuthentication, NetworkAuthentication, Server, ServerAuthorization,
@@ -71,7 +71,7 @@ pub fn spawn(
 }
 
 /// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
-/// Pods, Nodes, ServiceProfiles and Servers, and serves Destination on `grpc` (over
+/// Pods, Nodes, ServiceProfiles, Servers and TrafficSplits (if their CRD is installed), and serves Destination on `grpc` (over
 /// `transport`) and the admin endpoints on `admin`. With a `policy` listener it also watches
 /// the policy kinds and ExternalWorkloads (readiness waits for them too) and serves the inbound
 /// and outbound policy APIs there, over the same transport.
@@ -117,6 +117,12 @@ pub fn spawn_with(
             client.clone(),
             index.clone(),
             ready.latch("the Server watch has not synced"),
+        ),
+        // The SMI extension's CRD is optional, as the Gateway API's are.
+        spawn_gateway_watch::<TrafficSplit>(
+            client.clone(),
+            index.clone(),
+            ready.latch("the TrafficSplit watch has not synced"),
         ),
     ]
     .into_iter()

@@ -424,6 +424,11 @@ fn least_privilege() -> Result<()> {
         ),
         (
             "linkerd-destination",
+            "watch trafficsplits.split.smi-spec.io",
+            true,
+        ),
+        (
+            "linkerd-destination",
             "watch externalworkloads.workload.linkerd.io",
             true,
         ),

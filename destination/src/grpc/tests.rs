@@ -562,6 +562,57 @@ async fn get_profile_by_name_follows_the_service_profile() {
 }
 
 #[tokio::test]
+async fn get_profile_streams_traffic_split_weights_until_deleted() {
+    let index = web_index();
+    for (name, ip) in [("web-v1", "10.96.0.21"), ("web-v2", "10.96.0.22")] {
+        index
+            .write()
+            .apply(&mk_service(name, ip, &[("http", 80, json!(8080))]));
+    }
+    let server = TestServer::start(&index).await;
+    let mut client = server.client().await;
+    let mut stream = client
+        .get_profile(req("web.ns.svc.cluster.local:80"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(next(&mut stream).await.dst_overrides.is_empty());
+
+    let split = |v1: i64, v2: i64| -> oxlink_crds::TrafficSplit {
+        serde_json::from_value(json!({
+            "apiVersion": "split.smi-spec.io/v1alpha2",
+            "kind": "TrafficSplit",
+            "metadata": {"namespace": NS, "name": "web-split"},
+            "spec": {"service": "web", "backends": [
+                {"service": "web-v1", "weight": v1},
+                {"service": "web-v2", "weight": v2},
+            ]},
+        }))
+        .unwrap()
+    };
+    for (v1, v2) in [(90u32, 10u32), (50, 50), (0, 100)] {
+        index.write().apply(&split(v1.into(), v2.into()));
+        let profile = next(&mut stream).await;
+        let got: Vec<(&str, u32)> = profile
+            .dst_overrides
+            .iter()
+            .map(|d| (d.authority.as_str(), d.weight))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("web-v1.ns.svc.cluster.local:80", v1 * 10_000),
+                ("web-v2.ns.svc.cluster.local:80", v2 * 10_000),
+            ]
+        );
+    }
+    index
+        .write()
+        .delete::<oxlink_crds::TrafficSplit>(NS, "web-split");
+    assert!(next(&mut stream).await.dst_overrides.is_empty());
+}
+
+#[tokio::test]
 async fn get_profile_by_address_and_invalid_names() {
     let index = web_index();
     let server = TestServer::start(&index).await;

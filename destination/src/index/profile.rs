@@ -10,7 +10,7 @@ use linkerd2_proxy_api::{
 use oxlink_crds::{
     ServiceProfile,
     duration::parse_duration,
-    names::groups,
+    names::{annotations, groups},
     service_profile::{self as sp, ServiceProfileSpec},
 };
 use prost::bytes::Bytes;
@@ -51,6 +51,9 @@ pub(crate) struct Translated {
     pub(crate) routes: Vec<pb::Route>,
     pub(crate) retry_budget: Option<pb::RetryBudget>,
     pub(crate) dst_overrides: Vec<pb::WeightedDst>,
+    /// The `smi.linkerd.io/skip` annotation: a TrafficSplit of the Service leaves this
+    /// profile's `dst_overrides` alone.
+    pub(crate) smi_skip: bool,
 }
 
 /// Retries may add 20% load, at least 10 per second, counted over 10 seconds.
@@ -107,6 +110,7 @@ pub(crate) fn translate(name: &str, spec: &ServiceProfileSpec) -> Translated {
         routes,
         retry_budget,
         dst_overrides,
+        smi_skip: false,
     }
 }
 
@@ -218,7 +222,7 @@ fn http_method(method: &str) -> HttpMethod {
 
 /// A traffic-split weight: the quantity's milli-value times ten, so `1` is 10000 and `500m`
 /// is 5000.
-fn weight(w: &IntOrString) -> Option<u32> {
+pub(super) fn weight(w: &IntOrString) -> Option<u32> {
     let milli = match w {
         IntOrString::Int(n) => u64::try_from(*n).ok()? * 1000,
         IntOrString::String(s) => quantity_milli(s)?,
@@ -342,6 +346,13 @@ impl Index {
             .chain([svc.ns.as_str()])
             .map(|ns| ObjKey::new(ns, &fqn))
             .find_map(|key| Some((self.profiles.get(&key)?, key)));
+        // A TrafficSplit replaces the dstOverrides of the apex namespace's profile (as the SMI
+        // adaptor rewrites that profile), unless the profile opts out; a profile of the
+        // client's own namespace is not the adaptor's and stays as written.
+        let split_applies = match &profile {
+            None => true,
+            Some((profile, key)) => key.ns == svc.ns && !profile.smi_skip,
+        };
         let opaque = self
             .services
             .get(svc)
@@ -376,6 +387,16 @@ impl Index {
                 })
                 .collect();
         }
+        if split_applies && let Some(backends) = self.split_backends(svc) {
+            out.dst_overrides = backends
+                .into_iter()
+                .map(|(backend, weight)| pb::WeightedDst {
+                    authority: self.service_authority(backend, port),
+                    weight,
+                    backend_ref: None,
+                })
+                .collect();
+        }
         out
     }
 
@@ -400,7 +421,12 @@ impl IndexResource for ServiceProfile {
         let Some(key) = ObjKey::of(&obj.metadata) else {
             return;
         };
-        let translated = translate(&format!("{}/{}", key.ns, key.name), &obj.spec);
+        let mut translated = translate(&format!("{}/{}", key.ns, key.name), &obj.spec);
+        translated.smi_skip = obj
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(annotations::SMI_SKIP));
         if index
             .profiles
             .get(&key)

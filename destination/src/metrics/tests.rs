@@ -40,6 +40,8 @@ fn index_sizes_are_read_at_scrape_time() {
         r#"destination_index_subscription_keys{api="get_profile"} 1"#,
         r#"destination_index_subscription_keys{api="outbound"} 1"#,
         r#"destination_index_objects{kind="server"} 0"#,
+        r#"destination_index_objects{kind="trafficsplit"} 0"#,
+        r#"destination_index_invalid_objects{kind="trafficsplit"} 0"#,
         r#"destination_subscriptions{api="get"} 1"#,
         r#"grpc_server_started_total{grpc_service="svc",grpc_method="Get"} 1"#,
         r#"grpc_server_handled_total{grpc_service="svc",grpc_method="Get",grpc_code="NotFound"} 1"#,

@@ -151,7 +151,8 @@ impl IndexResource for GrpcRoute {
 }
 
 /// Watches `K` like [`spawn_watch`] if the API server serves it; the Gateway API CRDs are
-/// optional (Linkerd does not install them by default), so without them the watch is skipped
+/// optional (Linkerd does not install them by default), as is the SMI extension's TrafficSplit,
+/// so without them the watch is skipped
 /// with one log line and `synced` is released at once. Other discovery errors start the watch,
 /// which retries until the API answers.
 pub fn spawn_gateway_watch<K: IndexResource>(

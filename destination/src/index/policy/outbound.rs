@@ -293,10 +293,7 @@ impl Index {
                 discovery: Some(EndpointDiscovery {
                     kind: Some(endpoint_discovery::Kind::Dst(
                         endpoint_discovery::DestinationGet {
-                            path: format!(
-                                "{}.{}.svc.{}:{port}",
-                                svc.name, svc.ns, self.config.cluster_domain
-                            ),
+                            path: self.service_authority(svc, port),
                         },
                     )),
                 }),
@@ -308,21 +305,43 @@ impl Index {
         }
     }
 
+    /// The route of an opaque connection: to the Service itself, or to its TrafficSplit's
+    /// backends by weight.
     fn opaque_route(&self, svc: &ObjKey, port: u16) -> pb::OpaqueRoute {
-        use pb::opaque_route::{Distribution, RouteBackend, Rule, distribution};
-        let backend = self.service_backend(svc, port, routes::default_meta("service"));
+        use pb::opaque_route::{
+            Distribution, RouteBackend, Rule, WeightedRouteBackend, distribution,
+        };
+        let route_backend = |backend| RouteBackend {
+            backend: Some(backend),
+            filters: Vec::new(),
+        };
+        let backends = match self.split_backends(svc) {
+            Some(split) => distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: split
+                    .into_iter()
+                    .map(|(backend, weight)| WeightedRouteBackend {
+                        backend: Some(route_backend(self.service_backend(
+                            backend,
+                            port,
+                            service_meta(backend, port),
+                        ))),
+                        weight,
+                    })
+                    .collect(),
+            }),
+            None => distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                backends: vec![route_backend(self.service_backend(
+                    svc,
+                    port,
+                    routes::default_meta("service"),
+                ))],
+            }),
+        };
         pb::OpaqueRoute {
             metadata: Some(routes::default_meta("opaq")),
             rules: vec![Rule {
                 backends: Some(Distribution {
-                    kind: Some(distribution::Kind::FirstAvailable(
-                        distribution::FirstAvailable {
-                            backends: vec![RouteBackend {
-                                backend: Some(backend),
-                                filters: Vec::new(),
-                            }],
-                        },
-                    )),
+                    kind: Some(backends),
                 }),
                 filters: Vec::new(),
             }],
@@ -365,9 +384,34 @@ impl Index {
             .collect()
     }
 
+    /// The route of a Service port without HTTPRoutes: to the Service itself, or, when a
+    /// TrafficSplit names it as its apex, to the split's backends by weight (as an HTTPRoute
+    /// with weighted backendRefs would).
     fn default_http_route(&self, svc: &ObjKey, port: u16) -> pb::HttpRoute {
-        use pb::http_route::{Distribution, Rule, distribution};
-        let backend = self.service_backend(svc, port, routes::default_meta("service"));
+        use pb::http_route::{Distribution, Rule, WeightedRouteBackend, distribution};
+        let backends = match self.split_backends(svc) {
+            Some(split) => distribution::Kind::RandomAvailable(distribution::RandomAvailable {
+                backends: split
+                    .into_iter()
+                    .map(|(backend, weight)| {
+                        let meta = service_meta(backend, port);
+                        WeightedRouteBackend {
+                            backend: Some(route_backend(
+                                self.service_backend(backend, port, meta),
+                                Vec::new(),
+                            )),
+                            weight,
+                        }
+                    })
+                    .collect(),
+            }),
+            None => {
+                let backend = self.service_backend(svc, port, routes::default_meta("service"));
+                distribution::Kind::FirstAvailable(distribution::FirstAvailable {
+                    backends: vec![route_backend(backend, Vec::new())],
+                })
+            }
+        };
         let policy = self.services.get(svc).map(|info| &info.policy);
         let timeouts = policy.and_then(|p| p.timeouts.to_proto());
         let retry = policy.and_then(|p| p.retries.http.as_ref());
@@ -377,11 +421,7 @@ impl Index {
             timeouts,
             retry: retry.map(Retry::to_http),
             backends: Some(Distribution {
-                kind: Some(distribution::Kind::FirstAvailable(
-                    distribution::FirstAvailable {
-                        backends: vec![route_backend(backend, Vec::new())],
-                    },
-                )),
+                kind: Some(backends),
             }),
             ..Default::default()
         };
