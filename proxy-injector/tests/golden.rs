@@ -432,3 +432,232 @@ fn the_default_injection_has_linkerds_env_volumes_ports_and_probes() {
     }
     assert_eq!(proxy["securityContext"]["runAsUser"], 2102);
 }
+
+/// Scenario `name` run and its patch applied: the outcome and the pod template (`{"metadata",
+/// "spec"}`; for a Service the Service itself) as the API server would store it.
+fn admitted(name: &str) -> (Value, Value) {
+    let input = std::fs::read_to_string(dir().join(format!("{name}.yaml"))).unwrap();
+    let scenario: Scenario = serde_saphyr::from_str(&input).expect("scenario parses");
+    let out = run(&scenario);
+    let ops: Vec<patch::PatchOp> =
+        serde_json::from_value(out["patch"].clone()).expect("the patch is JSON Patch");
+    let mut object = scenario.object.clone();
+    patch::apply(&mut object, &ops).expect("the patch applies");
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let template = match template_pointer(&kind) {
+        Some("") => json!({"metadata": object["metadata"], "spec": object["spec"]}),
+        Some(pointer) => object.pointer(pointer).unwrap().clone(),
+        None => object,
+    };
+    (out["outcome"].clone(), template)
+}
+
+/// What a pod template holds of the facts Linkerd's injector decides.
+struct Facts<'a> {
+    template: &'a Value,
+}
+
+impl<'a> Facts<'a> {
+    fn list(&self, list: &str) -> Vec<&'a Value> {
+        self.template["spec"][list]
+            .as_array()
+            .map(|l| l.iter().collect())
+            .unwrap_or_default()
+    }
+    fn names(&self, list: &str) -> Vec<&'a str> {
+        self.list(list)
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect()
+    }
+    fn container(&self, name: &str) -> Option<&'a Value> {
+        ["initContainers", "containers"]
+            .iter()
+            .flat_map(|l| self.list(l))
+            .find(|c| c["name"] == name)
+    }
+    fn proxy(&self) -> &'a Value {
+        self.container("linkerd-proxy").expect("a linkerd-proxy container")
+    }
+    fn env(&self, name: &str) -> Option<&'a str> {
+        self.proxy()["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)?["value"]
+            .as_str()
+    }
+    /// The value following `flag` in linkerd-init's args.
+    fn init_arg(&self, flag: &str) -> Option<&'a str> {
+        let args = self.container("linkerd-init")?["args"].as_array()?;
+        let at = args.iter().position(|a| a == flag)?;
+        args.get(at + 1)?.as_str()
+    }
+    fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.template["metadata"]["annotations"][key].as_str()
+    }
+    fn label(&self, key: &str) -> Option<&'a str> {
+        self.template["metadata"]["labels"][key].as_str()
+    }
+}
+
+/// A port list as Linkerd reads it (commas, optional spaces, `a-b` ranges), as a set.
+fn port_set(list: &str) -> BTreeSet<u16> {
+    let mut set = BTreeSet::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('-') {
+            Some((a, b)) => set.extend(a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()),
+            None => {
+                set.insert(item.parse::<u16>().unwrap_or_else(|_| panic!("port {item:?}")));
+            }
+        }
+    }
+    set
+}
+
+fn ports(list: &[u16]) -> BTreeSet<u16> {
+    list.iter().copied().collect()
+}
+
+/// Linkerd's default opaque ports (values `proxy.opaquePorts`, facts §4.6 #30).
+const LINKERD_OPAQUE_PORTS: &[u16] = &[25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+
+/// Every other scenario against what Linkerd's injector (edge-26.8: its decision logic, patch
+/// chart and annotation overrides, facts §4.2–§4.7) decides for the same input — facts taken
+/// from Linkerd's rules, not from our golden files. Each scenario checks the facts its input is
+/// about; the default env/volume/port/probe contract is checked once, above.
+#[test]
+fn every_scenario_has_linkerds_facts() {
+    let not_injected = |name: &str, code: &str| {
+        let (outcome, template) = admitted(name);
+        assert_eq!(outcome["code"], code, "{name}: {outcome}");
+        let facts = Facts { template: &template };
+        assert!(facts.container("linkerd-proxy").is_none() || name == "existing-sidecar-skip");
+        assert!(facts.container("linkerd-init").is_none(), "{name}");
+        assert_eq!(facts.annotation("linkerd.io/created-by"), None, "{name}");
+        template
+    };
+
+    // §4.2: a pod's `disabled` wins over the namespace's `enabled`; nothing is added.
+    not_injected("disabled", "injection_disable_annotation_present");
+    // §4.2: an existing linkerd-proxy container means the pod is left as it is.
+    let template = not_injected("existing-sidecar-skip", "sidecar_already_present");
+    assert_eq!(Facts { template: &template }.names("containers"), ["linkerd-proxy", "app"]);
+    // §4.2: hostNetwork is never injected, but the default opaque ports among its container
+    // ports are still recorded.
+    let template = not_injected("host-network-skip", "host_network_enabled");
+    let facts = Facts { template: &template };
+    assert_eq!(facts.annotation("config.linkerd.io/opaque-ports"), Some("11211"));
+
+    // §4.2: a Service gets the default opaque ports it exposes, by targetPort when numeric
+    // (80→6379), else by port (3306); a named targetPort (`http`) is not resolved.
+    let (outcome, service) = admitted("service");
+    assert_eq!(outcome, "annotated");
+    let opaque = service["metadata"]["annotations"]["config.linkerd.io/opaque-ports"]
+        .as_str()
+        .unwrap();
+    assert_eq!(port_set(opaque), ports(&[3306, 6379]));
+
+    // §4.4: `linkerd.io/inject: ingress` sets ingress mode; nothing else about the pod changes.
+    let (outcome, template) = admitted("ingress");
+    assert_eq!(outcome, "injected");
+    let facts = Facts { template: &template };
+    assert_eq!(facts.env("LINKERD2_PROXY_INGRESS_MODE"), Some("true"));
+    assert_eq!(
+        facts.label("linkerd.io/proxy-deployment"),
+        Some("ingress-nginx-controller")
+    );
+    // No default opaque port among 80/443: no annotation, the env keeps the full default list.
+    assert_eq!(facts.annotation("config.linkerd.io/opaque-ports"), None);
+    let detect = facts.env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION");
+    assert_eq!(port_set(detect.unwrap()), ports(LINKERD_OPAQUE_PORTS));
+
+    // §4.4/§4.5: the debug sidecar is an extra container from the debug image at the
+    // control plane's version.
+    let (_, template) = admitted("debug-sidecar");
+    let facts = Facts { template: &template };
+    let debug = facts.container("linkerd-debug").expect("linkerd-debug");
+    assert!(facts.names("containers").contains(&"linkerd-debug"));
+    let image = debug["image"].as_str().unwrap();
+    assert!(image.starts_with("cr.l5d.io/linkerd/debug:"), "{image}");
+    let version = facts.annotation("linkerd.io/proxy-version").unwrap();
+    assert_eq!(image, format!("cr.l5d.io/linkerd/debug:{version}"));
+
+    // §4.4: skip-inbound-ports are added to the proxy's control and admin ports (replacing
+    // the default 4567,4568), skip-outbound-ports replace the default, skip-subnets pass through.
+    let (_, template) = admitted("skip-ports");
+    let facts = Facts { template: &template };
+    let inbound = facts.init_arg("--inbound-ports-to-ignore").unwrap();
+    assert_eq!(port_set(inbound), ports(&[4190, 4191, 9100, 25]));
+    assert!(inbound.starts_with("4190,4191,"), "{inbound}");
+    let outbound = facts.init_arg("--outbound-ports-to-ignore").unwrap();
+    assert_eq!(port_set(outbound), ports(&[443, 6443]));
+    assert_eq!(facts.init_arg("--subnets-to-ignore"), Some("10.96.0.0/12"));
+    assert_eq!(facts.label("linkerd.io/proxy-statefulset"), Some("db"));
+
+    // §4.4: opaque-ports names resolve to the container's port, ranges stay ranges, and the
+    // pod's own annotation is not narrowed or extended with defaults.
+    let (_, template) = admitted("opaque-ports");
+    let facts = Facts { template: &template };
+    let detect = facts.env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION");
+    assert_eq!(port_set(detect.unwrap()), ports(&[3306, 8000, 8001, 8002, 8003]));
+    assert_eq!(
+        facts.annotation("config.linkerd.io/opaque-ports"),
+        Some("mysql,8000-8002,8003")
+    );
+
+    // §4.3: inheritable namespace keys are copied when the pod lacks them; the pod's own value
+    // wins; enable-gateway is not inheritable. §4.4: the cpu limit sets cores = ceil(limit).
+    let (_, template) = admitted("namespace-inheritance");
+    let facts = Facts { template: &template };
+    assert_eq!(facts.annotation("config.linkerd.io/proxy-cpu-limit"), Some("1500m"));
+    assert_eq!(facts.annotation("config.linkerd.io/proxy-memory-request"), Some("64Mi"));
+    assert_eq!(facts.annotation("config.linkerd.io/proxy-log-level"), Some("warn"));
+    assert_eq!(facts.annotation("config.linkerd.io/enable-gateway"), None);
+    assert_eq!(facts.env("LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES"), None);
+    assert_eq!(facts.env("LINKERD2_PROXY_CORES"), Some("2"));
+    assert!(facts.env("LINKERD2_PROXY_LOG").unwrap().starts_with("warn"));
+    let resources = &facts.proxy()["resources"];
+    assert_eq!(resources["limits"]["cpu"], "1500m");
+    assert_eq!(resources["requests"]["memory"], "64Mi");
+    assert_eq!(facts.label("linkerd.io/proxy-deployment"), Some("cart"));
+
+    // §4.7: without native sidecars the proxy is a regular container: with await (the
+    // default) first, held by linkerd-await in postStart…
+    let (_, template) = admitted("classic-by-value");
+    let facts = Facts { template: &template };
+    assert!(!facts.names("initContainers").contains(&"linkerd-proxy"));
+    assert_eq!(facts.names("containers")[0], "linkerd-proxy");
+    let post_start = &facts.proxy()["lifecycle"]["postStart"]["exec"]["command"];
+    assert_eq!(post_start[0], "/usr/lib/linkerd/linkerd-await");
+    assert!(
+        post_start
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--port=4191"),
+        "{post_start}"
+    );
+    assert_eq!(facts.proxy()["restartPolicy"], Value::Null);
+    assert_eq!(facts.label("linkerd.io/proxy-daemonset"), Some("agent"));
+    // …and without await appended after the application, with wait-before-exit as a preStop
+    // sleep (config.alpha.linkerd.io/proxy-wait-before-exit-seconds).
+    let (_, template) = admitted("classic-by-annotation");
+    let facts = Facts { template: &template };
+    assert_eq!(facts.names("containers"), ["report", "linkerd-proxy"]);
+    assert_eq!(facts.proxy()["lifecycle"]["postStart"], Value::Null);
+    assert_eq!(
+        facts.proxy()["lifecycle"]["preStop"]["exec"]["command"],
+        json!(["/bin/sleep", "5"])
+    );
+    assert_eq!(facts.label("linkerd.io/proxy-job"), Some("report"));
+
+    // §4.5: a CronJob is patched under its job template, and the pod names its CronJob; the
+    // native sidecar sits right after linkerd-init with restartPolicy Always.
+    let (outcome, template) = admitted("cronjob");
+    assert_eq!(outcome, "injected");
+    let facts = Facts { template: &template };
+    assert_eq!(facts.names("initContainers"), ["linkerd-init", "linkerd-proxy"]);
+    assert_eq!(facts.proxy()["restartPolicy"], "Always");
+    assert_eq!(facts.label("linkerd.io/proxy-cronjob"), Some("nightly"));
+    assert_eq!(facts.label("linkerd.io/workload-ns"), Some("batch"));
+}

@@ -132,3 +132,45 @@ fn skipped_workloads_are_reported_and_unchanged() {
     );
     assert_eq!(host, before);
 }
+
+/// `oxlink inject --manual` labels each workload's pods as Linkerd's injector does
+/// (`linkerd.io/proxy-<kind>: <name>`, facts §4.5) and with the object's own namespace; a bare
+/// Pod has no owner label.
+#[test]
+fn manual_injection_labels_pods_with_their_workload_and_namespace() {
+    let values = Values::default();
+    let mut seen = 0;
+    for mut object in fixtures() {
+        let kind = object["kind"].as_str().unwrap().to_string();
+        let Some(pointer) = oxlink_proxy_injector::workload::template_pointer(&kind) else {
+            continue;
+        };
+        if inject_object(&mut object, &options(&values, true)).unwrap() != ObjectResult::Injected {
+            continue;
+        }
+        seen += 1;
+        let labels = if pointer.is_empty() {
+            &object["metadata"]["labels"]
+        } else {
+            &object.pointer(pointer).unwrap()["metadata"]["labels"]
+        };
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+        assert_eq!(labels["linkerd.io/workload-ns"], namespace, "{kind}");
+        let owner_labels: Vec<(&String, &Value)> = labels
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("linkerd.io/proxy-"))
+            .collect();
+        match kind.as_str() {
+            "Pod" => assert!(owner_labels.is_empty(), "{kind}: {owner_labels:?}"),
+            _ => {
+                let key = format!("linkerd.io/proxy-{}", kind.to_lowercase());
+                assert_eq!(owner_labels.len(), 1, "{kind}: {owner_labels:?}");
+                assert_eq!(owner_labels[0].0, &key, "{kind}");
+                assert_eq!(owner_labels[0].1, &object["metadata"]["name"], "{kind}");
+            }
+        }
+    }
+    assert_eq!(seen, 8, "every workload kind of the fixtures was injected");
+}
