@@ -16,6 +16,53 @@ pub fn oxlink(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
+/// `OXLINK_CLI_BIN`: the built `oxlink` binary, which the suite runner builds and passes, for
+/// tests of exit codes and stderr as a user sees them.
+pub const CLI_BIN_ENV: &str = "OXLINK_CLI_BIN";
+
+/// What a run of the built `oxlink` binary did.
+#[derive(Debug)]
+pub struct BinaryRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The built `oxlink` binary: `OXLINK_CLI_BIN`, else `oxlink` next to the test binary's
+/// `deps/` directory (where `cargo build -p oxlink-cli` puts it).
+fn binary() -> Result<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os(CLI_BIN_ENV) {
+        return Ok(bin.into());
+    }
+    let exe = std::env::current_exe()?;
+    let beside = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|debug| debug.join("oxlink"))
+        .filter(|p| p.is_file());
+    beside.with_context(|| {
+        format!(
+            "no built oxlink binary: set {CLI_BIN_ENV} or run `cargo build -p oxlink-cli` \
+             (cargo xtask e2e does both)"
+        )
+    })
+}
+
+/// Runs the built `oxlink` binary with `args` against the suite's cluster.
+pub fn oxlink_binary(args: &[&str]) -> Result<BinaryRun> {
+    let bin = binary()?;
+    let out = Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    Ok(BinaryRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// Runs a tool (helm, kubectl) with `stdin`, failing with its stderr.
 pub fn tool(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut child = Command::new(program)

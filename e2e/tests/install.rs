@@ -11,7 +11,9 @@
 //! deletes and reinstalls the CRDs), and removes the control plane again at the end.
 
 use anyhow::{Context, Result, ensure};
-use oxlink_e2e::cli::{kubectl, oxlink, tool, uninstall_control_plane, wait_for_control_plane};
+use oxlink_e2e::cli::{
+    kubectl, oxlink, oxlink_binary, tool, uninstall_control_plane, wait_for_control_plane,
+};
 use oxlink_tls::fixtures;
 use serde_json::{Value, json};
 use std::{
@@ -208,6 +210,20 @@ fn lifecycle_on_the_cluster() -> Result<()> {
             "Linkerd CRDs must be installed first. Run oxlink install with the --crds flag."
         ),
         "{error}"
+    );
+    // The same through the built binary, as a user meets it: exit code 1, the message on
+    // stderr once, nothing on stdout (so `| kubectl apply -f -` applies nothing).
+    let mut all: Vec<&str> = vec!["install"];
+    all.extend(args.iter().map(String::as_str));
+    let run = oxlink_binary(&all)?;
+    ensure!(run.code == Some(1), "exit code 1: {run:?}");
+    ensure!(run.stdout.is_empty(), "nothing on stdout: {run:?}");
+    ensure!(
+        run.stderr
+            .matches("Linkerd CRDs must be installed first")
+            .count()
+            == 1,
+        "the message once on stderr: {run:?}"
     );
 
     kubectl(

@@ -477,7 +477,8 @@ impl<'a> Facts<'a> {
             .find(|c| c["name"] == name)
     }
     fn proxy(&self) -> &'a Value {
-        self.container("linkerd-proxy").expect("a linkerd-proxy container")
+        self.container("linkerd-proxy")
+            .expect("a linkerd-proxy container")
     }
     fn env(&self, name: &str) -> Option<&'a str> {
         self.proxy()["env"]
@@ -507,7 +508,10 @@ fn port_set(list: &str) -> BTreeSet<u16> {
         match item.split_once('-') {
             Some((a, b)) => set.extend(a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()),
             None => {
-                set.insert(item.parse::<u16>().unwrap_or_else(|_| panic!("port {item:?}")));
+                set.insert(
+                    item.parse::<u16>()
+                        .unwrap_or_else(|_| panic!("port {item:?}")),
+                );
             }
         }
     }
@@ -530,7 +534,9 @@ fn every_scenario_has_linkerds_facts() {
     let not_injected = |name: &str, code: &str| {
         let (outcome, template) = admitted(name);
         assert_eq!(outcome["code"], code, "{name}: {outcome}");
-        let facts = Facts { template: &template };
+        let facts = Facts {
+            template: &template,
+        };
         assert!(facts.container("linkerd-proxy").is_none() || name == "existing-sidecar-skip");
         assert!(facts.container("linkerd-init").is_none(), "{name}");
         assert_eq!(facts.annotation("linkerd.io/created-by"), None, "{name}");
@@ -541,12 +547,23 @@ fn every_scenario_has_linkerds_facts() {
     not_injected("disabled", "injection_disable_annotation_present");
     // §4.2: an existing linkerd-proxy container means the pod is left as it is.
     let template = not_injected("existing-sidecar-skip", "sidecar_already_present");
-    assert_eq!(Facts { template: &template }.names("containers"), ["linkerd-proxy", "app"]);
+    assert_eq!(
+        Facts {
+            template: &template
+        }
+        .names("containers"),
+        ["linkerd-proxy", "app"]
+    );
     // §4.2: hostNetwork is never injected, but the default opaque ports among its container
     // ports are still recorded.
     let template = not_injected("host-network-skip", "host_network_enabled");
-    let facts = Facts { template: &template };
-    assert_eq!(facts.annotation("config.linkerd.io/opaque-ports"), Some("11211"));
+    let facts = Facts {
+        template: &template,
+    };
+    assert_eq!(
+        facts.annotation("config.linkerd.io/opaque-ports"),
+        Some("11211")
+    );
 
     // §4.2: a Service gets the default opaque ports it exposes, by targetPort when numeric
     // (80→6379), else by port (3306); a named targetPort (`http`) is not resolved.
@@ -560,7 +577,9 @@ fn every_scenario_has_linkerds_facts() {
     // §4.4: `linkerd.io/inject: ingress` sets ingress mode; nothing else about the pod changes.
     let (outcome, template) = admitted("ingress");
     assert_eq!(outcome, "injected");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     assert_eq!(facts.env("LINKERD2_PROXY_INGRESS_MODE"), Some("true"));
     assert_eq!(
         facts.label("linkerd.io/proxy-deployment"),
@@ -574,7 +593,9 @@ fn every_scenario_has_linkerds_facts() {
     // §4.4/§4.5: the debug sidecar is an extra container from the debug image at the
     // control plane's version.
     let (_, template) = admitted("debug-sidecar");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     let debug = facts.container("linkerd-debug").expect("linkerd-debug");
     assert!(facts.names("containers").contains(&"linkerd-debug"));
     let image = debug["image"].as_str().unwrap();
@@ -585,7 +606,9 @@ fn every_scenario_has_linkerds_facts() {
     // §4.4: skip-inbound-ports are added to the proxy's control and admin ports (replacing
     // the default 4567,4568), skip-outbound-ports replace the default, skip-subnets pass through.
     let (_, template) = admitted("skip-ports");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     let inbound = facts.init_arg("--inbound-ports-to-ignore").unwrap();
     assert_eq!(port_set(inbound), ports(&[4190, 4191, 9100, 25]));
     assert!(inbound.starts_with("4190,4191,"), "{inbound}");
@@ -597,9 +620,14 @@ fn every_scenario_has_linkerds_facts() {
     // §4.4: opaque-ports names resolve to the container's port, ranges stay ranges, and the
     // pod's own annotation is not narrowed or extended with defaults.
     let (_, template) = admitted("opaque-ports");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     let detect = facts.env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION");
-    assert_eq!(port_set(detect.unwrap()), ports(&[3306, 8000, 8001, 8002, 8003]));
+    assert_eq!(
+        port_set(detect.unwrap()),
+        ports(&[3306, 8000, 8001, 8002, 8003])
+    );
     assert_eq!(
         facts.annotation("config.linkerd.io/opaque-ports"),
         Some("mysql,8000-8002,8003")
@@ -608,10 +636,21 @@ fn every_scenario_has_linkerds_facts() {
     // §4.3: inheritable namespace keys are copied when the pod lacks them; the pod's own value
     // wins; enable-gateway is not inheritable. §4.4: the cpu limit sets cores = ceil(limit).
     let (_, template) = admitted("namespace-inheritance");
-    let facts = Facts { template: &template };
-    assert_eq!(facts.annotation("config.linkerd.io/proxy-cpu-limit"), Some("1500m"));
-    assert_eq!(facts.annotation("config.linkerd.io/proxy-memory-request"), Some("64Mi"));
-    assert_eq!(facts.annotation("config.linkerd.io/proxy-log-level"), Some("warn"));
+    let facts = Facts {
+        template: &template,
+    };
+    assert_eq!(
+        facts.annotation("config.linkerd.io/proxy-cpu-limit"),
+        Some("1500m")
+    );
+    assert_eq!(
+        facts.annotation("config.linkerd.io/proxy-memory-request"),
+        Some("64Mi")
+    );
+    assert_eq!(
+        facts.annotation("config.linkerd.io/proxy-log-level"),
+        Some("warn")
+    );
     assert_eq!(facts.annotation("config.linkerd.io/enable-gateway"), None);
     assert_eq!(facts.env("LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES"), None);
     assert_eq!(facts.env("LINKERD2_PROXY_CORES"), Some("2"));
@@ -624,7 +663,9 @@ fn every_scenario_has_linkerds_facts() {
     // §4.7: without native sidecars the proxy is a regular container: with await (the
     // default) first, held by linkerd-await in postStart…
     let (_, template) = admitted("classic-by-value");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     assert!(!facts.names("initContainers").contains(&"linkerd-proxy"));
     assert_eq!(facts.names("containers")[0], "linkerd-proxy");
     let post_start = &facts.proxy()["lifecycle"]["postStart"]["exec"]["command"];
@@ -642,7 +683,9 @@ fn every_scenario_has_linkerds_facts() {
     // …and without await appended after the application, with wait-before-exit as a preStop
     // sleep (config.alpha.linkerd.io/proxy-wait-before-exit-seconds).
     let (_, template) = admitted("classic-by-annotation");
-    let facts = Facts { template: &template };
+    let facts = Facts {
+        template: &template,
+    };
     assert_eq!(facts.names("containers"), ["report", "linkerd-proxy"]);
     assert_eq!(facts.proxy()["lifecycle"]["postStart"], Value::Null);
     assert_eq!(
@@ -655,8 +698,13 @@ fn every_scenario_has_linkerds_facts() {
     // native sidecar sits right after linkerd-init with restartPolicy Always.
     let (outcome, template) = admitted("cronjob");
     assert_eq!(outcome, "injected");
-    let facts = Facts { template: &template };
-    assert_eq!(facts.names("initContainers"), ["linkerd-init", "linkerd-proxy"]);
+    let facts = Facts {
+        template: &template,
+    };
+    assert_eq!(
+        facts.names("initContainers"),
+        ["linkerd-init", "linkerd-proxy"]
+    );
     assert_eq!(facts.proxy()["restartPolicy"], "Always");
     assert_eq!(facts.label("linkerd.io/proxy-cronjob"), Some("nightly"));
     assert_eq!(facts.label("linkerd.io/workload-ns"), Some("batch"));

@@ -77,7 +77,9 @@ pub(crate) fn run(args: E2eArgs) -> Result<()> {
 
 /// Builds the suite without running it.
 pub(crate) fn build() -> Result<()> {
-    run::status(run::cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))
+    run::status(run::cargo().args(["test", "-p", "oxlink-e2e", "--locked", "--no-run"]))?;
+    // The suite also runs the built `oxlink` binary, for its exit codes (`OXLINK_CLI_BIN`).
+    run::status(run::cargo().args(["build", "-p", "oxlink-cli", "--bin", "oxlink", "--locked"]))
 }
 
 /// Runs the suite against the cluster of `kubeconfig`, with the pinned tools first on `PATH`.
@@ -100,6 +102,10 @@ pub(crate) fn suite(
     ])
     .args(extra)
     .env("KUBECONFIG", kubeconfig)
+    .env(
+        "OXLINK_CLI_BIN",
+        crate::paths::debug_bin_dir().join("oxlink"),
+    )
     .env("PATH", tools::path_with_tools()?);
     if let Some(cluster) = localkube {
         cmd.env("OXLINK_E2E_LOCALKUBE_BIN", cluster::build()?)

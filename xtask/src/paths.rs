@@ -15,6 +15,14 @@ pub(crate) fn localkube_dir() -> PathBuf {
     workspace().join("target").join("localkube")
 }
 
+/// Where cargo puts the binaries of this workspace's debug build.
+pub(crate) fn debug_bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join("debug")
+}
+
 /// The admin kubeconfig of the local cluster.
 pub(crate) fn kubeconfig() -> PathBuf {
     localkube_dir().join("kubeconfig")

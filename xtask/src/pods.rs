@@ -57,12 +57,8 @@ pub(crate) fn unavailable() -> Option<String> {
     None
 }
 
-/// Where cargo puts the binaries of this workspace's debug build.
 fn bin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::paths::workspace().join("target"));
-    target.join("debug")
+    crate::paths::debug_bin_dir()
 }
 
 /// Builds the runtime and the programs pods run, starts the runtime for the cluster in `dir`,
