@@ -389,15 +389,19 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
             // A broken one and one from another anchor are skipped; issuance goes on unchanged.
             // Each is applied alone and its own refusal awaited, so that neither can pass on the
             // other's event or before identity has seen it: the count of IssuerUpdateSkipped
-            // must grow by one. (kube's event recorder folds a repeat of the same reason into
-            // the first event, counting it in `series` but keeping the first note, so the note
-            // names the first refusal only.)
-            for (crt, key) in [
+            // must grow by one, and the Event must name this refusal's cause (a repeat with
+            // another note is an Event of its own, as client-go records them).
+            for (crt, key, cause) in [
                 (
                     fixtures::ISSUER_CRT,
                     "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+                    "Skipped identity issuer update: issuer key: ",
                 ),
-                (fixtures::OTHER_ISSUER_CRT, fixtures::OTHER_ISSUER_KEY),
+                (
+                    fixtures::OTHER_ISSUER_CRT,
+                    fixtures::OTHER_ISSUER_KEY,
+                    "does not verify to the trust anchors",
+                ),
             ] {
                 let before = skipped_count(&client, &ns).await?;
                 secrets
@@ -412,15 +416,9 @@ async fn rotates_the_issuer_without_restart_and_skips_a_broken_one() -> Result<(
                     Ok(if now == before + 1 { Ok(()) } else { Err(now) })
                 })
                 .await?;
+                await_event_note(&client, &ns, "IssuerUpdateSkipped", cause).await?;
                 assert_eq!(issuer_of_next_leaf(&cp, &proxy, &token).await?, issuer_2);
             }
-            await_event_note(
-                &client,
-                &ns,
-                "IssuerUpdateSkipped",
-                "Skipped identity issuer update: issuer key: ",
-            )
-            .await?;
             Ok(())
         },
     )

@@ -1,8 +1,8 @@
 //! Kubernetes Events identity records: issued leaves and issuer updates.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use oxlink_crds::names::control_plane::{IDENTITY_COMPONENT, IDENTITY_DEPLOYMENT};
+use oxlink_kube::events::{Event, Recorder, Reporter};
 use parking_lot::Mutex;
 use std::sync::Arc;
 
@@ -137,15 +137,10 @@ impl Events {
                 let recorder = kube.recorder.clone();
                 let object = object.unwrap_or_else(|| kube.deployment.clone());
                 let event = Event {
-                    type_: if warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
+                    warning,
                     reason: reason.into(),
-                    note: Some(note),
                     action: action.into(),
-                    secondary: None,
+                    note,
                 };
                 // Recording an event never delays or fails the work it describes.
                 tokio::spawn(async move {

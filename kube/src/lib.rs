@@ -6,10 +6,12 @@
 //! with the load. [`client`] builds the same kube layers over a hyper client that negotiates
 //! HTTP/2 with the API server (one multiplexed connection, as client-go keeps), bounds requests
 //! in flight and idle connections, closes idle connections after a timeout, and counts requests
-//! and connections in process-wide [`metrics`].
+//! and connections in process-wide [`metrics`]. [`events`] records Kubernetes Events the way
+//! client-go aggregates them.
 
 mod client;
 mod connect;
+pub mod events;
 pub mod metrics;
 #[cfg(feature = "test-util")]
 pub mod proc;

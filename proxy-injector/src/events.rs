@@ -6,7 +6,7 @@ use crate::{
     inject::{Owner, SkipReason},
 };
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use oxlink_kube::events::{Event, Recorder, Reporter};
 
 /// Publishes injection events through the API server.
 #[derive(Clone)]
@@ -49,11 +49,10 @@ impl Events {
             _ => return None,
         };
         let event = Event {
-            type_: EventType::Normal,
+            warning: false,
             reason: reason.into(),
-            note: Some(note),
             action: "Inject".into(),
-            secondary: None,
+            note,
         };
         let object = ObjectReference {
             api_version: Some(api_version(&owner.kind).into()),
@@ -112,8 +111,8 @@ mod tests {
         let (event, _) = Events::event_for(&skipped).unwrap();
         assert_eq!(event.reason, "InjectionSkipped");
         assert_eq!(
-            event.note.as_deref(),
-            Some("Linkerd sidecar proxy injection skipped: hostNetwork is enabled")
+            event.note,
+            "Linkerd sidecar proxy injection skipped: hostNetwork is enabled"
         );
     }
 
