@@ -717,8 +717,15 @@ mod tests {
         );
         let new = m.mint(due).unwrap();
         let staged = steady.staged(new.clone());
-        assert_eq!(staged.serving.as_ref(), Some(&old), "still serving the old one");
-        assert_eq!(staged.bundle, bundle_of([old.crt.as_str(), new.crt.as_str()]));
+        assert_eq!(
+            staged.serving.as_ref(),
+            Some(&old),
+            "still serving the old one"
+        );
+        assert_eq!(
+            staged.bundle,
+            bundle_of([old.crt.as_str(), new.crt.as_str()])
+        );
         assert_eq!(staged.generation, 2);
         assert_eq!(m.plan(&staged, due, false), Step::Promote);
 
@@ -751,7 +758,10 @@ mod tests {
         legacy.data.as_mut().unwrap().remove(CA_CRT_KEY);
         legacy.metadata.annotations = None;
         let read = Stored::read(&legacy);
-        assert_eq!((read.bundle.as_str(), read.generation), (old.crt.as_str(), 0));
+        assert_eq!(
+            (read.bundle.as_str(), read.generation),
+            (old.crt.as_str(), 0)
+        );
     }
 
     #[test]
