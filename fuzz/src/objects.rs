@@ -5,7 +5,6 @@ use k8s_openapi::api::{
     core::v1::{Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
-use kube::Resource;
 use oxlink_crds::{
     ExternalWorkload, ServiceProfile, TrafficSplit, gateway,
     policy::{
