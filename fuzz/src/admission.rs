@@ -125,15 +125,50 @@ pub async fn inject(injector: &Injector, body: &[u8], object: Option<&Value>) {
 
 /// The group, version, kind and resource of every kind the validators check.
 pub const VALIDATED: [(&str, &str, &str, &str); 10] = [
-    ("linkerd.io", "v1alpha2", "ServiceProfile", "serviceprofiles"),
+    (
+        "linkerd.io",
+        "v1alpha2",
+        "ServiceProfile",
+        "serviceprofiles",
+    ),
     ("policy.linkerd.io", "v1beta3", "Server", "servers"),
-    ("policy.linkerd.io", "v1beta1", "ServerAuthorization", "serverauthorizations"),
-    ("policy.linkerd.io", "v1alpha1", "AuthorizationPolicy", "authorizationpolicies"),
-    ("policy.linkerd.io", "v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications"),
-    ("policy.linkerd.io", "v1alpha1", "NetworkAuthentication", "networkauthentications"),
+    (
+        "policy.linkerd.io",
+        "v1beta1",
+        "ServerAuthorization",
+        "serverauthorizations",
+    ),
+    (
+        "policy.linkerd.io",
+        "v1alpha1",
+        "AuthorizationPolicy",
+        "authorizationpolicies",
+    ),
+    (
+        "policy.linkerd.io",
+        "v1alpha1",
+        "MeshTLSAuthentication",
+        "meshtlsauthentications",
+    ),
+    (
+        "policy.linkerd.io",
+        "v1alpha1",
+        "NetworkAuthentication",
+        "networkauthentications",
+    ),
     ("policy.linkerd.io", "v1beta3", "HTTPRoute", "httproutes"),
-    ("policy.linkerd.io", "v1alpha1", "HTTPLocalRateLimitPolicy", "httplocalratelimitpolicies"),
-    ("policy.linkerd.io", "v1alpha1", "EgressNetwork", "egressnetworks"),
+    (
+        "policy.linkerd.io",
+        "v1alpha1",
+        "HTTPLocalRateLimitPolicy",
+        "httplocalratelimitpolicies",
+    ),
+    (
+        "policy.linkerd.io",
+        "v1alpha1",
+        "EgressNetwork",
+        "egressnetworks",
+    ),
     ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
 ];
 
@@ -153,7 +188,10 @@ pub async fn validate(body: &[u8], built: bool) {
             let allowed = response["allowed"].as_bool();
             assert_eq!(
                 allowed,
-                Some(matches!(within.verdict, Verdict::Allowed | Verdict::Ignored)),
+                Some(matches!(
+                    within.verdict,
+                    Verdict::Allowed | Verdict::Ignored
+                )),
                 "the answer says what was decided"
             );
             // The cluster can only add a denial.

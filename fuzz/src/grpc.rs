@@ -21,8 +21,14 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const METHODS: [(&str, bool); 7] = [
     ("/io.linkerd.proxy.destination.Destination/Get", true),
     ("/io.linkerd.proxy.destination.Destination/GetProfile", true),
-    ("/io.linkerd.proxy.inbound.InboundServerPolicies/GetPort", false),
-    ("/io.linkerd.proxy.inbound.InboundServerPolicies/WatchPort", false),
+    (
+        "/io.linkerd.proxy.inbound.InboundServerPolicies/GetPort",
+        false,
+    ),
+    (
+        "/io.linkerd.proxy.inbound.InboundServerPolicies/WatchPort",
+        false,
+    ),
     ("/io.linkerd.proxy.outbound.OutboundPolicies/Get", false),
     ("/io.linkerd.proxy.outbound.OutboundPolicies/Watch", false),
     ("/io.linkerd.proxy.destination.Destination/Nope", true),
@@ -49,7 +55,12 @@ fn spawn_server(
     let never = std::future::pending::<()>();
     let index = Arc::new(index);
     let task = if destination {
-        let grpc = Arc::new(DestinationGrpc::new(index, "cluster.local", stopped, metrics));
+        let grpc = Arc::new(DestinationGrpc::new(
+            index,
+            "cluster.local",
+            stopped,
+            metrics,
+        ));
         tokio::spawn(grpc.serve(incoming, never))
     } else {
         let grpc = Arc::new(PolicyService::new(index, "cluster.local", stopped, metrics));

@@ -41,7 +41,10 @@ pub(crate) fn run(args: FuzzArgs) -> Result<()> {
     let all = targets()?;
     let chosen = match &args.target {
         Some(name) if all.contains(name) => vec![name.clone()],
-        Some(name) => bail!("no fuzz target {name:?}; the targets are {}", all.join(", ")),
+        Some(name) => bail!(
+            "no fuzz target {name:?}; the targets are {}",
+            all.join(", ")
+        ),
         None => all,
     };
     build()?;
@@ -115,11 +118,21 @@ pub(crate) fn build() -> Result<()> {
     let manifest = paths::workspace().join("fuzz/Cargo.toml");
     run::status(
         run::cargo()
-            .args(["build", "--locked", "--release", "--bins", "--target", &host()?])
+            .args([
+                "build",
+                "--locked",
+                "--release",
+                "--bins",
+                "--target",
+                &host()?,
+            ])
             .arg("--manifest-path")
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", target_dir())
-            .env("RUSTFLAGS", RUSTFLAGS.split_whitespace().collect::<Vec<_>>().join(" "))
+            .env(
+                "RUSTFLAGS",
+                RUSTFLAGS.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
             .env_remove("CARGO_ENCODED_RUSTFLAGS"),
     )
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, every step run even after one fails.
 //!
-//! fmt → clippy → unit tests → codegen drift → fuzz targets (built, each run a few seconds) → helm lint --strict → local
-//! cluster up → e2e suite → cluster down (also on failure) → `cargo xtask demo --no-wait`
-//! through both install routes.
+//! fmt → clippy → unit tests → codegen drift → fuzz targets (built, each run for
+//! [`fuzz::TEST_SECONDS`]) → helm lint --strict → local cluster up → e2e suite → cluster down
+//! (also on failure) → `cargo xtask demo --no-wait` through both install routes.
 //!
 //! A step that needs one that failed is reported as not run, with that reason. `cargo test`
 //! runs with `--no-fail-fast`, so one failing test binary hides none after it. The run ends
