@@ -10,7 +10,7 @@
 //! target directory of their own (`<target>/fuzz`), so they never invalidate the main build.
 //!
 //! Each target runs on a working corpus in the cache (`$OXLINK_CACHE_DIR/fuzz/corpus/TARGET`,
-//! kept between runs) plus the seeds committed in `fuzz/corpus/TARGET`; a crashing input is
+//! kept between runs) plus the seeds committed in `fuzz/seeds/TARGET`; a crashing input is
 //! written to `$OXLINK_CACHE_DIR/fuzz/artifacts/TARGET/` and fails the run.
 
 use crate::{paths, run};
@@ -138,7 +138,7 @@ pub(crate) fn build() -> Result<()> {
 }
 
 fn run_one(target: &str, seconds: u64) -> Result<()> {
-    let seeds = paths::workspace().join("fuzz/corpus").join(target);
+    let seeds = paths::workspace().join("fuzz/seeds").join(target);
     let work = paths::cache().join("fuzz/corpus").join(target);
     let artifacts = paths::cache().join("fuzz/artifacts").join(target);
     for dir in [&work, &artifacts] {
