@@ -648,6 +648,8 @@ async fn the_self_managed_certificate_is_stored_published_and_renewed() -> Resul
                     names: vec!["127.0.0.1".into()],
                     lifetime: Duration::from_secs(365 * 24 * 3600),
                     renew_before: Duration::from_secs(90 * 24 * 3600),
+                    // One replica here: the old certificate may go as soon as it is replaced.
+                    rotation_grace: Duration::ZERO,
                 };
                 let first = managed.ensure(&client, &serving).await?;
                 let secrets: Api<k8s_openapi::api::core::v1::Secret> =
@@ -663,7 +665,7 @@ async fn the_self_managed_certificate_is_stored_published_and_renewed() -> Resul
                     "the Secret holds the served certificate"
                 );
                 ensure!(
-                    ca_bundle(&client, &name).await? == first.crt.as_bytes(),
+                    ca_bundle(&client, &name).await?.trim_ascii() == first.crt.trim().as_bytes(),
                     "caBundle written"
                 );
                 await_dry_run_injection(&client, &ns).await?;
@@ -681,7 +683,7 @@ async fn the_self_managed_certificate_is_stored_published_and_renewed() -> Resul
                     "a certificate due for renewal is replaced"
                 );
                 ensure!(
-                    ca_bundle(&client, &name).await? == renewed.crt.as_bytes(),
+                    ca_bundle(&client, &name).await?.trim_ascii() == renewed.crt.trim().as_bytes(),
                     "the caBundle follows the renewal"
                 );
                 await_dry_run_injection(&client, &ns).await?;
@@ -690,6 +692,199 @@ async fn the_self_managed_certificate_is_stored_published_and_renewed() -> Resul
         })
         .await;
         injector.stop().await?;
+        result
+    })
+    .await
+}
+
+/// Connections to `front` are handed to the backends in turn, as kube-proxy spreads a
+/// Service's connections over its endpoints; counts the connections each backend got.
+async fn round_robin(
+    front: TcpListener,
+    backends: Vec<SocketAddr>,
+    counts: Arc<Vec<std::sync::atomic::AtomicU64>>,
+) {
+    let mut next = 0;
+    while let Ok((mut inbound, _)) = front.accept().await {
+        let i = next % backends.len();
+        next += 1;
+        counts[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let backend = backends[i];
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// Three injector replicas, each serving the certificate of the shared Secret and watching it,
+/// behind one address that spreads connections over them; the webhook fails closed. A
+/// rotation forced while pods are created without pause stages the next certificate in the
+/// `caBundle` before any replica serves it and drops the old one only after every replica has
+/// switched: not one admission fails.
+#[tokio::test]
+async fn three_replicas_rotate_the_certificate_without_a_failed_admission() -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    with_temp_ns("injector-rotate", |client, ns| async move {
+        let anchors = certs()?.ca_pem;
+        let mut replicas = Vec::new();
+        let mut servings = Vec::new();
+        for _ in 0..3 {
+            let serving = Arc::new(ServingCert::default());
+            replicas.push(
+                RunningInjector::start_with(client.clone(), serving.clone(), &anchors).await?,
+            );
+            servings.push(serving);
+        }
+        let front = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("https://{}/inject", front.local_addr()?);
+        let counts = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect::<Vec<_>>());
+        let balancer = tokio::spawn(round_robin(
+            front,
+            replicas.iter().map(|r| r.addr).collect(),
+            counts.clone(),
+        ));
+        annotate_namespace(&client, &ns).await?;
+        let result = with_webhook(&client, &ns, &url, "", "Fail", |name| {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let managed = SelfManagedCert {
+                    namespace: ns.clone(),
+                    secret: "linkerd-proxy-injector-k8s-tls".into(),
+                    webhook_config: name.clone(),
+                    validating_configs: vec![],
+                    names: vec!["127.0.0.1".into()],
+                    lifetime: Duration::from_secs(365 * 24 * 3600),
+                    renew_before: Duration::from_secs(90 * 24 * 3600),
+                    rotation_grace: Duration::from_secs(6),
+                };
+                // Each replica starts as the injector does: ensure, then follow the Secret.
+                let mut followers = tokio::task::JoinSet::new();
+                let mut first = None;
+                for serving in &servings {
+                    first = Some(managed.ensure(&client, serving).await?);
+                    followers.spawn(managed.clone().run(
+                        client.clone(),
+                        serving.clone(),
+                        Duration::from_secs(2),
+                    ));
+                }
+                let first = first.context("three replicas")?;
+                await_dry_run_injection(&client, &ns).await?;
+
+                // Pods created without pause, from two clients, until told to stop.
+                let stop = Arc::new(AtomicBool::new(false));
+                let (admitted, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+                let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+                let mut load = tokio::task::JoinSet::new();
+                for _ in 0..2 {
+                    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                    let (stop, admitted, failed, errors) = (
+                        stop.clone(),
+                        admitted.clone(),
+                        failed.clone(),
+                        errors.clone(),
+                    );
+                    load.spawn(async move {
+                        let dry_run = PostParams {
+                            dry_run: true,
+                            ..PostParams::default()
+                        };
+                        while !stop.load(Ordering::Relaxed) {
+                            let Ok(pod) = bare_pod() else { return };
+                            match pods.create(&dry_run, &pod).await {
+                                Ok(pod) if is_injected(&pod) => {
+                                    admitted.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Ok(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    errors
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push("admitted without injection".into());
+                                }
+                                Err(e) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    errors
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push(e.to_string());
+                                }
+                            }
+                        }
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+
+                // A fourth party finds the certificate due and rotates it (stage and promote);
+                // the replicas follow the Secret and drop the old certificate after the grace.
+                let due = SelfManagedCert {
+                    renew_before: Duration::from_secs(400 * 24 * 3600),
+                    ..managed.clone()
+                };
+                let rotated = due.ensure(&client, &ServingCert::default()).await?;
+                ensure!(rotated != first, "the certificate was rotated");
+                let both = ca_bundle(&client, &name).await?;
+                let has =
+                    |bundle: &[u8], pem: &str| String::from_utf8_lossy(bundle).contains(pem.trim());
+                ensure!(
+                    has(&both, &first.crt) && has(&both, &rotated.crt),
+                    "both certificates are trusted right after the rotation"
+                );
+                eventually(
+                    "the old certificate to leave the caBundle",
+                    CONVERGE,
+                    || {
+                        let (client, name, rotated) =
+                            (client.clone(), name.clone(), rotated.clone());
+                        async move {
+                            let bundle = ca_bundle(&client, &name).await?;
+                            Ok(if bundle.trim_ascii() == rotated.crt.trim().as_bytes() {
+                                Ok(())
+                            } else {
+                                Err("still two certificates")
+                            })
+                        }
+                    },
+                )
+                .await?;
+                // Keep creating pods a little after the drop, through fresh connections.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                stop.store(true, Ordering::Relaxed);
+                while load.join_next().await.is_some() {}
+                followers.abort_all();
+
+                let (admitted, failed) = (
+                    admitted.load(Ordering::Relaxed),
+                    failed.load(Ordering::Relaxed),
+                );
+                let connections: Vec<u64> =
+                    counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+                eprintln!(
+                    "rotation under load: {admitted} pods admitted and injected, {failed} failed; \
+                     connections per replica {connections:?}"
+                );
+                ensure!(
+                    failed == 0,
+                    "{failed} admissions failed during the rotation: {:?}",
+                    errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .take(3)
+                        .map(|e| e.chars().take(300).collect::<String>())
+                        .collect::<Vec<_>>()
+                );
+                ensure!(admitted > 0, "no pod was created during the rotation");
+                Ok(())
+            }
+        })
+        .await;
+        balancer.abort();
+        for replica in replicas {
+            replica.stop().await?;
+        }
         result
     })
     .await

@@ -305,7 +305,7 @@ impl Injector {
         let namespace = request.namespace.clone().unwrap_or_default();
         let (result, owner) = self.decide(&request).await;
         let (response, decision) = match result {
-            Ok((ops, decision)) => (allow(&request.uid, &ops), decision),
+            Ok((ops, decision)) => (allow(&request.uid, &rooted(&request, ops)), decision),
             Err(message) => (
                 deny(
                     &request.uid,
@@ -430,6 +430,39 @@ impl Injector {
         }
         Ok((ops, decision))
     }
+}
+
+/// The patch for the object as it was sent. The inject function works on the typed object,
+/// whose `metadata` is there even when the object sent has none (or `null`); its
+/// `add /metadata/...` operations would then not apply, so an empty `metadata` is added first.
+fn rooted(request: &Request, mut ops: Vec<PatchOp>) -> Vec<PatchOp> {
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        metadata: Option<serde::de::IgnoredAny>,
+    }
+    let under_metadata = |op: &PatchOp| {
+        let (PatchOp::Add { path, .. } | PatchOp::Remove { path } | PatchOp::Replace { path, .. }) =
+            op;
+        path.starts_with("/metadata/")
+    };
+    let lacks_metadata = || {
+        request
+            .object
+            .as_ref()
+            .and_then(|o| serde_json::from_str::<Meta>(o.get()).ok())
+            .is_some_and(|m| m.metadata.is_none())
+    };
+    if ops.iter().any(under_metadata) && lacks_metadata() {
+        ops.insert(
+            0,
+            PatchOp::Add {
+                path: "/metadata".into(),
+                value: serde_json::Value::Object(Default::default()),
+            },
+        );
+    }
+    ops
 }
 
 pub(crate) fn allow(uid: &str, ops: &[PatchOp]) -> Response {

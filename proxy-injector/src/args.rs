@@ -15,8 +15,9 @@ use oxlink_crds::names::control_plane::NAMESPACE;
 use oxlink_tls::ServingCert;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-/// How often the self-managed certificate is checked for renewal.
-const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the self-managed certificate's Secret is read again besides its watch (the
+/// rotation grace, [`crate::cert::DEFAULT_ROTATION_GRACE`], is five times this).
+const CERT_RESYNC_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The admission webhook that injects linkerd2-proxy into pods.
 #[derive(Debug, Parser)]
@@ -143,7 +144,7 @@ impl Args {
                         tasks.background(managed.run(
                             client.clone(),
                             cert.clone(),
-                            CERT_CHECK_INTERVAL,
+                            CERT_RESYNC_INTERVAL,
                         ));
                     }
                 }

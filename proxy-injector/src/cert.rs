@@ -5,6 +5,34 @@
 //!
 //! The certificate is self-signed (it is its own CA bundle), like the one Linkerd's chart
 //! generates, but it is minted here rather than in a template, so upgrades do not rotate it.
+//!
+//! # Rotation with several replicas
+//!
+//! Every replica serves what the Secret's `tls.crt`/`tls.key` hold and watches the Secret, so
+//! a change reaches all of them within a watch round; each also re-reads it every resync
+//! interval, in case its watch is broken. The Secret's `ca.crt` is the `caBundle` to publish.
+//! A rotation never lets the API server meet a certificate it does not trust:
+//!
+//! 1. **stage**: the replica that finds the certificate due mints the next one into
+//!    `next.crt`/`next.key` and sets `ca.crt` to the old and the new certificate; nothing
+//!    serves the new one yet;
+//! 2. **promote**: once that two-certificate bundle is written to every webhook
+//!    configuration, the new certificate moves to `tls.crt`/`tls.key`, and
+//!    [`PREVIOUS_TRUSTED_UNTIL`] is set to now plus [`SelfManagedCert::rotation_grace`];
+//!    replicas switch as their watch delivers the change, in any order, and the API server
+//!    trusts both certificates meanwhile;
+//! 3. **drop**: after the grace, `ca.crt` is the new certificate alone.
+//!
+//! The drop is timed rather than acknowledged by the replicas: a replica has no identity the
+//! others could count (a Deployment's pods come and go, and a dead replica would hold the old
+//! certificate forever), whereas the time it takes every live replica to see the Secret is
+//! bounded by the resync interval, which the grace exceeds several times over.
+//!
+//! Any replica may take any step: each write replaces the Secret at the resourceVersion it
+//! read, so two replicas racing make one rotation, not two. Every write raises the Secret's
+//! [`CERT_GENERATION`], and the webhook configurations carry the generation of the bundle
+//! they hold, written at the resourceVersion read, so a replica with an older view of the
+//! Secret never puts back a bundle that lacks the certificate being served.
 
 use crate::admission::base64;
 use k8s_openapi::{
@@ -17,12 +45,15 @@ use k8s_openapi::{
     },
 };
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
 };
 use oxlink_crds::names::control_plane::{
-    POLICY_VALIDATOR_SERVICE, POLICY_VALIDATOR_WEBHOOK_CONFIG, SP_VALIDATOR_SERVICE,
-    SP_VALIDATOR_WEBHOOK_CONFIG, TLS_CRT_KEY, TLS_KEY_KEY,
+    CA_CRT_KEY, POLICY_VALIDATOR_SERVICE, POLICY_VALIDATOR_WEBHOOK_CONFIG,
+    PROXY_INJECTOR_CERT_GENERATION as CERT_GENERATION, PROXY_INJECTOR_NEXT_CRT_KEY,
+    PROXY_INJECTOR_NEXT_KEY_KEY, PROXY_INJECTOR_PREVIOUS_TRUSTED_UNTIL as PREVIOUS_TRUSTED_UNTIL,
+    SP_VALIDATOR_SERVICE, SP_VALIDATOR_WEBHOOK_CONFIG, TLS_CRT_KEY, TLS_KEY_KEY,
 };
 use oxlink_tls::{ChainSummary, ServingCert};
 use serde_json::json;
@@ -30,7 +61,7 @@ use std::{
     collections::BTreeMap,
     net::IpAddr,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 /// How the serving certificate is kept.
@@ -48,7 +79,21 @@ pub struct SelfManagedCert {
     pub lifetime: Duration,
     /// Renew when less than this remains.
     pub renew_before: Duration,
+    /// How long the previous certificate stays in the `caBundle` after the new one is promoted:
+    /// longer than any live replica takes to see the Secret change (see the module docs).
+    pub rotation_grace: Duration,
 }
+
+/// How long the previous certificate stays trusted after a rotation by default: five times the
+/// injector's Secret resync interval.
+pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(300);
+
+/// How long a just-written `caBundle` is given to reach the API server's webhook clients before
+/// the certificate it adds is served (the API server watches webhook configurations too).
+const BUNDLE_SETTLE: Duration = Duration::from_secs(1);
+
+/// The most Secret writes one reconciliation makes before giving up to contention.
+const MAX_STEPS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -58,6 +103,8 @@ pub enum CertError {
     Mint(#[from] rcgen::Error),
     #[error("the serving certificate does not load: {0}")]
     Load(String),
+    #[error("Secret {0} kept changing under us; trying again later")]
+    Contended(String),
 }
 
 /// A certificate and key in PEM.
@@ -65,6 +112,163 @@ pub enum CertError {
 pub struct CertPem {
     pub crt: String,
     pub key: String,
+}
+
+/// What the Secret holds, as far as rotation goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// `tls.crt`/`tls.key`: what every replica serves.
+    pub serving: Option<CertPem>,
+    /// `next.crt`/`next.key`: staged, trusted but not served yet.
+    pub next: Option<CertPem>,
+    /// `ca.crt`: the `caBundle` (PEM, one or two certificates).
+    pub bundle: String,
+    pub generation: u64,
+    /// Until when the previous certificate stays in the bundle (Unix seconds).
+    pub previous_until: Option<u64>,
+}
+
+/// The next step of a reconciliation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing usable is stored (so nothing valid is served): mint and store a certificate.
+    Create,
+    /// The served certificate is due: mint the next one and trust both.
+    Stage,
+    /// The next certificate is trusted: publish the bundle, then serve it.
+    Promote,
+    /// The grace is over: trust only the served certificate.
+    DropPrevious,
+    /// Publish, serve, and look again after this long (at the latest).
+    Steady(Duration),
+}
+
+/// What a reconciliation leaves served.
+#[derive(Clone, Debug)]
+pub struct Reconciled {
+    pub serving: CertPem,
+    /// When the next step is due, if sooner than a resync.
+    pub recheck: Duration,
+}
+
+// === impl Stored ===
+
+impl Stored {
+    /// Reads the Secret's keys and annotations; what does not parse is absent.
+    pub fn read(secret: &Secret) -> Self {
+        let empty = BTreeMap::new();
+        let data = secret.data.as_ref().unwrap_or(&empty);
+        let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
+        let pair = |crt: &str, key: &str| {
+            Some(CertPem {
+                crt: text(crt)?,
+                key: text(key)?,
+            })
+        };
+        let serving = pair(TLS_CRT_KEY, TLS_KEY_KEY);
+        let bundle = text(CA_CRT_KEY)
+            .or_else(|| serving.as_ref().map(|s| s.crt.clone()))
+            .unwrap_or_default();
+        let annotation = |k: &str| secret.annotations().get(k)?.parse::<u64>().ok();
+        Self {
+            next: pair(PROXY_INJECTOR_NEXT_CRT_KEY, PROXY_INJECTOR_NEXT_KEY_KEY),
+            serving,
+            bundle,
+            generation: annotation(CERT_GENERATION).unwrap_or(0),
+            previous_until: annotation(PREVIOUS_TRUSTED_UNTIL),
+        }
+    }
+
+    /// Writes these keys and annotations into `secret`, leaving its other fields alone.
+    fn write_into(&self, secret: &mut Secret) {
+        let mut data = BTreeMap::new();
+        let mut put = |k: &str, v: &str| {
+            data.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
+        };
+        if let Some(serving) = &self.serving {
+            put(TLS_CRT_KEY, &serving.crt);
+            put(TLS_KEY_KEY, &serving.key);
+        }
+        if let Some(next) = &self.next {
+            put(PROXY_INJECTOR_NEXT_CRT_KEY, &next.crt);
+            put(PROXY_INJECTOR_NEXT_KEY_KEY, &next.key);
+        }
+        put(CA_CRT_KEY, &self.bundle);
+        secret.data = Some(data);
+        secret.type_ = Some("kubernetes.io/tls".into());
+        let annotations = secret.annotations_mut();
+        annotations.insert(CERT_GENERATION.into(), self.generation.to_string());
+        match self.previous_until {
+            Some(until) => annotations.insert(PREVIOUS_TRUSTED_UNTIL.into(), until.to_string()),
+            None => annotations.remove(PREVIOUS_TRUSTED_UNTIL),
+        };
+    }
+
+    /// A fresh Secret content serving and trusting `pem` alone.
+    fn fresh(pem: CertPem, generation: u64) -> Self {
+        Self {
+            bundle: pem.crt.clone(),
+            serving: Some(pem),
+            next: None,
+            generation,
+            previous_until: None,
+        }
+    }
+
+    /// Step 1: `next` staged and trusted along with what is served.
+    fn staged(&self, next: CertPem) -> Self {
+        let served = self.serving.as_ref().map_or("", |s| s.crt.as_str());
+        Self {
+            bundle: bundle_of([served, next.crt.as_str()]),
+            next: Some(next),
+            generation: self.generation + 1,
+            previous_until: None,
+            serving: self.serving.clone(),
+        }
+    }
+
+    /// Step 2: the staged certificate served; the bundle unchanged until `until`.
+    fn promoted(&self, until: u64) -> Self {
+        Self {
+            serving: self.next.clone().or_else(|| self.serving.clone()),
+            next: None,
+            bundle: self.bundle.clone(),
+            generation: self.generation + 1,
+            previous_until: Some(until),
+        }
+    }
+
+    /// Step 3: the served certificate alone trusted.
+    fn dropped(&self) -> Self {
+        Self {
+            bundle: self
+                .serving
+                .as_ref()
+                .map(|s| s.crt.clone())
+                .unwrap_or_default(),
+            previous_until: None,
+            generation: self.generation + 1,
+            ..self.clone()
+        }
+    }
+}
+
+/// PEM certificates concatenated, each once, in order.
+fn bundle_of<'a>(pems: impl IntoIterator<Item = &'a str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = String::new();
+    for pem in pems.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        if !seen.contains(&pem) {
+            seen.push(pem);
+            out.push_str(pem);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 // === impl SelfManagedCert ===
@@ -88,42 +292,139 @@ impl SelfManagedCert {
                 .collect(),
             lifetime: Duration::from_secs(365 * 24 * 3600),
             renew_before: Duration::from_secs(90 * 24 * 3600),
+            rotation_grace: DEFAULT_ROTATION_GRACE,
         }
     }
 
-    /// Makes sure a valid certificate is stored, served and published; returns it.
+    /// Makes sure a valid certificate is stored, served and published, taking every rotation
+    /// step that is due (see the module docs); returns the certificate served.
     pub async fn ensure(
         &self,
         client: &Client,
         serving: &ServingCert,
     ) -> Result<CertPem, CertError> {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
-        let existing = secrets.get_opt(&self.secret).await?;
-        let current = existing.as_ref().and_then(read_secret);
-        let pem = match current.filter(|pem| self.still_good(pem, SystemTime::now())) {
-            Some(pem) => pem,
-            None => {
-                let pem = self.mint(SystemTime::now())?;
-                self.store(&secrets, existing, &pem).await?;
-                tracing::info!(secret = %self.secret, "stored a new serving certificate");
-                pem
-            }
-        };
-        load(serving, &pem)?;
-        self.publish_ca_bundle(client, &pem.crt).await?;
-        Ok(pem)
+        Ok(self.reconcile(client, serving).await?.serving)
     }
 
-    /// Runs [`Self::ensure`] every `interval` (after a first `interval`), logging failures,
-    /// forever.
-    pub async fn run(self, client: Client, serving: Arc<ServingCert>, interval: Duration) {
-        let mut tick = tokio::time::interval(interval);
-        // The first tick is immediate; the caller has just ensured.
-        tick.tick().await;
+    /// Takes the rotation steps that are due, then publishes the bundle and serves the stored
+    /// certificate. Mints at most one certificate per call.
+    pub async fn reconcile(
+        &self,
+        client: &Client,
+        serving: &ServingCert,
+    ) -> Result<Reconciled, CertError> {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        let mut minted = false;
+        for _ in 0..MAX_STEPS {
+            let existing = secrets.get_opt(&self.secret).await?;
+            let stored = existing.as_ref().map(Stored::read).unwrap_or_default();
+            let now = SystemTime::now();
+            let step = self.plan(&stored, now, minted);
+            let next = match step {
+                Step::Create => {
+                    minted = true;
+                    Stored::fresh(self.mint(now)?, stored.generation + 1)
+                }
+                Step::Stage => {
+                    minted = true;
+                    stored.staged(self.mint(now)?)
+                }
+                Step::Promote => {
+                    // Trusted everywhere first; then given a moment to reach the API server.
+                    if self.publish(client, &stored).await? {
+                        tokio::time::sleep(BUNDLE_SETTLE).await;
+                    }
+                    stored.promoted(unix(now + self.rotation_grace))
+                }
+                Step::DropPrevious => stored.dropped(),
+                Step::Steady(recheck) => {
+                    let pem = stored
+                        .serving
+                        .clone()
+                        .ok_or_else(|| CertError::Load("no certificate stored".into()))?;
+                    load(serving, &pem)?;
+                    self.publish(client, &stored).await?;
+                    return Ok(Reconciled {
+                        serving: pem,
+                        recheck,
+                    });
+                }
+            };
+            match self.store(&secrets, existing, &next).await {
+                Ok(()) => {
+                    tracing::info!(
+                        secret = %self.secret,
+                        step = ?step,
+                        generation = next.generation,
+                        "serving certificate"
+                    );
+                }
+                // Another replica wrote first: look again.
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CertError::Contended(self.secret.clone()))
+    }
+
+    /// The next step for what is stored, at `now`; `minted` when this reconciliation has
+    /// minted already (it then renews no further).
+    pub fn plan(&self, stored: &Stored, now: SystemTime, minted: bool) -> Step {
+        let Some(serving) = stored.serving.as_ref().filter(|s| loads(s)) else {
+            return Step::Create;
+        };
+        if stored.next.as_ref().is_some_and(loads) {
+            return Step::Promote;
+        }
+        if let Some(until) = stored.previous_until {
+            let now = unix(now);
+            if now >= until {
+                return Step::DropPrevious;
+            }
+            return Step::Steady(Duration::from_secs(until - now));
+        }
+        if !minted && !self.still_good(serving, now) {
+            return Step::Stage;
+        }
+        Step::Steady(Duration::MAX)
+    }
+
+    /// Reconciles on every change of the Secret and at least every `resync`, logging failures,
+    /// until the watch ends.
+    pub async fn run(self, client: Client, serving: Arc<ServingCert>, resync: Duration) {
+        use futures::StreamExt;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.secret));
+        let events = watcher(secrets, config).default_backoff();
+        futures::pin_mut!(events);
+        let mut served = None;
+        let mut wait = resync;
         loop {
-            tick.tick().await;
-            if let Err(error) = self.ensure(&client, &serving).await {
-                tracing::warn!(%error, "keeping the serving certificate up to date");
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, secret = %self.secret, "watching the serving certificate");
+                        continue;
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.reconcile(&client, &serving).await {
+                Ok(done) => {
+                    if served.as_ref() != Some(&done.serving.crt) {
+                        if served.is_some() {
+                            tracing::info!(secret = %self.secret, "serving the rotated certificate");
+                        }
+                        served = Some(done.serving.crt);
+                    }
+                    wait = done.recheck.min(resync);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "keeping the serving certificate up to date");
+                    wait = resync.min(Duration::from_secs(5));
+                }
             }
         }
     }
@@ -190,54 +491,44 @@ impl SelfManagedCert {
         })
     }
 
+    /// Writes `next` over `existing` at the resourceVersion read (or creates the Secret), so a
+    /// concurrent writer makes this fail with 409 rather than be overwritten.
     async fn store(
         &self,
         secrets: &Api<Secret>,
         existing: Option<Secret>,
-        pem: &CertPem,
-    ) -> Result<(), CertError> {
-        let data = BTreeMap::from([
-            (
-                TLS_CRT_KEY.to_string(),
-                ByteString(pem.crt.clone().into_bytes()),
-            ),
-            (
-                TLS_KEY_KEY.to_string(),
-                ByteString(pem.key.clone().into_bytes()),
-            ),
-        ]);
+        next: &Stored,
+    ) -> Result<(), kube::Error> {
         match existing {
             Some(mut secret) => {
-                // The resourceVersion makes a concurrent writer fail rather than be overwritten.
-                secret.data = Some(data);
-                secret.type_ = Some("kubernetes.io/tls".into());
+                next.write_into(&mut secret);
                 secrets
                     .replace(&self.secret, &PostParams::default(), &secret)
                     .await?;
             }
             None => {
-                let secret = Secret {
+                let mut secret = Secret {
                     metadata: kube::api::ObjectMeta {
                         name: Some(self.secret.clone()),
                         namespace: Some(self.namespace.clone()),
                         ..Default::default()
                     },
-                    type_: Some("kubernetes.io/tls".into()),
-                    data: Some(data),
                     ..Default::default()
                 };
+                next.write_into(&mut secret);
                 secrets.create(&PostParams::default(), &secret).await?;
             }
         }
         Ok(())
     }
 
-    /// Writes `crt` as the `caBundle` of every webhook of our configurations that lacks it.
-    async fn publish_ca_bundle(&self, client: &Client, crt: &str) -> Result<(), CertError> {
-        publish_to(
+    /// Writes the stored bundle as the `caBundle` of every webhook of our configurations,
+    /// unless a configuration holds a newer generation's; returns whether anything changed.
+    async fn publish(&self, client: &Client, stored: &Stored) -> Result<bool, CertError> {
+        let mut changed = publish_to(
             Api::<MutatingWebhookConfiguration>::all(client.clone()),
             &self.webhook_config,
-            crt,
+            stored,
             |c| {
                 client_configs(
                     c.webhooks
@@ -249,10 +540,10 @@ impl SelfManagedCert {
         )
         .await?;
         for name in &self.validating_configs {
-            publish_to(
+            changed |= publish_to(
                 Api::<ValidatingWebhookConfiguration>::all(client.clone()),
                 name,
-                crt,
+                stored,
                 |c| {
                     client_configs(
                         c.webhooks
@@ -264,8 +555,14 @@ impl SelfManagedCert {
             )
             .await?;
         }
-        Ok(())
+        Ok(changed)
     }
+}
+
+/// Whether a certificate and key parse (whatever names and dates they carry).
+fn loads(pem: &CertPem) -> bool {
+    oxlink_tls::pem::certificates(pem.crt.as_bytes()).is_ok_and(|c| !c.is_empty())
+        && oxlink_tls::pem::private_key(pem.key.as_bytes()).is_ok()
 }
 
 /// Each webhook's name and current `caBundle`.
@@ -277,42 +574,68 @@ fn client_configs<'a>(
         .collect()
 }
 
-/// Patches `crt` into the webhooks of configuration `name` whose `caBundle` differs; a missing
-/// configuration is logged and left alone (it may be created after us).
+/// Patches the stored bundle into the webhooks of configuration `name` whose `caBundle`
+/// differs, at the resourceVersion read and only if the configuration does not carry a newer
+/// generation; returns whether it wrote. A missing configuration is logged and left alone (it
+/// may be created after us).
 async fn publish_to<K>(
     api: Api<K>,
     name: &str,
-    crt: &str,
+    stored: &Stored,
     webhooks: impl Fn(&K) -> Vec<(String, Option<Vec<u8>>)>,
-) -> Result<(), CertError>
+) -> Result<bool, CertError>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
-    let Some(config) = api.get_opt(name).await? else {
-        tracing::warn!(
-            %name,
-            "the webhook configuration does not exist (yet); its caBundle is not written"
-        );
-        return Ok(());
-    };
-    let stale = webhooks(&config)
-        .into_iter()
-        .filter(|(_, bundle)| bundle.as_deref() != Some(crt.as_bytes()))
-        .map(|(webhook, _)| {
-            json!({"name": webhook, "clientConfig": {"caBundle": base64(crt.as_bytes())}})
-        })
-        .collect::<Vec<_>>();
-    if stale.is_empty() {
-        return Ok(());
+    let bundle = stored.bundle.as_bytes();
+    for _ in 0..MAX_STEPS {
+        let Some(config) = api.get_opt(name).await? else {
+            tracing::warn!(
+                %name,
+                "the webhook configuration does not exist (yet); its caBundle is not written"
+            );
+            return Ok(false);
+        };
+        let theirs = config
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CERT_GENERATION)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if theirs > stored.generation {
+            // A newer view of the Secret has been published; ours is stale.
+            return Ok(false);
+        }
+        let stale = webhooks(&config)
+            .into_iter()
+            .filter(|(_, current)| current.as_deref() != Some(bundle))
+            .map(|(webhook, _)| {
+                json!({"name": webhook, "clientConfig": {"caBundle": base64(bundle)}})
+            })
+            .collect::<Vec<_>>();
+        if stale.is_empty() && theirs == stored.generation {
+            return Ok(false);
+        }
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": config.meta().resource_version,
+                "annotations": {CERT_GENERATION: stored.generation.to_string()},
+            },
+            "webhooks": stale,
+        });
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(%name, generation = stored.generation, "wrote the caBundle");
+                return Ok(true);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Strategic(json!({"webhooks": stale})),
-    )
-    .await?;
-    tracing::info!(%name, "wrote the caBundle");
-    Ok(())
+    Err(CertError::Contended(name.to_string()))
 }
 
 /// The IP-address SANs of a DER certificate; `None` when it does not parse.
@@ -332,15 +655,6 @@ fn ip_sans(der: &[u8]) -> Option<Vec<IpAddr>> {
         })
         .collect();
     Some(ips)
-}
-
-fn read_secret(secret: &Secret) -> Option<CertPem> {
-    let data = secret.data.as_ref()?;
-    let text = |k: &str| String::from_utf8(data.get(k)?.0.clone()).ok();
-    Some(CertPem {
-        crt: text(TLS_CRT_KEY)?,
-        key: text(TLS_KEY_KEY)?,
-    })
 }
 
 /// Presents `pem` on the next handshakes.
@@ -381,6 +695,95 @@ mod tests {
         let due = now + m.lifetime - m.renew_before + Duration::from_secs(60);
         assert!(!m.still_good(&pem, due), "renewed 90 days before expiry");
         load(&ServingCert::default(), &pem).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_stages_trusts_both_promotes_and_drops_the_old_after_the_grace() {
+        let m = manager();
+        let now = SystemTime::now();
+        assert_eq!(m.plan(&Stored::default(), now, false), Step::Create);
+        let old = m.mint(now).unwrap();
+        let steady = Stored::fresh(old.clone(), 1);
+        assert_eq!(steady.bundle.trim(), old.crt.trim());
+        assert_eq!(m.plan(&steady, now, false), Step::Steady(Duration::MAX));
+
+        // Due: the next certificate is trusted before anything serves it.
+        let due = now + m.lifetime - m.renew_before + Duration::from_secs(60);
+        assert_eq!(m.plan(&steady, due, false), Step::Stage);
+        assert_eq!(
+            m.plan(&steady, due, true),
+            Step::Steady(Duration::MAX),
+            "one rotation per reconciliation"
+        );
+        let new = m.mint(due).unwrap();
+        let staged = steady.staged(new.clone());
+        assert_eq!(
+            staged.serving.as_ref(),
+            Some(&old),
+            "still serving the old one"
+        );
+        assert_eq!(
+            staged.bundle,
+            bundle_of([old.crt.as_str(), new.crt.as_str()])
+        );
+        assert_eq!(staged.generation, 2);
+        assert_eq!(m.plan(&staged, due, false), Step::Promote);
+
+        // Promoted: serving the new one, both trusted until the grace is over.
+        let promoted = staged.promoted(unix(due) + 300);
+        assert_eq!(promoted.serving.as_ref(), Some(&new));
+        assert_eq!(promoted.next, None);
+        assert_eq!(promoted.bundle, staged.bundle);
+        assert_eq!(
+            m.plan(&promoted, due, false),
+            Step::Steady(Duration::from_secs(300))
+        );
+        let after = due + Duration::from_secs(300);
+        assert_eq!(m.plan(&promoted, after, false), Step::DropPrevious);
+        let dropped = promoted.dropped();
+        assert_eq!(dropped.bundle.trim(), new.crt.trim());
+        assert_eq!(dropped.previous_until, None);
+        assert_eq!(dropped.generation, 4);
+        assert_eq!(m.plan(&dropped, after, false), Step::Steady(Duration::MAX));
+
+        // Each state survives a round trip through the Secret.
+        for state in [&steady, &staged, &promoted, &dropped] {
+            let mut secret = Secret::default();
+            state.write_into(&mut secret);
+            assert_eq!(&Stored::read(&secret), state);
+        }
+        // A Secret written before rotations were staged trusts what it serves.
+        let mut legacy = Secret::default();
+        steady.write_into(&mut legacy);
+        legacy.data.as_mut().unwrap().remove(CA_CRT_KEY);
+        legacy.metadata.annotations = None;
+        let read = Stored::read(&legacy);
+        assert_eq!(
+            (read.bundle.as_str(), read.generation),
+            (old.crt.as_str(), 0)
+        );
+    }
+
+    #[test]
+    fn garbage_in_the_secret_is_replaced_at_once() {
+        let m = manager();
+        let garbage = Stored {
+            serving: Some(CertPem {
+                crt: "garbage".into(),
+                key: "garbage".into(),
+            }),
+            bundle: "garbage".into(),
+            generation: 7,
+            ..Stored::default()
+        };
+        assert_eq!(m.plan(&garbage, SystemTime::now(), false), Step::Create);
+        // A staged certificate that does not load is not promoted.
+        let mut staged = Stored::fresh(m.mint(SystemTime::now()).unwrap(), 1);
+        staged.next = garbage.serving.clone();
+        assert_eq!(
+            m.plan(&staged, SystemTime::now(), false),
+            Step::Steady(Duration::MAX)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod cluster;
 mod codegen;
 mod demo;
 mod e2e;
+mod fuzz;
 mod paths;
 mod pods;
 mod run;
@@ -41,6 +42,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the fuzz targets (stable Rust, libFuzzer) and run one or all of them.
+    Fuzz(fuzz::FuzzArgs),
     /// Run the e2e suite on the local cluster, or on kind with real images (`--cluster kind`).
     E2e(e2e::E2eArgs),
     /// Run everything CI runs: fmt, clippy, unit tests, and the e2e suite on localkube.
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Task::Kubectl { args } => tools::exec(tools::Tool::Kubectl, &args),
         Task::Test(args) => test::run(args),
         Task::E2e(args) => e2e::run(args),
+        Task::Fuzz(args) => fuzz::run(args),
         Task::Demo(args) => demo::run(args),
     };
     match result {

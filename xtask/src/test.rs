@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, every step run even after one fails.
 //!
-//! fmt → clippy → unit tests → codegen drift → fuzz targets build → helm lint --strict → local
-//! cluster up → e2e suite → cluster down (also on failure) → `cargo xtask demo --no-wait`
-//! through both install routes.
+//! fmt → clippy → unit tests → codegen drift → fuzz targets (built, each run for
+//! [`fuzz::TEST_SECONDS`]) → helm lint --strict → local cluster up → e2e suite → cluster down
+//! (also on failure) → `cargo xtask demo --no-wait` through both install routes.
 //!
 //! A step that needs one that failed is reported as not run, with that reason. `cargo test`
 //! runs with `--no-fail-fast`, so one failing test binary hides none after it. The run ends
@@ -12,7 +12,7 @@
 //! at run time (`oxlink_e2e::skip`, see [`run::TestReport`]). Any failed step makes the run
 //! exit non-zero, after all of that is printed.
 
-use crate::{cluster, codegen, demo, e2e, paths, run, tools};
+use crate::{cluster, codegen, demo, e2e, fuzz, paths, run, tools};
 use anyhow::{Result, bail};
 use std::{process::Command, time::Instant};
 
@@ -133,19 +133,7 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
         )
     });
     steps.run("codegen --check", codegen::check);
-    steps.run("fuzz build", || {
-        run::status(
-            run::cargo().args([
-                "build",
-                "--locked",
-                "--manifest-path",
-                &paths::workspace()
-                    .join("fuzz/Cargo.toml")
-                    .display()
-                    .to_string(),
-            ]),
-        )
-    });
+    steps.run("fuzz", || fuzz::build_and_run_all(fuzz::TEST_SECONDS));
     steps.run("helm lint --strict", helm_lint);
     if args.no_e2e {
         for name in LEFT_OUT_BY_NO_E2E {

@@ -79,6 +79,18 @@ pub const CONFIG_VALUES_KEY: &str = "values";
 
 /// Secret holding the admission server's serving certificate.
 pub const PROXY_INJECTOR_TLS_SECRET: &str = "linkerd-proxy-injector-k8s-tls";
+/// Key of [`PROXY_INJECTOR_TLS_SECRET`] holding the certificate minted for the next rotation,
+/// trusted (in the `caBundle`) before any replica serves it.
+pub const PROXY_INJECTOR_NEXT_CRT_KEY: &str = "next.crt";
+/// Key of [`PROXY_INJECTOR_TLS_SECRET`] holding the next certificate's private key.
+pub const PROXY_INJECTOR_NEXT_KEY_KEY: &str = "next.key";
+/// Annotation of [`PROXY_INJECTOR_TLS_SECRET`], and of the webhook configurations whose
+/// `caBundle` it is written to: the generation of the Secret, raised by every write, so that
+/// a replica with an older view never overwrites a newer `caBundle`.
+pub const PROXY_INJECTOR_CERT_GENERATION: &str = "oxlink.io/webhook-cert-generation";
+/// Annotation of [`PROXY_INJECTOR_TLS_SECRET`]: until when (Unix seconds) the certificate that
+/// was served before the last rotation stays in the `caBundle`.
+pub const PROXY_INJECTOR_PREVIOUS_TRUSTED_UNTIL: &str = "oxlink.io/previous-cert-trusted-until";
 /// The MutatingWebhookConfiguration the injector is registered in.
 pub const PROXY_INJECTOR_WEBHOOK_CONFIG: &str = "linkerd-proxy-injector-webhook-config";
 /// The Service in front of the admission server.

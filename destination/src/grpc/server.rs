@@ -106,6 +106,19 @@ impl<D: Discover> DestinationGrpc<D> {
     }
 }
 
+impl<D: crate::policy::DiscoverPolicy> super::PolicyService<D> {
+    /// Serves both policy APIs (see [`serve`]).
+    pub async fn serve<IO>(
+        self: Arc<Self>,
+        incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+        shutdown: impl Future<Output = ()> + Send,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        serve(self, incoming, shutdown).await
+    }
+}
+
 impl<D: Discover> GrpcService for DestinationGrpc<D> {
     fn call(&self, path: &str, body: &[u8]) -> Option<Reply> {
         let get = match path {

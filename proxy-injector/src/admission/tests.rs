@@ -197,6 +197,49 @@ async fn services_get_their_default_opaque_ports() {
     );
 }
 
+/// Found by the `admission_review` fuzz target: an object sent without `metadata` (or with
+/// `metadata: null`) got a patch adding under `/metadata`, which does not apply to it.
+#[tokio::test]
+async fn the_patch_applies_to_an_object_sent_without_metadata() {
+    let injector = injector();
+    let service = |metadata: Option<Value>| {
+        let mut service = json!({"apiVersion": "v1", "kind": "Service",
+                                 "spec": {"ports": [{"port": 3306}]}});
+        if let Some(metadata) = metadata {
+            service["metadata"] = metadata;
+        }
+        service
+    };
+    let mut bare_pod = pod();
+    bare_pod.as_object_mut().unwrap().remove("metadata");
+    for (kind, namespace, object) in [
+        ("Service", "plain", service(None)),
+        ("Service", "plain", service(Some(Value::Null))),
+        ("Pod", "meshed", bare_pod),
+    ] {
+        let reviewed = injector
+            .review(&review(kind, namespace, "CREATE", object.clone()))
+            .await
+            .unwrap();
+        let (response, patch) = decode_patch(&reviewed.body);
+        assert_eq!(response["allowed"], true, "{object}");
+        let mut patched = object.clone();
+        patch::apply(&mut patched, &patch.expect("a patch")).expect("the patch applies");
+        assert!(patched["metadata"].is_object(), "{patched}");
+    }
+    // An object with metadata gets no extra operation.
+    let reviewed = injector
+        .review(&review(
+            "Service",
+            "plain",
+            "CREATE",
+            service(Some(json!({"name": "db"}))),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(decode_patch(&reviewed.body).1.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn the_webhooks_own_failures_deny_with_a_message() {
     let reviewed = injector()
