@@ -7,6 +7,7 @@ mod demo;
 mod e2e;
 mod paths;
 mod pods;
+mod prometheus;
 mod run;
 mod test;
 mod tools;
