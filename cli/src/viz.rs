@@ -12,7 +12,6 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::io::Write;
 
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum VizCommand {
     /// Output Kubernetes resources to install the linkerd-viz extension (pipe them to
