@@ -35,7 +35,7 @@ pub(crate) fn build() -> Result<PathBuf> {
     fs::create_dir_all(binary.parent().expect("cache path has a parent"))?;
     eprintln!("building Prometheus {version} from its Go module (the first build takes minutes)");
     let started = Instant::now();
-    let tmp = binary.with_extension("tmp");
+    let tmp = binary.with_file_name(format!("prometheus-{version}.tmp"));
     run::status(
         Command::new("go")
             .current_dir(&src)
