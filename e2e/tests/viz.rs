@@ -360,42 +360,63 @@ async fn viz(client: Client, ns: String) -> Result<()> {
                 ]),
         "{routes}"
     );
-    let routes_json: Value = serde_json::from_str(&cli(&[
-        "viz",
-        "routes",
-        "deploy/web",
-        "-n",
-        &ns,
-        "-o",
-        "json",
-    ])?)?;
-    let route = |name: &str| {
-        routes_json
-            .as_array()
+    let routes_of = |args: &[&str]| -> Result<Value> {
+        let mut all = vec!["viz", "routes"];
+        all.extend(args);
+        all.extend(["-n", ns.as_str(), "-o", "json"]);
+        let out: Value = serde_json::from_str(&cli(&all)?)?;
+        eprintln!("viz routes {args:?}: {out}");
+        Ok(out)
+    };
+    let route = |rows: &Value, name: &str| {
+        rows.as_array()
             .and_then(|r| {
                 r.iter()
                     .find(|r| r["route"] == name && r["authority"] == "web")
             })
             .cloned()
-            .with_context(|| format!("no route {name}: {routes_json:#}"))
+            .with_context(|| format!("no route {name}: {rows:#}"))
     };
-    let (stress_route, default) = (route("GET /stress")?, route("[DEFAULT]")?);
-    eprintln!("GET /stress: {stress_route}\n[DEFAULT]: {default}");
+    // Inbound, web's proxy counts the requests that matched a route of its profile.
+    let inbound = routes_of(&["deploy/web"])?;
+    let stress_route = route(&inbound, "GET /stress")?;
+    route(&inbound, "[DEFAULT]")?;
     let stress_rps = stress_route["rps"].as_f64().unwrap_or_default();
-    let default_rps = default["rps"].as_f64().unwrap_or_default();
     ensure!(
         (1.6..=2.4).contains(&stress_rps),
-        "GET /stress gets 2/s: {routes_json:#}"
-    );
-    ensure!(
-        (8.0..=12.0).contains(&default_rps),
-        "[DEFAULT] gets 10/s: {routes_json:#}"
+        "GET /stress gets 2/s: {inbound:#}"
     );
     ensure!(
         stress_route["latency_ms_p50"]
             .as_u64()
             .is_some_and(|l| l >= 40),
         "/stress takes 50ms: {stress_route}"
+    );
+    // Outbound with --to, the clients' proxies count every route, [DEFAULT] included, with
+    // web's 500s as failures.
+    let to_web = routes_of(&["deploy/load", "--to", "svc/web"])?;
+    let default = route(&to_web, "[DEFAULT]")?;
+    let default_rps = default["rps"].as_f64().unwrap_or_default();
+    ensure!(
+        (8.0..=12.0).contains(&default_rps),
+        "[DEFAULT] gets 10/s from load: {to_web:#}"
+    );
+    let default_success = default["success"].as_f64().unwrap_or_default();
+    ensure!(
+        (0.87..=0.93).contains(&default_success),
+        "[DEFAULT]: every 10th fails: {to_web:#}"
+    );
+    ensure!(
+        route(&to_web, "GET /stress")?["rps"].is_null(),
+        "load never asks for /stress: {to_web:#}"
+    );
+    let stress_to = routes_of(&["deploy/load-stress", "--to", "svc/web"])?;
+    let rps = route(&stress_to, "GET /stress")?["rps"]
+        .as_f64()
+        .unwrap_or_default();
+    ensure!(
+        (1.6..=2.4).contains(&rps),
+        "load-stress → GET /stress 2/s: {stress_to:#}"
     );
 
     // edges: load → web over mTLS, with both identities.

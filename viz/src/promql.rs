@@ -7,30 +7,35 @@ use std::collections::BTreeMap;
 /// The latency quantiles of every table, in column order.
 pub const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)];
 
-/// An exact-match label selector, rendered in sorted order: `{direction="inbound", …}`.
+/// A label selector, rendered in sorted order: `{direction="inbound", dst=~"…"}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selector(BTreeMap<String, String>);
+pub struct Selector(BTreeMap<String, (&'static str, String)>);
 
 impl Selector {
     pub fn with(mut self, label: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.insert(label.into(), value.into());
+        self.set(label, value);
         self
     }
 
     fn set(&mut self, label: impl Into<String>, value: impl Into<String>) {
-        self.0.insert(label.into(), value.into());
+        self.0.insert(label.into(), ("=", value.into()));
+    }
+
+    /// A regular-expression match (`=~`), anchored by Prometheus.
+    fn set_regex(&mut self, label: impl Into<String>, regex: impl Into<String>) {
+        self.0.insert(label.into(), ("=~", regex.into()));
     }
 }
 
 impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, (op, v))) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             let v = v.replace('\\', "\\\\").replace('"', "\\\"");
-            write!(f, "{k}=\"{v}\"")?;
+            write!(f, "{k}{op}\"{v}\"")?;
         }
         f.write_str("}")
     }
@@ -197,11 +202,19 @@ pub struct RouteQueries {
     pub latency: [String; 3],
 }
 
-/// The route queries for `target` in `namespace`, optionally `--to` a resource.
+/// The Services a `routes --to` reaches, in their namespace: route metrics name the
+/// destination only by its authority (`dst="web.ns.svc.cluster.local:8080"`).
+#[derive(Clone, Copy, Debug)]
+pub struct RoutesTo<'a> {
+    pub services: &'a [String],
+    pub namespace: &'a str,
+}
+
+/// The route queries for `target` in `namespace`, optionally `--to` some Services.
 pub fn routes(
     target: &Resource,
     namespace: &str,
-    to: Option<&Resource>,
+    to: Option<RoutesTo<'_>>,
     window: &Window,
 ) -> Result<RouteQueries, ResourceError> {
     check_target(target)?;
@@ -210,7 +223,11 @@ pub fn routes(
     match to {
         Some(to) => {
             sel.set("direction", "outbound");
-            dst_labels(&mut sel, to, to.namespace.as_deref().or(Some(namespace)));
+            let ns = to.namespace.replace('.', "\\.");
+            sel.set_regex(
+                "dst",
+                format!("({})\\.{ns}\\.svc\\..+", to.services.join("|")),
+            );
         }
         None => sel.set("direction", "inbound"),
     }

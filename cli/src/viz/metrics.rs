@@ -181,7 +181,8 @@ impl RoutesArgs {
         }
     }
 
-    pub(crate) fn queries(&self) -> Result<(Resource, Option<Resource>, promql::RouteQueries)> {
+    /// The target and the `--to` resource, validated before any cluster access.
+    pub(crate) fn resources(&self) -> Result<(Resource, Option<Resource>)> {
         let target = self.target()?;
         if !matches!(
             target.kind,
@@ -202,32 +203,49 @@ impl RoutesArgs {
             .as_deref()
             .map(|t| with_namespace(t, self.to_namespace.as_deref()))
             .transpose()?;
-        let q = promql::routes(&target, &self.namespace, to.as_ref(), &self.time_window)?;
-        Ok((target, to, q))
+        if let Some(t) = &to
+            && t.name.is_none()
+        {
+            bail!("--to needs a named resource, as TYPE/NAME");
+        }
+        Ok((target, to))
+    }
+
+    /// The queries, given the Services the `--to` resource stands for (in `to_namespace`).
+    pub(crate) fn queries(
+        &self,
+        target: &Resource,
+        to_services: Option<(&[String], &str)>,
+    ) -> Result<promql::RouteQueries> {
+        let to = to_services.map(|(services, namespace)| promql::RoutesTo {
+            services,
+            namespace,
+        });
+        Ok(promql::routes(
+            target,
+            &self.namespace,
+            to,
+            &self.time_window,
+        )?)
     }
 
     pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
-        let (target, to, q) = self.queries()?;
+        let (target, to) = self.resources()?;
         let name = target.name.clone().unwrap_or_default();
         let rows = cluster::block_on(async {
             let client = cluster::client().await?;
-            // The profiles of the Services in front of the target (inbound), or of the `--to`
-            // Service.
+            // The Services whose profiles name the routes: those in front of the target
+            // (inbound), or the `--to` Service (or those in front of the `--to` workload).
             let (profile_ns, services) = match &to {
-                Some(t) if t.kind == Kind::Service => (
-                    t.namespace
-                        .clone()
-                        .unwrap_or_else(|| self.namespace.clone()),
-                    t.name.iter().cloned().collect(),
-                ),
                 Some(t) => {
                     let ns = t
                         .namespace
                         .clone()
                         .unwrap_or_else(|| self.namespace.clone());
-                    let services = match &t.name {
-                        Some(n) => cluster::services_of(&client, t.kind, n, &ns).await?,
-                        None => Vec::new(),
+                    let n = t.name.clone().unwrap_or_default();
+                    let services = match t.kind {
+                        Kind::Service => vec![n],
+                        kind => cluster::services_of(&client, kind, &n, &ns).await?,
                     };
                     (ns, services)
                 }
@@ -236,6 +254,11 @@ impl RoutesArgs {
                     cluster::services_of(&client, target.kind, &name, &self.namespace).await?,
                 ),
             };
+            let q = self.queries(
+                &target,
+                to.is_some()
+                    .then_some((services.as_slice(), profile_ns.as_str())),
+            )?;
             let profile: Vec<routes::ProfileRoute> =
                 cluster::profile_routes(&client, &profile_ns, &services)
                     .await?

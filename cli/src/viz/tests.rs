@@ -102,9 +102,10 @@ fn routes_and_edges_flags_shape_the_promql() {
     let VizCommand::Routes(r) = viz(&["routes", "deploy/todoui", "-n", "todo"]) else {
         panic!()
     };
-    let (target, to, q) = r.queries().unwrap();
+    let (target, to) = r.resources().unwrap();
     assert_eq!(target.name.as_deref(), Some("todoui"));
     assert!(to.is_none());
+    let q = r.queries(&target, None).unwrap();
     assert!(
         q.requests
             .contains(r#"{deployment="todoui", direction="inbound", namespace="todo"}"#)
@@ -120,14 +121,32 @@ fn routes_and_edges_flags_shape_the_promql() {
     ]) else {
         panic!()
     };
-    let (_, to, q) = r.queries().unwrap();
+    let (target, to) = r.resources().unwrap();
     assert_eq!(to.unwrap().name.as_deref(), Some("todobackend"));
-    assert!(q.requests.contains(r#"dst_service="todobackend""#) && q.requests.contains("[5m]"));
+    let q = r
+        .queries(&target, Some((&["todobackend".to_string()], "default")))
+        .unwrap();
+    assert!(
+        q.requests
+            .contains(r#"dst=~"(todobackend)\\.default\\.svc\\..+""#)
+            && q.requests.contains("[5m]"),
+        "{}",
+        q.requests
+    );
+    let VizCommand::Routes(r) = viz(&["routes", "deploy/a", "--to", "svc"]) else {
+        panic!()
+    };
+    assert!(
+        r.resources()
+            .unwrap_err()
+            .to_string()
+            .contains("--to needs a named resource")
+    );
     let VizCommand::Routes(r) = viz(&["routes", "deploy"]) else {
         panic!()
     };
     assert!(
-        r.queries()
+        r.resources()
             .unwrap_err()
             .to_string()
             .contains("please specify one resource")
@@ -136,7 +155,7 @@ fn routes_and_edges_flags_shape_the_promql() {
         panic!()
     };
     assert!(
-        r.queries()
+        r.resources()
             .unwrap_err()
             .to_string()
             .contains("not a namespace")

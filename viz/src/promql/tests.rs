@@ -176,11 +176,15 @@ fn routes_read_inbound_route_metrics_or_outbound_with_to() {
         q.latency[2],
         r#"histogram_quantile(0.99, sum(irate(route_response_latency_ms_bucket{deployment="todoui", direction="inbound", namespace="todo"}[1m])) by (le, rt_route, dst))"#
     );
-    let to = res("svc/todobackend");
-    let q = routes(&target, "todo", Some(&to), &w).unwrap();
-    assert!(
-        q.requests
-            .contains(r#"direction="outbound", dst_namespace="todo", dst_service="todobackend""#)
+    let services = ["todobackend".to_string(), "api".to_string()];
+    let to = RoutesTo {
+        services: &services,
+        namespace: "todo",
+    };
+    let q = routes(&target, "todo", Some(to), &w).unwrap();
+    assert_eq!(
+        q.requests,
+        r#"sum(increase(route_response_total{deployment="todoui", direction="outbound", dst=~"(todobackend|api)\\.todo\\.svc\\..+", namespace="todo"}[1m])) by (rt_route, dst, classification)"#
     );
 }
 
