@@ -40,7 +40,13 @@ pub(crate) fn build() -> Result<PathBuf> {
         Command::new("go")
             .current_dir(&src)
             .env("GOFLAGS", "-buildvcs=false")
-            .args(["build", "-trimpath", &ldflags, &format!("-tags={TAGS}"), "-o"])
+            .args([
+                "build",
+                "-trimpath",
+                &ldflags,
+                &format!("-tags={TAGS}"),
+                "-o",
+            ])
             .arg(&tmp)
             .arg("github.com/prometheus/prometheus/cmd/prometheus"),
     )

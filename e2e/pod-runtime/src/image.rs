@@ -184,8 +184,15 @@ mod tests {
     #[test]
     fn prometheus_images_run_the_prometheus_server_with_their_args() {
         let images = Images::default();
-        for image in ["prom/prometheus:v3.16.0", "docker.io/prom/prometheus:v2.55.1"] {
-            let c = container(image, &[], &["--config.file=/etc/prometheus/prometheus.yml"]);
+        for image in [
+            "prom/prometheus:v3.16.0",
+            "docker.io/prom/prometheus:v2.55.1",
+        ] {
+            let c = container(
+                image,
+                &[],
+                &["--config.file=/etc/prometheus/prometheus.yml"],
+            );
             assert_eq!(images.program(&c), Ok(Program::Prometheus), "{image}");
         }
         let shell = container("prom/prometheus:v3.16.0", &["/bin/sh"], &[]);
