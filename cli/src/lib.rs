@@ -2,8 +2,8 @@
 //!
 //! This crate owns the `oxlink` binary: `install` (CRDs and the control plane, rendered from the
 //! same source as the Helm charts), `upgrade`, `uninstall`, `check` (pre-flight, control plane and proxy health),
-//! `inject` / `uninject` (the same pure inject function the webhook uses), `identity` and
-//! `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
+//! `inject` / `uninject` (the same pure inject function the webhook uses), `identity`, `viz`
+//! (the viz extension and its `stat`, `routes`, `edges`) and `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
 //! scripts and habits keep working.
 
 use clap::{Parser, Subcommand};
@@ -15,11 +15,12 @@ mod install;
 mod uninject;
 mod uninstall;
 mod upgrade;
+mod viz;
 
 /// Whether `error` was already reported on the output (a failed `check`), so that only the
 /// exit code is left to give.
 pub fn is_reported(error: &anyhow::Error) -> bool {
-    error.is::<check::ChecksFailed>()
+    error.is::<check::ChecksFailed>() || viz::is_reported(error)
 }
 
 /// The oxlink release this binary belongs to.
@@ -52,6 +53,12 @@ enum Command {
     Inject(Box<inject::InjectArgs>),
     /// Remove the Linkerd proxy from the workloads of Kubernetes manifests.
     Uninject(uninject::UninjectArgs),
+    /// Linkerd's viz extension: install it, check it, and read the mesh's traffic metrics
+    /// (`stat`, `routes`, `edges`).
+    Viz {
+        #[command(subcommand)]
+        command: viz::VizCommand,
+    },
     /// Print the client version.
     Version {
         /// Print the client version only.
@@ -86,6 +93,7 @@ impl Cli {
                     &mut std::io::stderr().lock(),
                 )?;
             }
+            Command::Viz { command } => viz::run(command, out)?,
             Command::Version { client: _, short } => {
                 if short {
                     writeln!(out, "{VERSION}")?;

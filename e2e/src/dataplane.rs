@@ -70,9 +70,16 @@ pub fn get(pod: &Pod, url: &str, count: u32) -> Result<Vec<Reply>> {
 
 /// The Prometheus text a proxy serves on its admin port.
 pub async fn proxy_metrics(ip: IpAddr) -> Result<String> {
+    http_get(ip, 4191, "/metrics")
+        .await
+        .context("the proxy's admin port")
+}
+
+/// The body of a plain HTTP/1.0 GET from the host that must answer 200 within 10s.
+pub async fn http_get(ip: IpAddr, port: u16, path: &str) -> Result<String> {
     let fetch = async {
-        let mut conn = TcpStream::connect((ip, 4191)).await?;
-        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: proxy\r\n\r\n")
+        let mut conn = TcpStream::connect((ip, port)).await?;
+        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: e2e\r\n\r\n").as_bytes())
             .await?;
         let mut body = String::new();
         conn.read_to_string(&mut body).await?;
@@ -80,14 +87,14 @@ pub async fn proxy_metrics(ip: IpAddr) -> Result<String> {
     };
     let text = tokio::time::timeout(Duration::from_secs(10), fetch)
         .await
-        .context("the proxy's metrics did not answer within 10s")??;
+        .with_context(|| format!("GET {ip}:{port}{path} did not answer within 10s"))??;
     match text.split_once("\r\n\r\n") {
         Some((head, body))
             if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") =>
         {
             Ok(body.to_string())
         }
-        _ => bail!("the proxy's admin port answered {:?}", text.lines().next()),
+        _ => bail!("GET {ip}:{port}{path} answered {:?}", text.lines().next()),
     }
 }
 

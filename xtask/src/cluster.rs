@@ -322,9 +322,9 @@ fn version_ldflags(version: &str) -> String {
     flags
 }
 
-/// A hash of localkube's sources (go.mod, go.sum and the Go files) and build flags, naming its
-/// cached build.
-fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
+/// A hash of a Go module's sources (go.mod, go.sum and the Go files) and build flags, naming its
+/// cached build (localkube's, Prometheus').
+pub(crate) fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
     let mut files: Vec<PathBuf> = fs::read_dir(src)
         .with_context(|| format!("reading {}", src.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -8,6 +8,7 @@ mod e2e;
 mod fuzz;
 mod paths;
 mod pods;
+mod prometheus;
 mod run;
 mod test;
 mod tools;

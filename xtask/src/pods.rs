@@ -82,6 +82,8 @@ pub(crate) fn start(dir: &Path, localkube: &Path) -> Result<()> {
         .arg(bin_dir())
         .arg("--localkube-bin")
         .arg(localkube)
+        .arg("--prometheus-bin")
+        .arg(crate::prometheus::build()?)
         .arg("--ready-file")
         .arg(&ready)
         .env("PATH", tools::path_with_tools()?)

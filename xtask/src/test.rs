@@ -206,7 +206,7 @@ fn e2e_and_demos(args: &TestArgs, steps: &mut Steps, tests: &mut run::TestReport
     }
 }
 
-/// `helm lint --strict` (warnings fail) on both charts, and on the control plane with its HA
+/// `helm lint --strict` (warnings fail) on every chart, and on the control plane with its HA
 /// values too.
 fn helm_lint() -> Result<()> {
     let (ws, cp) = (paths::workspace(), "charts/oxlink-control-plane");
@@ -236,6 +236,11 @@ fn helm_lint() -> Result<()> {
         ],
         control_plane.to_vec(),
         [&control_plane[..], &ha[..]].concat(),
+        vec![
+            "lint".into(),
+            "--strict".into(),
+            ws.join("charts/oxlink-viz").display().to_string(),
+        ],
     ] {
         run::status(Command::new(&helm).args(args))?;
     }

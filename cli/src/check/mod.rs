@@ -15,7 +15,7 @@ mod identity;
 mod metadata;
 mod opaque;
 mod proxies;
-mod report;
+pub(crate) mod report;
 
 use anyhow::{Context, Result};
 use kube::{

@@ -87,17 +87,30 @@ pub(crate) fn default_values(ha: bool) -> Result<Value, ValuesError> {
 
 /// Renders every template with `values` in `namespace`, sorted like `helm template`.
 pub(crate) fn render(values: &Value, namespace: &str) -> Result<Vec<Document>, ChartError> {
+    render_chart(NAME, "linkerd", TEMPLATES, values, namespace)
+}
+
+/// Renders an embedded chart's templates (`_`-prefixed files only define) as release `release`
+/// in `namespace`, sorted like `helm template`: the one renderer of every chart the CLI installs.
+pub(crate) fn render_chart(
+    chart: &str,
+    release: &str,
+    files: &[(&str, &str)],
+    values: &Value,
+    namespace: &str,
+) -> Result<Vec<Document>, ChartError> {
+    let source = |file: &str| format!("{chart}/templates/{file}");
     let mut templates = Templates::default();
-    for (file, text) in TEMPLATES {
+    for (file, text) in files {
         templates.parse(&source(file), text)?;
     }
     let data = json!({
         "Values": values,
-        "Release": {"Name": "linkerd", "Namespace": namespace, "Service": "oxlink"},
-        "Chart": {"Name": NAME},
+        "Release": {"Name": release, "Namespace": namespace, "Service": "oxlink"},
+        "Chart": {"Name": chart},
     });
     let mut documents = Vec::new();
-    for (file, _) in TEMPLATES.iter().filter(|(f, _)| !f.starts_with('_')) {
+    for (file, _) in files.iter().filter(|(f, _)| !f.starts_with('_')) {
         let file = source(file);
         let text = templates.render(&file, &data)?;
         for yaml in split_documents(&text) {
@@ -128,10 +141,6 @@ pub(crate) fn manifest(documents: &[Document]) -> String {
         .iter()
         .map(|d| format!("---\n# Source: {}\n{}\n", d.file, d.yaml))
         .collect()
-}
-
-fn source(file: &str) -> String {
-    format!("{NAME}/templates/{file}")
 }
 
 /// Splits a rendered file on `---` lines, dropping documents with only blanks and comments.

@@ -1,5 +1,6 @@
 //! What a container's image runs on localkube's nodes: the real proxy and proxy-init, our
-//! controllers, or our test app in the role of a known application image.
+//! controllers, the upstream Prometheus server, or our test app in the role of a known
+//! application image.
 
 use k8s_openapi::api::core::v1::Container;
 
@@ -12,6 +13,8 @@ pub enum Program {
     ProxyInit,
     /// One of our controller binaries, named by the container's command.
     Controller(String),
+    /// The upstream Prometheus server (built from its Go module) with the container's args.
+    Prometheus,
     /// Our test app; the args it is started with.
     TestApp(Vec<String>),
 }
@@ -25,6 +28,8 @@ pub struct Images {
     pub proxy_init: Vec<String>,
     /// Repositories of oxlink's controller image.
     pub controller: Vec<String>,
+    /// Repositories of Prometheus' image (the viz extension's `prometheus` pod).
+    pub prometheus: Vec<String>,
 }
 
 /// The controller binaries the controller image holds.
@@ -33,6 +38,9 @@ pub const CONTROLLERS: [&str; 3] = [
     "oxlink-destination",
     "oxlink-proxy-injector",
 ];
+
+/// The name of the Prometheus server binary among the programs pods run.
+pub const PROMETHEUS: &str = "prometheus";
 
 /// The repository our own test app is published under.
 pub const TEST_APP_IMAGE: &str = "oxlink/testapp";
@@ -53,6 +61,11 @@ impl Default for Images {
             proxy: vec!["cr.l5d.io/linkerd/proxy".into()],
             proxy_init: vec!["cr.l5d.io/linkerd/proxy-init".into()],
             controller: vec!["oxlink".into(), "ghcr.io/oxlink/oxlink".into()],
+            prometheus: vec![
+                "prom/prometheus".into(),
+                "docker.io/prom/prometheus".into(),
+                "quay.io/prometheus/prometheus".into(),
+            ],
         }
     }
 }
@@ -82,6 +95,12 @@ impl Images {
             return match CONTROLLERS.contains(&bin.as_str()) {
                 true => Ok(Program::Controller(bin)),
                 false => Err(format!("the controller image has no program {bin}")),
+            };
+        }
+        if self.prometheus.iter().any(|r| r == repo) {
+            return match command.first() {
+                None => Ok(Program::Prometheus),
+                Some(other) => Err(format!("the Prometheus image has no program {other}")),
             };
         }
         if repo == TEST_APP_IMAGE || repo.ends_with(&format!("/{TEST_APP_IMAGE}")) {
@@ -160,6 +179,27 @@ mod tests {
         );
         let bad = container("oxlink:0.1.0", &["/bin/bash"], &[]);
         assert!(images.program(&bad).is_err());
+    }
+
+    #[test]
+    fn prometheus_images_run_the_prometheus_server_with_their_args() {
+        let images = Images::default();
+        for image in [
+            "prom/prometheus:v3.16.0",
+            "docker.io/prom/prometheus:v2.55.1",
+        ] {
+            let c = container(
+                image,
+                &[],
+                &["--config.file=/etc/prometheus/prometheus.yml"],
+            );
+            assert_eq!(images.program(&c), Ok(Program::Prometheus), "{image}");
+        }
+        let shell = container("prom/prometheus:v3.16.0", &["/bin/sh"], &[]);
+        assert_eq!(
+            images.program(&shell),
+            Err("the Prometheus image has no program /bin/sh".into())
+        );
     }
 
     #[test]

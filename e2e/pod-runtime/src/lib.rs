@@ -78,6 +78,9 @@ pub struct Args {
     /// The localkube binary, which runs CoreDNS and kube-proxy.
     #[arg(long)]
     localkube_bin: PathBuf,
+    /// The upstream Prometheus server, run for Prometheus' image (the viz extension's pod).
+    #[arg(long, env = "OXLINK_PROMETHEUS_BIN")]
+    prometheus_bin: Option<PathBuf>,
     /// Report every pod Running without running it, as localkube's node simulator does.
     #[arg(long)]
     status_only: bool,
@@ -148,7 +151,13 @@ impl Args {
                 .proxy_init_bin
                 .clone()
                 .context("OXLINK_PROXY_INIT_BIN is not set: where is linkerd2-proxy-init?")?;
-            install_bins(&self.state_dir, &proxy, &init, &self.bin_dir)?
+            install_bins(
+                &self.state_dir,
+                &proxy,
+                &init,
+                &self.bin_dir,
+                self.prometheus_bin.as_deref(),
+            )?
         } else {
             Bins {
                 proxy: PathBuf::new(),
@@ -238,6 +247,7 @@ fn install_bins(
     proxy: &std::path::Path,
     init: &std::path::Path,
     dir: &std::path::Path,
+    prometheus: Option<&std::path::Path>,
 ) -> Result<Bins> {
     use std::os::unix::fs::PermissionsExt;
     let bin = state.join("bin");
@@ -264,6 +274,12 @@ fn install_bins(
                 from.display()
             );
         }
+    }
+    match prometheus {
+        Some(from) => {
+            copy(from, image::PROMETHEUS)?;
+        }
+        None => tracing::warn!("no --prometheus-bin: Prometheus pods will not start"),
     }
     Ok(Bins {
         proxy,

@@ -7,7 +7,7 @@ use crate::{
     Runtime,
     container::{self, Mount},
     env,
-    image::Program,
+    image::{self, Program},
     net::PodNet,
     probe::{self, Outcome},
     status::{self, ContainerState, Kind, Terminated, Tracked},
@@ -722,6 +722,11 @@ impl Ctx {
             Program::Controller(bin) => std::iter::once(bins.dir.join(bin).display().to_string())
                 .chain(args(&vars))
                 .collect(),
+            Program::Prometheus => {
+                std::iter::once(bins.dir.join(image::PROMETHEUS).display().to_string())
+                    .chain(args(&vars))
+                    .collect()
+            }
             Program::TestApp(app_args) => {
                 std::iter::once(bins.dir.join("oxlink-testapp").display().to_string())
                     .chain(app_args.iter().map(|a| env::expand(a, &vars)))
