@@ -4,13 +4,19 @@
 //! index never learns about tonic.
 
 pub use crate::index::{
-    EndpointsFilter, EndpointsRx, EndpointsSnapshot, EndpointsState, ObjKey, ProfileRx,
-    ProfileTarget,
+    EndpointsFilter, EndpointsSnapshot, EndpointsState, ObjKey, ProfileSnapshot, ProfileTarget,
+    Subscription,
 };
-use crate::index::{Index, ServiceKind, SharedIndex};
-use std::net::IpAddr;
+use crate::index::{Index, ServiceKind, SharedIndex, SubKey};
+use std::{net::IpAddr, sync::Arc};
 
-/// Looks up endpoints and profiles as watch receivers holding the latest state.
+/// A Get's subscription: the endpoints of one Service port and filter.
+pub type EndpointsRx = Subscription<Arc<EndpointsSnapshot>>;
+/// A GetProfile's subscription.
+pub type ProfileRx = Subscription<Arc<ProfileSnapshot>>;
+
+/// Looks up endpoints and profiles as watch receivers holding the latest state. A key is held
+/// only as long as a subscription to it lives (see [`Subscription`]).
 pub trait Discover: Send + Sync + 'static {
     /// The endpoints of a Service port; fails if the Service does not exist or has no
     /// endpoints to discover.
@@ -70,17 +76,22 @@ impl Discover for SharedIndex {
         svc: &ObjKey,
         filter: &EndpointsFilter,
     ) -> Result<EndpointsRx, DiscoverError> {
-        {
+        let key = SubKey::Endpoints(svc.clone(), filter.clone());
+        let existing = {
             // Most lookups join an existing subscription under the read lock.
             let index = self.read();
             check_service(&index, svc)?;
-            if let Some(rx) = index.existing_endpoints(svc, filter) {
-                return Ok(rx);
+            index.existing_endpoints(svc, filter)
+        };
+        let rx = match existing {
+            Some(rx) => rx,
+            None => {
+                let mut index = self.write();
+                check_service(&index, svc)?;
+                index.watch_endpoints(svc, filter)
             }
-        }
-        let mut index = self.write();
-        check_service(&index, svc)?;
-        Ok(index.watch_endpoints(svc, filter))
+        };
+        Ok(Subscription::new(rx, self, key))
     }
 
     fn profile(
@@ -88,15 +99,20 @@ impl Discover for SharedIndex {
         target: &ProfileTarget,
         client_ns: Option<&str>,
     ) -> Result<ProfileRx, DiscoverError> {
-        {
+        let key = SubKey::profile(target, client_ns);
+        let existing = {
             let index = self.read();
             check_cluster_ip(&index, target)?;
-            if let Some(rx) = index.existing_profile(target, client_ns) {
-                return Ok(rx);
+            index.existing_profile(target, client_ns)
+        };
+        let rx = match existing {
+            Some(rx) => rx,
+            None => {
+                let mut index = self.write();
+                check_cluster_ip(&index, target)?;
+                index.watch_profile(target, client_ns)
             }
-        }
-        let mut index = self.write();
-        check_cluster_ip(&index, target)?;
-        Ok(index.watch_profile(target, client_ns))
+        };
+        Ok(Subscription::new(rx, self, key))
     }
 }

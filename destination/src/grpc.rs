@@ -17,11 +17,16 @@ pub use self::inbound::PolicyService;
 pub(crate) use self::server::{GrpcService, serve};
 
 #[cfg(test)]
+mod churn_tests;
+#[cfg(test)]
 mod tests;
 
 use self::target::{ClusterName, Host, context_token, parse_cluster_name, parse_path};
 use crate::{
-    discover::{Discover, DiscoverError, EndpointsFilter, EndpointsRx, ProfileRx, ProfileTarget},
+    discover::{
+        Discover, DiscoverError, EndpointsFilter, EndpointsRx, ProfileRx, ProfileTarget,
+        Subscription,
+    },
     metrics::Metrics,
 };
 use futures::{StreamExt, stream::BoxStream};
@@ -72,7 +77,7 @@ impl<D: Discover> DestinationGrpc<D> {
             ClusterName::Service(service) => (service, None),
             ClusterName::Pod { hostname, service } => (service, Some(hostname)),
         };
-        let node = context_token(&dst.context_token).node_name;
+        let node = context_token(&dst.context_token)?.node_name;
         let filter = EndpointsFilter {
             port,
             hostname,
@@ -96,7 +101,7 @@ impl<D: Discover> DestinationGrpc<D> {
                 },
             },
         };
-        let client_ns = context_token(&dst.context_token).ns;
+        let client_ns = context_token(&dst.context_token)?.ns;
         let rx = self
             .discover
             .profile(&target, client_ns.as_deref())
@@ -206,7 +211,7 @@ impl<M: Send + Sync + 'static> Framed for crate::index::policy::PolicySnapshot<M
 /// The current snapshot, then the latest one after each change (never the ones in between),
 /// until the index drops the key; each one counted on `open`. (Shutdown ends it from the
 /// outside: the connection serving it ends every stream.)
-pub(crate) fn latest_stream<T: Framed>(rx: watch::Receiver<Arc<T>>, open: Open) -> EncodedStream {
+pub(crate) fn latest_stream<T: Framed>(rx: Subscription<Arc<T>>, open: Open) -> EncodedStream {
     futures::stream::unfold((rx, open, false), |(mut rx, open, started)| async move {
         if started && rx.changed().await.is_err() {
             return None;

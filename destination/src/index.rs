@@ -17,6 +17,7 @@ mod profile;
 mod server;
 mod service;
 mod slice;
+mod subscription;
 mod traffic_split;
 mod watch;
 
@@ -26,8 +27,10 @@ mod tests;
 pub use self::{
     endpoints::{EndpointsSnapshot, EndpointsState},
     profile::ProfileSnapshot,
+    subscription::Subscription,
     watch::spawn_watch,
 };
+pub(crate) use self::subscription::SubKey;
 
 use self::{
     external::ExternalInfo,
@@ -139,7 +142,7 @@ pub enum ProfileTarget {
 /// any, and the client's namespace, whose profiles take precedence over the Service
 /// namespace's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ProfileSubKey {
+pub(crate) struct ProfileSubKey {
     port: u16,
     hostname: Option<String>,
     client_ns: Option<String>,

@@ -10,9 +10,11 @@ use super::{
     Open, latest_stream,
     outbound::Outbound,
     server::{GrpcService, Reply},
+    target::{check_dns_label, check_dns_name, quoted},
 };
 use crate::{
     frame,
+    index::Subscription,
     metrics::Metrics,
     policy::{DiscoverPolicy, ObjKey, PolicyError, PolicySnapshot, Workload},
 };
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::Status;
 
-pub type SnapshotRx<M> = watch::Receiver<Arc<PolicySnapshot<M>>>;
+pub type SnapshotRx<M> = Subscription<Arc<PolicySnapshot<M>>>;
 
 /// One policy API: its names, its request, and how a request becomes a subscription.
 pub trait PolicyApi: Send + Sync + 'static {
@@ -157,8 +159,9 @@ pub(crate) fn parse_workload(workload: &str) -> Result<Workload, Status> {
         pod: Option<String>,
         external_workload: Option<String>,
     }
-    let invalid =
-        |why: &str| Status::invalid_argument(format!("invalid workload {workload:?}: {why}"));
+    let invalid = |why: &str| {
+        Status::invalid_argument(format!("invalid workload {}: {why}", quoted(workload)))
+    };
     let (ns, name, kind): (_, _, fn(ObjKey) -> Workload) = if workload.trim_start().starts_with('{')
     {
         let json: Json = serde_json::from_str(workload).map_err(|e| invalid(&e.to_string()))?;
@@ -173,15 +176,9 @@ pub(crate) fn parse_workload(workload: &str) -> Result<Workload, Status> {
             .ok_or_else(|| invalid("expected <namespace>:<pod>"))?;
         (ns.to_string(), pod.to_string(), Workload::Pod)
     };
-    let name_ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 253
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-    };
-    if !name_ok(&ns) || !name_ok(&name) {
-        return Err(invalid("namespace and workload must be Kubernetes names"));
-    }
+    // A namespace is a DNS label, a pod's or ExternalWorkload's name a DNS name.
+    check_dns_label(&ns).map_err(|why| invalid(&format!("namespace: {why}")))?;
+    check_dns_name(&name).map_err(|why| invalid(&format!("name: {why}")))?;
     Ok(kind(ObjKey::new(ns, name)))
 }
 

@@ -6,7 +6,7 @@
 
 use super::{
     inbound::{PolicyApi, SnapshotRx, not_found, parse_workload},
-    target::{ClusterName, Host, parse_cluster_name, parse_path},
+    target::{ClusterName, Host, parse_cluster_name, parse_path, quoted},
 };
 use crate::policy::{DiscoverPolicy, OutboundTarget};
 use linkerd2_proxy_api::outbound as pb;
@@ -65,7 +65,7 @@ impl<D> Outbound<D> {
     /// `<svc>.<ns>.svc.<cluster-domain>[:port]` (port 80 by default); any other authority is
     /// not a Service we know.
     fn authority(&self, authority: &str) -> Result<OutboundTarget, Status> {
-        let unknown = || Status::not_found(format!("no such service: {authority}"));
+        let unknown = || Status::not_found(format!("no such service: {}", quoted(authority)));
         let (host, port) = parse_path(authority).map_err(|_| unknown())?;
         let Host::Name(name) = host else {
             return Err(unknown());

@@ -194,25 +194,79 @@ fn paths_and_context_tokens() {
         assert!(parse_cluster_name(bad, "cluster.local").is_err(), "{bad:?}");
     }
 
+    let token = |t: &str| context_token(t).unwrap();
     assert_eq!(
-        context_token(r#"{"ns":"emojivoto","nodeName":"n"}"#),
+        token(r#"{"ns":"emojivoto","nodeName":"n"}"#),
         ContextToken {
             ns: Some("emojivoto".into()),
             node_name: Some("n".into())
         }
     );
     assert_eq!(
-        context_token(r#"{"ns":"a","nodeName":"n","pod":"p"}"#)
-            .ns
-            .as_deref(),
+        token(r#"{"ns":"a","nodeName":"n","pod":"p"}"#).ns.as_deref(),
         Some("a")
     );
-    assert_eq!(
-        context_token("ns:emojivoto").ns.as_deref(),
-        Some("emojivoto")
+    assert_eq!(token("ns:emojivoto").ns.as_deref(), Some("emojivoto"));
+    assert_eq!(token("").ns, None);
+    assert_eq!(token("{not json").ns, None);
+    let longest = format!(
+        r#"{{"ns":"{}","nodeName":"{}","pod":"{}"}}"#,
+        "n".repeat(63),
+        ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join("."),
+        "p".repeat(253),
     );
-    assert_eq!(context_token("").ns, None);
-    assert_eq!(context_token("{not json").ns, None);
+    assert_eq!(token(&longest).ns.as_deref(), Some(&*"n".repeat(63)));
+}
+
+#[test]
+fn names_must_be_dns_names() {
+    let label = "a".repeat(63);
+    let longest = [&*label, &*label, &*label, &*"b".repeat(61)].join(".");
+    assert_eq!(longest.len(), 253);
+    assert_eq!(
+        parse_path(&format!("{longest}.:80")).unwrap().0,
+        Host::Name(longest.clone())
+    );
+    for (bad, why) in [
+        (format!("{longest}b:80"), "the name is 254 characters long; a DNS name has at most 253"),
+        (
+            format!("{}.ns.svc.cluster.local:80", "a".repeat(64)),
+            "is 64 characters long; a DNS label has at most 63",
+        ),
+        (format!("{}.ns.svc.cluster.local", "x".repeat(60 * 1024)), "a DNS name has at most 253"),
+        ("web..svc.cluster.local:80".into(), "a DNS name has no empty labels"),
+        ("we_b.ns.svc.cluster.local:80".into(), "holds '_'; a DNS label holds only letters, digits and '-'"),
+        ("-web.ns.svc.cluster.local:80".into(), "starts or ends with '-'"),
+        ("web-.ns.svc.cluster.local:80".into(), "starts or ends with '-'"),
+        ("wéb.ns.svc.cluster.local:80".into(), "holds 'é'"),
+    ] {
+        let status = parse_path(&bad).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
+        assert!(status.message().contains(why), "{bad:?}: {status:?}");
+        // A huge input is quoted in part: the message stays small.
+        assert!(status.message().len() < 400, "{status:?}");
+    }
+
+    for (bad, why) in [
+        (
+            format!(r#"{{"ns":"{}"}}"#, "x".repeat(3000)),
+            "invalid context token: it is 3009 bytes long; at most 2048 are read",
+        ),
+        (
+            format!(r#"{{"ns":"{}"}}"#, "n".repeat(64)),
+            "invalid context token: namespace: the label",
+        ),
+        (r#"{"ns":"a.b"}"#.into(), "namespace: the label \"a.b\" holds '.'"),
+        ("ns:Emojivoto".into(), "namespace: the label \"Emojivoto\" holds 'E'"),
+        (
+            r#"{"ns":"a","nodeName":"node_1"}"#.into(),
+            "invalid context token: node name: the label \"node_1\" holds '_'",
+        ),
+    ] {
+        let status = context_token(&bad).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
+        assert!(status.message().contains(why), "{bad:?}: {status:?}");
+    }
 }
 
 // === Get ===
@@ -698,6 +752,17 @@ async fn get_profile_by_address_and_invalid_names() {
         let status = client.get_profile(req(path)).await.expect_err(path);
         assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
     }
+    // Names that are no DNS names, and tokens over the bound, are refused and hold no key.
+    let keys = index.read().sizes().profile_keys;
+    let huge = format!("{}.ns.svc.cluster.local:80", "a".repeat(60 * 1024));
+    let mut long_token = req("web.ns.svc.cluster.local:80");
+    long_token.context_token = format!(r#"{{"ns":"{}"}}"#, "a".repeat(4096));
+    for request in [req(&huge), req("svc_1.ns.svc.cluster.local:80"), long_token] {
+        let status = client.get_profile(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().len() < 400, "{status:?}");
+    }
+    assert_eq!(index.read().sizes().profile_keys, keys);
 }
 
 /// Two Services claiming one cluster IP: GetProfile by that IP is FAILED_PRECONDITION naming

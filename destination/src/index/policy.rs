@@ -71,6 +71,14 @@ pub type InboundRx = channel::Receiver<Arc<PolicySnapshot<inpb::Server>>>;
 pub type OutboundRx = channel::Receiver<Arc<PolicySnapshot<outpb::OutboundPolicy>>>;
 type Tx<M> = channel::Sender<Arc<PolicySnapshot<M>>>;
 
+/// The key of a policy subscription channel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum PolicyKey {
+    Inbound(Workload, u16),
+    Outbound(ObjKey, u16),
+    Egress(egress::EgressKey),
+}
+
 /// What an outbound policy is asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OutboundTarget {
@@ -165,6 +173,28 @@ pub struct PolicySizes {
 }
 
 impl PolicyIndex {
+    /// Whether `key` has a channel that no receiver holds.
+    pub(super) fn unheld(&self, key: &PolicyKey) -> bool {
+        use super::subscription::unheld;
+        match key {
+            PolicyKey::Inbound(workload, port) => unheld(&self.inbound_subs, workload, port),
+            PolicyKey::Outbound(svc, port) => unheld(&self.outbound_subs, svc, port),
+            PolicyKey::Egress(key) => self.egress.unheld(key),
+        }
+    }
+
+    /// Removes `key` if no receiver holds its channel.
+    pub(super) fn drop_unheld(&mut self, key: &PolicyKey) {
+        use super::subscription::drop_unheld;
+        match key {
+            PolicyKey::Inbound(workload, port) => {
+                drop_unheld(&mut self.inbound_subs, workload, port)
+            }
+            PolicyKey::Outbound(svc, port) => drop_unheld(&mut self.outbound_subs, svc, port),
+            PolicyKey::Egress(key) => self.egress.drop_unheld(key),
+        }
+    }
+
     pub(crate) fn sizes(&self) -> PolicySizes {
         PolicySizes {
             servers: self.servers.len(),
@@ -174,7 +204,8 @@ impl PolicyIndex {
             rate_limits: self.rate_limits.len(),
             invalid_rate_limits: self.rate_limits.values().filter(|r| !r.is_valid()).count(),
             inbound_keys: self.inbound_subs.values().map(HashMap::len).sum(),
-            outbound_keys: self.outbound_subs.values().map(HashMap::len).sum(),
+            outbound_keys: self.outbound_subs.values().map(HashMap::len).sum::<usize>()
+                + self.egress.keys(),
         }
     }
 
@@ -236,6 +267,17 @@ impl Index {
                 .get(&port)?
                 .subscribe(),
         )
+    }
+
+    /// The key that `target` subscribes to, as the index stands: its Service's port, or an
+    /// egress key.
+    pub(crate) fn outbound_key(&self, target: &OutboundTarget) -> Result<PolicyKey, PolicyError> {
+        match self.outbound_service(target) {
+            Err(PolicyError::NoService(addr)) if self.is_egress(addr, target) => {
+                Ok(PolicyKey::Egress(egress::egress_key(addr, target)))
+            }
+            found => found.map(|(svc, port)| PolicyKey::Outbound(svc, port)),
+        }
     }
 
     /// A receiver of the outbound policy of a Service port, or of the egress policy (an

@@ -48,7 +48,7 @@ pub(super) struct Egress {
 
 /// An address as a client in a namespace (if it said) asks for it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct EgressKey {
+pub(crate) struct EgressKey {
     addr: SocketAddr,
     source_ns: Option<String>,
 }
@@ -70,6 +70,25 @@ struct EgressNet {
 struct Net {
     cidr: Cidr,
     except: Vec<Cidr>,
+}
+
+impl Egress {
+    /// How many keys have channels.
+    pub(super) fn keys(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether `key` has a channel that no receiver holds.
+    pub(super) fn unheld(&self, key: &EgressKey) -> bool {
+        self.subs.get(key).is_some_and(|tx| tx.is_closed())
+    }
+
+    /// Removes `key` if no receiver holds its channel.
+    pub(super) fn drop_unheld(&mut self, key: &EgressKey) {
+        if self.unheld(key) {
+            self.subs.remove(key);
+        }
+    }
 }
 
 impl OutboundTarget {
@@ -194,7 +213,7 @@ impl Index {
     }
 }
 
-fn egress_key(addr: SocketAddr, target: &OutboundTarget) -> EgressKey {
+pub(super) fn egress_key(addr: SocketAddr, target: &OutboundTarget) -> EgressKey {
     EgressKey {
         addr,
         source_ns: target.source_ns().map(str::to_string),
