@@ -86,6 +86,18 @@ pub struct Args {
     #[arg(long, env = "OXLINK_DESTINATION_PLAINTEXT")]
     plaintext: bool,
 
+    /// Serve only clients that present a mesh certificate (meshed proxies do): every request of
+    /// another client is answered UNAUTHENTICATED. Needs mesh TLS.
+    #[arg(
+        long,
+        env = "OXLINK_DESTINATION_REQUIRE_CLIENT_IDENTITY",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+    )]
+    require_client_identity: bool,
+
     /// identity's gRPC address, where our certificate comes from
     /// [default: linkerd-identity.<controller-namespace>.svc.<cluster-domain>:8080].
     #[arg(long, env = "OXLINK_DESTINATION_IDENTITY_ADDR")]
@@ -135,25 +147,37 @@ impl Args {
             cluster_networks,
             probe_networks,
             plaintext,
+            require_client_identity,
             identity_addr,
             identity_token_path,
             identity_trust_anchors,
             shutdown_grace_period,
             logs,
         } = self;
+        if plaintext && require_client_identity {
+            anyhow::bail!(
+                "--require-client-identity needs mesh TLS: it cannot be combined with \
+                 --plaintext, where a sidecar terminates TLS"
+            );
+        }
         logs.init().context("--log-level")?;
         let transport = if plaintext {
             Transport::Plaintext
         } else {
             let anchors = load_anchors(&identity_trust_anchors)?;
-            Transport::Tls(certify_config(
+            let certify = certify_config(
                 &controller_namespace,
                 &identity_trust_domain,
                 &cluster_domain,
                 identity_addr,
                 anchors,
                 identity_token_path,
-            ))
+            );
+            if require_client_identity {
+                Transport::TlsRequiringClientIdentity(certify)
+            } else {
+                Transport::Tls(certify)
+            }
         };
         let config = Config {
             controller_namespace,

@@ -8,11 +8,15 @@
 //! front: a path that is not a cluster name (or, for Get, is an IP) is INVALID_ARGUMENT, which
 //! the proxy does not retry.
 
+mod identified;
 pub mod inbound;
 pub mod outbound;
 mod server;
 mod target;
 
+#[cfg(test)]
+pub(crate) use self::identified::REFUSED;
+pub(crate) use self::identified::{Unidentified, split_by_identity};
 pub use self::inbound::PolicyService;
 pub(crate) use self::server::{GrpcService, serve};
 

@@ -2,7 +2,7 @@
 //! identity, or plaintext behind a sidecar) and the admin server, started and stopped together.
 
 use crate::{
-    grpc::{DestinationGrpc, GrpcService, PolicyService, serve},
+    grpc::{DestinationGrpc, GrpcService, PolicyService, Unidentified, serve, split_by_identity},
     index::{self, Index, SharedIndex, policy::spawn_gateway_watch, spawn_watch},
     metrics::Metrics,
 };
@@ -32,8 +32,12 @@ pub enum Transport {
     /// h2c, for a server behind a proxy sidecar that terminates mesh TLS (`--plaintext`).
     Plaintext,
     /// Mesh TLS with a certificate obtained from identity and renewed by
-    /// [`CertifyClient`]; not ready until it holds one.
+    /// [`CertifyClient`]; not ready until it holds one. Clients may present a mesh certificate.
     Tls(CertifyConfig),
+    /// Mesh TLS as [`Transport::Tls`], serving only clients that present a mesh certificate
+    /// (`--require-client-identity`): every request of any other client is answered
+    /// UNAUTHENTICATED.
+    TlsRequiringClientIdentity(CertifyConfig),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,9 +143,14 @@ pub fn spawn_with(
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry, index.clone());
     oxlink_kube::metrics::register(&mut registry);
-    let tls = match transport {
-        Transport::Plaintext => None,
-        Transport::Tls(certify) => {
+    let (certify, require_client_identity) = match transport {
+        Transport::Plaintext => (None, false),
+        Transport::Tls(certify) => (Some(certify), false),
+        Transport::TlsRequiringClientIdentity(certify) => (Some(certify), true),
+    };
+    let tls = match certify {
+        None => None,
+        Some(certify) => {
             let anchors = certify.anchors.clone();
             let cert = Arc::new(ServingCert::default());
             let held = cert.clone();
@@ -158,7 +167,11 @@ pub fn spawn_with(
         tasks.flag(),
         metrics.clone(),
     );
-    serve_grpc(&mut tasks, Arc::new(destination), grpc, tls.clone());
+    let listen = Listen {
+        tls: tls.clone(),
+        require_client_identity,
+    };
+    serve_grpc(&mut tasks, Arc::new(destination), grpc, &listen);
     let policy_addr = match policy {
         Some(listener) => Some(serve_policy(
             &mut tasks,
@@ -166,7 +179,7 @@ pub fn spawn_with(
             &index,
             &cluster_domain,
             &metrics,
-            tls.clone(),
+            &listen,
         )?),
         None => None,
     };
@@ -184,7 +197,7 @@ pub fn spawn_with(
         }
         None => None,
     };
-    tracing::info!(%grpc_addr, ?policy_addr, ?admin_addr, tls = tls.is_some(), "destination started");
+    tracing::info!(%grpc_addr, ?policy_addr, ?admin_addr, tls = tls.is_some(), require_client_identity, "destination started");
     Ok(Running {
         grpc_addr,
         policy_addr,
@@ -261,7 +274,7 @@ fn serve_policy(
     index: &SharedIndex,
     cluster_domain: &str,
     metrics: &Arc<Metrics>,
-    tls: Option<Arc<ServerConfig>>,
+    listen: &Listen,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let policy = PolicyService::new(
@@ -270,20 +283,38 @@ fn serve_policy(
         tasks.flag(),
         metrics.clone(),
     );
-    serve_grpc(tasks, Arc::new(policy), listener, tls);
+    serve_grpc(tasks, Arc::new(policy), listener, listen);
     Ok(addr)
 }
 
-/// Serves `service` on `listener` until shutdown: over TLS with `tls`, as h2c without. Both
-/// gRPC listeners are served through here with the same `tls`, so both present the one
-/// certificate from identity.
+/// How both gRPC listeners serve: over TLS with `tls` (h2c without), and whether a client must
+/// present a mesh certificate.
+#[derive(Clone)]
+struct Listen {
+    tls: Option<Arc<ServerConfig>>,
+    require_client_identity: bool,
+}
+
+/// Serves `service` on `listener` until shutdown: over TLS with `listen.tls`, as h2c without.
+/// Both gRPC listeners are served through here with the same `listen`, so both present the one
+/// certificate from identity and both refuse unidentified clients alike.
 fn serve_grpc<S: GrpcService>(
     tasks: &mut Tasks,
     service: Arc<S>,
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    listen: &Listen,
 ) {
-    match tls {
+    match listen.tls.clone() {
+        Some(config) if listen.require_client_identity => {
+            // The verifier has checked any certificate presented against the trust anchors.
+            let (identified, unidentified) =
+                split_by_identity(tls_incoming(listener, config), |tls| {
+                    tls.get_ref().1.peer_certificates().is_some()
+                });
+            let refuse = Arc::new(Unidentified::new(service.shutdown()));
+            tasks.server(serve(service, identified, tasks.signal()));
+            tasks.server(serve(refuse, unidentified, tasks.signal()));
+        }
         Some(config) => tasks.server(serve(
             service,
             tls_incoming(listener, config),
@@ -299,3 +330,6 @@ impl Running {
         self.tasks.shutdown(grace).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

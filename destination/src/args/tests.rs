@@ -167,3 +167,23 @@ fn unreadable_or_bad_trust_anchors_fail_to_start() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn require_client_identity_is_off_by_default_and_needs_tls() {
+    let parse = |extra: &[&str]| {
+        Args::try_parse_from(["oxlink-destination"].iter().chain(extra)).unwrap()
+    };
+    assert!(!parse(&[]).require_client_identity);
+    assert!(parse(&["--require-client-identity"]).require_client_identity);
+    assert!(parse(&["--require-client-identity=true"]).require_client_identity);
+    assert!(!parse(&["--require-client-identity=false"]).require_client_identity);
+    assert!(Args::try_parse_from(["oxlink-destination", "--require-client-identity=maybe"]).is_err());
+    let error = parse(&["--plaintext", "--require-client-identity"])
+        .run()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "--require-client-identity needs mesh TLS: it cannot be combined with --plaintext, \
+         where a sidecar terminates TLS"
+    );
+}
