@@ -44,6 +44,14 @@ const BENCHES: &[Bench] = &[
         default_args: &["10000", "1000", "100", "20"],
         what: "Get fan-out: memory per subscription, change-to-last-subscriber p50/p99, CPU per fan-out, lost updates",
     },
+    Bench {
+        name: "destination-churn",
+        package: "oxlink-destination",
+        target: Target::Example("churn"),
+        // streams of each kind, rounds
+        default_args: &["20000", "2"],
+        what: "streams that come and go, each for its own key (unknown names, IPs, nodes, ports, egress addresses): subscription keys and server RSS after each round",
+    },
 ];
 
 #[derive(Debug, clap::Args)]
