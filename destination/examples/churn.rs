@@ -162,13 +162,24 @@ async fn round(n: u32, destination: &Channel, policy: &Channel) {
             ..Default::default()
         };
         async move {
-            let mut stream = client.get_profile(request).await.expect("GetProfile").into_inner();
+            let mut stream = client
+                .get_profile(request)
+                .await
+                .expect("GetProfile")
+                .into_inner();
             stream.message().await.expect("a profile");
         }
     };
-    churn(n, |i| get_profile(format!("svc-{i}.bench.svc.cluster.local:80"))).await;
     churn(n, |i| {
-        get_profile(SocketAddr::try_from(addr(192, i, 8080)).unwrap().to_string())
+        get_profile(format!("svc-{i}.bench.svc.cluster.local:80"))
+    })
+    .await;
+    churn(n, |i| {
+        get_profile(
+            SocketAddr::try_from(addr(192, i, 8080))
+                .unwrap()
+                .to_string(),
+        )
     })
     .await;
     churn(n, |i| {
@@ -192,7 +203,11 @@ async fn round(n: u32, destination: &Channel, policy: &Channel) {
             port: 1 + i % 65_535,
         };
         async move {
-            let mut stream = client.watch_port(spec).await.expect("WatchPort").into_inner();
+            let mut stream = client
+                .watch_port(spec)
+                .await
+                .expect("WatchPort")
+                .into_inner();
             stream.message().await.expect("a policy");
         }
     })
@@ -244,11 +259,7 @@ async fn drive(streams: u32, rounds: u32) -> Result<(), Error> {
     let policy = connect(addrs.next().ok_or("no policy address")?).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     writeln!(to_server, "keys")?;
-    println!(
-        "start: {}, server RSS {} KiB",
-        read_line(),
-        rss_kib(pid)
-    );
+    println!("start: {}, server RSS {} KiB", read_line(), rss_kib(pid));
     for r in 1..=rounds {
         let started = Instant::now();
         round(streams, &destination, &policy).await;

@@ -24,13 +24,13 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use self::subscription::SubKey;
 pub use self::{
     endpoints::{EndpointsSnapshot, EndpointsState},
     profile::ProfileSnapshot,
     subscription::Subscription,
     watch::spawn_watch,
 };
-pub(crate) use self::subscription::SubKey;
 
 use self::{
     external::ExternalInfo,

@@ -1,11 +1,11 @@
 //! The seam between the index and the policy gRPC services: what a policy lookup asks for and
 //! what it gets.
 
-use crate::index::{SharedIndex, SubKey, Subscription, policy::PolicyKey};
 pub use crate::index::{
     ObjKey,
     policy::{OutboundTarget, PolicyError, PolicySnapshot, Workload},
 };
+use crate::index::{SharedIndex, SubKey, Subscription, policy::PolicyKey};
 use linkerd2_proxy_api::{inbound as inpb, outbound as outpb};
 use std::sync::Arc;
 

@@ -142,6 +142,9 @@ fn install_renders_what_helm_renders() -> Result<()> {
             "webhook.url=https://127.0.0.1:18443",
             "identity.externalCA=true",
             "nodeSelector=null",
+            "networkPolicy.enabled=true",
+            "networkPolicy.apiServerCIDRs={172.18.0.2/32,fd00::2/128}",
+            "destinationRequireClientIdentity=true",
         ],
     )
 }

@@ -76,3 +76,12 @@ namespaceSelector:
     - kube-system
     - cert-manager
 {{- end }}
+
+{{- /* The peers that are meshed pods of this control plane, in any namespace; takes the root
+context. */ -}}
+{{- define "oxlink.meshedPods" -}}
+- namespaceSelector: {}
+  podSelector:
+    matchLabels:
+      linkerd.io/control-plane-ns: {{ .Release.Namespace }}
+{{- end }}

@@ -32,6 +32,7 @@ templates![
     "identity-rbac.yaml",
     "identity.yaml",
     "namespace.yaml",
+    "networkpolicy.yaml",
     "proxy-injector-rbac.yaml",
     "proxy-injector.yaml",
     "webhooks.yaml",
@@ -40,6 +41,7 @@ templates![
 /// Helm's install order of kinds; [`render`] sorts documents by it, as `helm template` does.
 const KIND_ORDER: &[&str] = &[
     "Namespace",
+    "NetworkPolicy",
     "PodDisruptionBudget",
     "ServiceAccount",
     "Secret",

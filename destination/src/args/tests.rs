@@ -170,14 +170,15 @@ fn unreadable_or_bad_trust_anchors_fail_to_start() {
 
 #[test]
 fn require_client_identity_is_off_by_default_and_needs_tls() {
-    let parse = |extra: &[&str]| {
-        Args::try_parse_from(["oxlink-destination"].iter().chain(extra)).unwrap()
-    };
+    let parse =
+        |extra: &[&str]| Args::try_parse_from(["oxlink-destination"].iter().chain(extra)).unwrap();
     assert!(!parse(&[]).require_client_identity);
     assert!(parse(&["--require-client-identity"]).require_client_identity);
     assert!(parse(&["--require-client-identity=true"]).require_client_identity);
     assert!(!parse(&["--require-client-identity=false"]).require_client_identity);
-    assert!(Args::try_parse_from(["oxlink-destination", "--require-client-identity=maybe"]).is_err());
+    assert!(
+        Args::try_parse_from(["oxlink-destination", "--require-client-identity=maybe"]).is_err()
+    );
     let error = parse(&["--plaintext", "--require-client-identity"])
         .run()
         .unwrap_err();

@@ -281,7 +281,10 @@ async fn reset_streams_leave_no_keys_behind() {
         "{NAMES} + 4 x {STREAMS} streams: keys {start:?} -> {end:?}; \
          this test process's RSS {rss_start} KiB -> {rss_end} KiB"
     );
-    assert!(subset(&start, &end), "keys left behind: {start:?} -> {end:?}");
+    assert!(
+        subset(&start, &end),
+        "keys left behind: {start:?} -> {end:?}"
+    );
     let started = servers
         .metrics
         .started

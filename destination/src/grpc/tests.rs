@@ -203,7 +203,9 @@ fn paths_and_context_tokens() {
         }
     );
     assert_eq!(
-        token(r#"{"ns":"a","nodeName":"n","pod":"p"}"#).ns.as_deref(),
+        token(r#"{"ns":"a","nodeName":"n","pod":"p"}"#)
+            .ns
+            .as_deref(),
         Some("a")
     );
     assert_eq!(token("ns:emojivoto").ns.as_deref(), Some("emojivoto"));
@@ -212,7 +214,13 @@ fn paths_and_context_tokens() {
     let longest = format!(
         r#"{{"ns":"{}","nodeName":"{}","pod":"{}"}}"#,
         "n".repeat(63),
-        ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join("."),
+        [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        ]
+        .join("."),
         "p".repeat(253),
     );
     assert_eq!(token(&longest).ns.as_deref(), Some(&*"n".repeat(63)));
@@ -228,16 +236,34 @@ fn names_must_be_dns_names() {
         Host::Name(longest.clone())
     );
     for (bad, why) in [
-        (format!("{longest}b:80"), "the name is 254 characters long; a DNS name has at most 253"),
+        (
+            format!("{longest}b:80"),
+            "the name is 254 characters long; a DNS name has at most 253",
+        ),
         (
             format!("{}.ns.svc.cluster.local:80", "a".repeat(64)),
             "is 64 characters long; a DNS label has at most 63",
         ),
-        (format!("{}.ns.svc.cluster.local", "x".repeat(60 * 1024)), "a DNS name has at most 253"),
-        ("web..svc.cluster.local:80".into(), "a DNS name has no empty labels"),
-        ("we_b.ns.svc.cluster.local:80".into(), "holds '_'; a DNS label holds only letters, digits and '-'"),
-        ("-web.ns.svc.cluster.local:80".into(), "starts or ends with '-'"),
-        ("web-.ns.svc.cluster.local:80".into(), "starts or ends with '-'"),
+        (
+            format!("{}.ns.svc.cluster.local", "x".repeat(60 * 1024)),
+            "a DNS name has at most 253",
+        ),
+        (
+            "web..svc.cluster.local:80".into(),
+            "a DNS name has no empty labels",
+        ),
+        (
+            "we_b.ns.svc.cluster.local:80".into(),
+            "holds '_'; a DNS label holds only letters, digits and '-'",
+        ),
+        (
+            "-web.ns.svc.cluster.local:80".into(),
+            "starts or ends with '-'",
+        ),
+        (
+            "web-.ns.svc.cluster.local:80".into(),
+            "starts or ends with '-'",
+        ),
         ("wéb.ns.svc.cluster.local:80".into(), "holds 'é'"),
     ] {
         let status = parse_path(&bad).unwrap_err();
@@ -256,8 +282,14 @@ fn names_must_be_dns_names() {
             format!(r#"{{"ns":"{}"}}"#, "n".repeat(64)),
             "invalid context token: namespace: the label",
         ),
-        (r#"{"ns":"a.b"}"#.into(), "namespace: the label \"a.b\" holds '.'"),
-        ("ns:Emojivoto".into(), "namespace: the label \"Emojivoto\" holds 'E'"),
+        (
+            r#"{"ns":"a.b"}"#.into(),
+            "namespace: the label \"a.b\" holds '.'",
+        ),
+        (
+            "ns:Emojivoto".into(),
+            "namespace: the label \"Emojivoto\" holds 'E'",
+        ),
         (
             r#"{"ns":"a","nodeName":"node_1"}"#.into(),
             "invalid context token: node name: the label \"node_1\" holds '_'",

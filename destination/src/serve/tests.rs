@@ -22,7 +22,10 @@ const CLIENT: &str = "web.ns.serviceaccount.identity.linkerd.cluster.local";
 fn certified(name: &str) -> (Leaf, oxlink_tls::KeyPair) {
     let (key, csr) = fixtures::csr(name);
     let csr = CertificateRequest::from_der(&csr).unwrap();
-    (fixtures::issuer().sign(&csr, SystemTime::now()).unwrap(), key)
+    (
+        fixtures::issuer().sign(&csr, SystemTime::now()).unwrap(),
+        key,
+    )
 }
 
 /// Destination and policy over mesh TLS; their addresses.
@@ -47,11 +50,16 @@ async fn start(tasks: &mut Tasks, require_client_identity: bool) -> (SocketAddr,
     let metrics = Arc::new(Metrics::default());
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = grpc.local_addr().unwrap();
-    let destination =
-        DestinationGrpc::new(Arc::new(index.clone()), "cluster.local", tasks.flag(), metrics.clone());
+    let destination = DestinationGrpc::new(
+        Arc::new(index.clone()),
+        "cluster.local",
+        tasks.flag(),
+        metrics.clone(),
+    );
     serve_grpc(tasks, Arc::new(destination), grpc, &listen);
     let policy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let policy_addr = serve_policy(tasks, policy, &index, "cluster.local", &metrics, &listen).unwrap();
+    let policy_addr =
+        serve_policy(tasks, policy, &index, "cluster.local", &metrics, &listen).unwrap();
     (grpc_addr, policy_addr)
 }
 
@@ -86,11 +94,19 @@ async fn ask(grpc: SocketAddr, policy: SocketAddr, meshed: bool) -> [Result<(), 
         ..Default::default()
     };
     let profile = match destination.get_profile(request.clone()).await {
-        Ok(rsp) => rsp.into_inner().message().await.map(|m| assert!(m.is_some())),
+        Ok(rsp) => rsp
+            .into_inner()
+            .message()
+            .await
+            .map(|m| assert!(m.is_some())),
         Err(status) => Err(status),
     };
     let endpoints = match destination.get(request).await {
-        Ok(rsp) => rsp.into_inner().message().await.map(|m| assert!(m.is_some())),
+        Ok(rsp) => rsp
+            .into_inner()
+            .message()
+            .await
+            .map(|m| assert!(m.is_some())),
         Err(status) => Err(status),
     };
     let mut inbound = InboundServerPoliciesClient::new(connect(policy, meshed).await);
@@ -99,7 +115,11 @@ async fn ask(grpc: SocketAddr, policy: SocketAddr, meshed: bool) -> [Result<(), 
         port: 8080,
     };
     let watch = match inbound.watch_port(spec).await {
-        Ok(rsp) => rsp.into_inner().message().await.map(|m| assert!(m.is_some())),
+        Ok(rsp) => rsp
+            .into_inner()
+            .message()
+            .await
+            .map(|m| assert!(m.is_some())),
         Err(status) => Err(status),
     };
     [profile, endpoints, watch]

@@ -305,3 +305,133 @@ fn missing_identity_is_refused_by_required() {
          identityTrustAnchorsPEM must be set (the mesh's trust anchors, PEM)"
     );
 }
+
+#[test]
+fn every_controller_has_a_memory_limit_by_default() {
+    for ha in [false, true] {
+        let objects = objects(&values_with(ha, json!({})));
+        for name in [
+            "linkerd-identity",
+            "linkerd-destination",
+            "linkerd-proxy-injector",
+        ] {
+            let deployment = find(&objects, "Deployment", name);
+            let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+            for key in ["requests", "limits"] {
+                assert!(
+                    resources[key]["memory"].is_string(),
+                    "{name} (ha: {ha}): {resources}"
+                );
+            }
+        }
+    }
+}
+
+/// The ports of each rule of a NetworkPolicy, and its peers.
+fn rules(policy: &Value) -> Vec<(Vec<i64>, Value)> {
+    policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let ports = rule["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    assert_eq!(p["protocol"], "TCP");
+                    p["port"].as_i64().unwrap()
+                })
+                .collect();
+            (ports, rule["from"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn network_policies_admit_meshed_pods_and_the_api_server_only() {
+    let off = objects(&values_with(false, json!({})));
+    assert!(!off.iter().any(|o| o["kind"] == "NetworkPolicy"));
+
+    let on = objects(&values_with(
+        false,
+        json!({"networkPolicy": {"enabled": true}}),
+    ));
+    let meshed = json!([{
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"linkerd.io/control-plane-ns": "linkerd"}},
+    }]);
+    for (name, component, served, admin) in [
+        ("linkerd-identity", "identity", vec![8080], 9990),
+        ("linkerd-destination", "destination", vec![8086, 8090], 9996),
+        ("linkerd-proxy-injector", "proxy-injector", vec![8443], 9995),
+    ] {
+        let policy = find(&on, "NetworkPolicy", name);
+        assert_eq!(policy["metadata"]["namespace"], "linkerd");
+        assert_eq!(
+            policy["spec"]["podSelector"]["matchLabels"]["linkerd.io/control-plane-component"],
+            component
+        );
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+        // The selector picks the Deployment's pods, and every container port is covered.
+        let deployment = find(&on, "Deployment", name);
+        let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["linkerd.io/control-plane-component"], component);
+        let mut ports: Vec<i64> = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["containerPort"].as_i64().unwrap())
+            .collect();
+        ports.sort();
+        let rules = rules(policy);
+        let mut covered: Vec<i64> = rules.iter().flat_map(|(p, _)| p.clone()).collect();
+        covered.sort();
+        assert_eq!(covered, ports, "{name}");
+        // The admin port (probes, metrics) admits any source.
+        assert_eq!(rules[1], (vec![admin], Value::Null), "{name}");
+        let expected_from = if component == "proxy-injector" {
+            // The chart cannot know the API server's address unless told.
+            Value::Null
+        } else {
+            meshed.clone()
+        };
+        assert_eq!(rules[0], (served, expected_from), "{name}");
+    }
+    // The controllers are meshed pods to each other: destination gets its certificate from
+    // identity.
+    let destination = find(&on, "Deployment", "linkerd-destination");
+    assert_eq!(
+        destination["spec"]["template"]["metadata"]["labels"]["linkerd.io/control-plane-ns"],
+        "linkerd"
+    );
+
+    let told = objects(&values_with(
+        false,
+        json!({"networkPolicy": {"enabled": true, "apiServerCIDRs": ["172.18.0.2/32", "fd00::2/128"]}}),
+    ));
+    let injector = rules(find(&told, "NetworkPolicy", "linkerd-proxy-injector"));
+    assert_eq!(
+        injector[0],
+        (
+            vec![8443],
+            json!([{"ipBlock": {"cidr": "172.18.0.2/32"}}, {"ipBlock": {"cidr": "fd00::2/128"}}])
+        )
+    );
+}
+
+#[test]
+fn destination_requires_client_identity_by_choice() {
+    let args = |values: Value| {
+        let objects = objects(&values_with(false, values));
+        find(&objects, "Deployment", "linkerd-destination")["spec"]["template"]["spec"]
+            ["containers"][0]["args"]
+            .clone()
+    };
+    let has = |args: &Value, arg: &str| args.as_array().unwrap().iter().any(|a| a == arg);
+    assert!(has(&args(json!({})), "--require-client-identity=false"));
+    assert!(has(
+        &args(json!({"destinationRequireClientIdentity": true})),
+        "--require-client-identity=true"
+    ));
+}
