@@ -102,20 +102,6 @@ impl<D: DiscoverPolicy> PolicyService<D> {
     }
 }
 
-impl<D: DiscoverPolicy> PolicyService<D> {
-    /// Serves both policy APIs on each connection `incoming` yields until `shutdown`
-    /// completes or the service's shutdown flag turns (see [`super::serve`]).
-    pub async fn serve<IO>(
-        self: Arc<Self>,
-        incoming: impl futures::Stream<Item = std::io::Result<IO>> + Send,
-        shutdown: impl std::future::Future<Output = ()> + Send,
-    ) where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        super::serve(self, incoming, shutdown).await
-    }
-}
-
 impl<D: DiscoverPolicy> GrpcService for PolicyService<D> {
     fn call(&self, path: &str, body: &[u8]) -> Option<Reply> {
         if let Some(m) = method::<Inbound<D>>(path) {
