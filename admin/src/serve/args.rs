@@ -79,3 +79,54 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
         d => Ok(d),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Limits, clap::Error> {
+        let argv = std::iter::once("server").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.limits.limits(Limits::WEBHOOK))
+    }
+
+    #[test]
+    fn flags_override_the_servers_defaults_one_by_one() {
+        assert_eq!(parse(&[]).unwrap(), Limits::WEBHOOK);
+        let limits = parse(&[
+            "--max-concurrent-streams=2000",
+            "--http2-keepalive-interval=1m",
+            "--idle-timeout",
+            "1h30m",
+        ])
+        .unwrap();
+        assert_eq!(
+            limits,
+            Limits {
+                max_concurrent_streams: 2000,
+                keepalive_interval: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(5400),
+                ..Limits::WEBHOOK
+            }
+        );
+    }
+
+    #[test]
+    fn a_zero_or_malformed_limit_is_refused() {
+        for bad in [
+            "--max-connections=0",
+            "--max-concurrent-streams=0",
+            "--max-header-list-size=100",
+            "--handshake-timeout=0s",
+            "--request-body-timeout=soon",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad} was accepted");
+        }
+    }
+}
