@@ -2,20 +2,27 @@
 //!
 //! This crate owns the plumbing around the controllers: the `--log-level` / `--log-format`
 //! flags and the `tracing` subscriber they configure, the [`Readiness`] latch each subsystem
-//! holds until it has synced, the admin HTTP server (`/live`, `/ready`, `/metrics` from one
-//! `prometheus-client` registry), the SIGTERM/Ctrl-C shutdown signal, and [`Tasks`], which
-//! stops a server's tasks in order: servers drain, background loops are aborted. Identity,
+//! holds until it has synced, the [`Liveness`] that fails once a task the process needs has
+//! ended, the admin HTTP server (`/live`, `/ready`, `/metrics` from one `prometheus-client`
+//! registry), the SIGTERM/Ctrl-C shutdown signal, [`Tasks`], which stops a server's tasks in
+//! order (servers drain, background loops are aborted) and notices the ones that end early, and
+//! [`serve`]: the one accept loop and HTTP serving skeleton of every listener, with its limits. Identity,
 //! destination and the proxy-injector use it unchanged, so their operational surface is the same.
 
+mod live;
 mod logs;
 mod ready;
+pub mod serve;
 mod server;
 mod tasks;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 
 pub use self::{
+    live::Liveness,
     logs::{LogArgs, LogFormat},
     ready::{Latch, Readiness},
-    server::{ScrapeHook, serve_admin},
+    server::{Admin, ScrapeHook, serve_admin},
     tasks::Tasks,
 };
 

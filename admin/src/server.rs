@@ -1,12 +1,11 @@
 //! The admin server: `/live`, `/ready` and `/metrics`, plain HTTP/1 on its own port.
 
-use crate::Readiness;
-use http_body_util::Full;
-use hyper::{
-    Method, Request, Response, StatusCode, body::Bytes, header, server::conn::http1,
-    service::service_fn,
+use crate::{
+    Liveness, Readiness,
+    serve::{Limits, Protocol, RequestBody, ServerMetrics, accept, serve_http},
 };
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, body::Bytes, header, service::service_fn};
 use prometheus_client::registry::Registry;
 use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
@@ -17,53 +16,55 @@ pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn serve_admin(
-    listener: TcpListener,
-    registry: Arc<Registry>,
-    ready: Readiness,
-    on_scrape: Option<ScrapeHook>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept");
-                    continue;
-                }
-            },
-        };
-        let (registry, ready, on_scrape) = (registry.clone(), ready.clone(), on_scrape.clone());
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let response = handle(&req, &registry, &ready, on_scrape.as_ref());
-                async move { Ok::<_, std::convert::Infallible>(response) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(%error, "admin connection");
-            }
-        });
-    }
+/// What the admin server reports.
+#[derive(Clone)]
+pub struct Admin {
+    pub registry: Arc<Registry>,
+    pub ready: Readiness,
+    /// `/live` fails once this does (see [`crate::Tasks::liveness`]).
+    pub live: Liveness,
+    pub on_scrape: Option<ScrapeHook>,
+    /// The admin listener's connection metrics (`server="admin"`).
+    pub connections: ServerMetrics,
 }
 
-fn handle<B>(
-    req: &Request<B>,
-    registry: &Registry,
-    ready: &Readiness,
-    on_scrape: Option<&ScrapeHook>,
-) -> Response<Full<Bytes>> {
+/// Serves the admin endpoints on `listener` (HTTP/1, with [`Limits::ADMIN`]) until `shutdown`
+/// completes.
+pub async fn serve_admin(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
+    let metrics = admin.connections.clone();
+    let incoming = accept(listener, &Limits::ADMIN, None, metrics.clone());
+    let admin = Arc::new(admin);
+    let svc = service_fn(move |req: Request<RequestBody>| {
+        let response = handle(&req, &admin);
+        async move { Ok::<_, std::convert::Infallible>(response) }
+    });
+    serve_http(
+        incoming,
+        svc,
+        Protocol::Http1,
+        &Limits::ADMIN,
+        metrics,
+        shutdown,
+    )
+    .await;
+}
+
+fn handle<B>(req: &Request<B>, admin: &Admin) -> Response<Full<Bytes>> {
+    let Admin {
+        registry,
+        ready,
+        live,
+        on_scrape,
+        ..
+    } = admin;
     if req.method() != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
     }
     match req.uri().path() {
-        "/live" => reply(StatusCode::OK, "live\n".into()),
+        "/live" => match live.dead() {
+            None => reply(StatusCode::OK, "live\n".into()),
+            Some(why) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")),
+        },
         "/ready" => match ready.not_ready() {
             None => reply(StatusCode::OK, "ready\n".into()),
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),

@@ -13,6 +13,7 @@ use linkerd2_proxy_api::{
     destination::{GetDestination, destination_client::DestinationClient, update::Update},
     net::TcpAddress,
 };
+use oxlink_admin::serve::{Limits, ServerMetrics, accept};
 use oxlink_destination::{
     Metrics,
     grpc::DestinationGrpc,
@@ -91,7 +92,14 @@ async fn serve(endpoints: u32, rounds: u32) -> Result<(), Error> {
         shutdown_rx,
         Arc::new(Metrics::default()),
     ));
-    tokio::spawn(grpc.serve(oxlink_tls::plain_incoming(listener), std::future::pending()));
+    // The limits the server runs with (10,000 subscribers over 20 connections is 500 streams
+    // per connection, within the default 1,000).
+    let (limits, connections) = (Limits::GRPC, ServerMetrics::unregistered("destination"));
+    let incoming = accept(listener, &limits, None, connections.clone());
+    tokio::spawn(async move {
+        grpc.serve(incoming, &limits, connections, std::future::pending())
+            .await
+    });
     println!("listening {addr}");
 
     // Commands on stdin: `change R` adds endpoint `endpoints + R` and reports when the change

@@ -10,7 +10,11 @@ use crate::{
 };
 use anyhow::Context;
 use clap::Parser;
-use oxlink_admin::{LogArgs, shutdown_signal};
+use oxlink_admin::{
+    LogArgs,
+    serve::{LimitArgs, Limits},
+    shutdown_signal,
+};
 use oxlink_crds::{
     duration::parse_duration,
     names::{
@@ -112,6 +116,9 @@ pub struct Args {
     #[arg(long, env = "OXLINK_DESTINATION_IDENTITY_TRUST_ANCHORS", default_value = TRUST_ROOTS_PATH)]
     identity_trust_anchors: PathBuf,
 
+    #[command(flatten)]
+    limits: LimitArgs,
+
     /// How long open streams get to finish on shutdown (Go duration syntax).
     #[arg(long, env = "OXLINK_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace_period: Duration,
@@ -151,6 +158,7 @@ impl Args {
             identity_addr,
             identity_token_path,
             identity_trust_anchors,
+            limits,
             shutdown_grace_period,
             logs,
         } = self;
@@ -160,6 +168,7 @@ impl Args {
                  --plaintext, where a sidecar terminates TLS"
             );
         }
+        let limits = limits.limits(Limits::GRPC);
         logs.init().context("--log-level")?;
         let transport = if plaintext {
             Transport::Plaintext
@@ -199,9 +208,16 @@ impl Args {
                 let policy = tokio::net::TcpListener::bind(policy_addr)
                     .await
                     .with_context(|| format!("binding {policy_addr}"))?;
-                let running =
-                    spawn_with(client, config, transport, grpc, Some(policy), Some(admin))
-                        .context("starting")?;
+                let running = spawn_with(
+                    client,
+                    config,
+                    transport,
+                    limits,
+                    grpc,
+                    Some(policy),
+                    Some(admin),
+                )
+                .context("starting")?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");
                 running.shutdown(shutdown_grace_period).await;

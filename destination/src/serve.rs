@@ -10,7 +10,11 @@ use k8s_openapi::api::{
     core::v1::{Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
-use oxlink_admin::{Readiness, Tasks, serve_admin};
+use oxlink_admin::{
+    Admin, Readiness, Tasks,
+    serve::{Limits, ServerMetrics, accept},
+    serve_admin,
+};
 use oxlink_crds::{
     ExternalWorkload, ServiceProfile, TrafficSplit, gateway,
     policy::{
@@ -20,11 +24,14 @@ use oxlink_crds::{
 };
 use oxlink_tls::{
     CertifyClient, CertifyConfig, CertifyError, CertifyMetrics, ServerConfig, ServingCert,
-    ServingError, plain_incoming, server_config, tls_incoming,
+    ServingError, server_config,
 };
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
+
+/// Starts one watch: `spawn_watch::<K>` or `spawn_gateway_watch::<K>`.
+type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
 
 /// How the gRPC listener talks to proxies.
 #[derive(Clone, Debug)]
@@ -64,25 +71,35 @@ pub struct Running {
     tasks: Tasks,
 }
 
-/// [`spawn_with`] in plaintext mode, without the policy listener.
+/// [`spawn_with`] in plaintext mode with the default limits, without the policy listener.
 pub fn spawn(
     client: kube::Client,
     config: index::Config,
     grpc: TcpListener,
     admin: Option<TcpListener>,
 ) -> Result<Running, StartError> {
-    spawn_with(client, config, Transport::Plaintext, grpc, None, admin)
+    spawn_with(
+        client,
+        config,
+        Transport::Plaintext,
+        Limits::GRPC,
+        grpc,
+        None,
+        admin,
+    )
 }
 
 /// Starts destination for the cluster `client` talks to: watches Services, EndpointSlices,
 /// Pods, Nodes, ServiceProfiles, Servers and TrafficSplits (if their CRD is installed), and serves Destination on `grpc` (over
 /// `transport`) and the admin endpoints on `admin`. With a `policy` listener it also watches
 /// the policy kinds and ExternalWorkloads (readiness waits for them too) and serves the inbound
-/// and outbound policy APIs there, over the same transport.
+/// and outbound policy APIs there, over the same transport. Both gRPC listeners serve within
+/// `limits`.
 pub fn spawn_with(
     client: kube::Client,
     config: index::Config,
     transport: Transport,
+    limits: Limits,
     grpc: TcpListener,
     policy: Option<TcpListener>,
     admin: Option<TcpListener>,
@@ -91,53 +108,52 @@ pub fn spawn_with(
     let index = Index::shared(config);
     let ready = Readiness::default();
     let mut tasks = Tasks::default();
-    for watch in [
-        spawn_watch::<Service>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the Service watch has not synced"),
+    let core: [(Spawn, &'static str, &'static str); 7] = [
+        (
+            spawn_watch::<Service>,
+            "the Service watch",
+            "the Service watch has not synced",
         ),
-        spawn_watch::<EndpointSlice>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the EndpointSlice watch has not synced"),
+        (
+            spawn_watch::<EndpointSlice>,
+            "the EndpointSlice watch",
+            "the EndpointSlice watch has not synced",
         ),
-        spawn_watch::<Pod>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the Pod watch has not synced"),
+        (
+            spawn_watch::<Pod>,
+            "the Pod watch",
+            "the Pod watch has not synced",
         ),
-        spawn_watch::<Node>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the Node watch has not synced"),
+        (
+            spawn_watch::<Node>,
+            "the Node watch",
+            "the Node watch has not synced",
         ),
-        spawn_watch::<ServiceProfile>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the ServiceProfile watch has not synced"),
+        (
+            spawn_watch::<ServiceProfile>,
+            "the ServiceProfile watch",
+            "the ServiceProfile watch has not synced",
         ),
-        spawn_watch::<Server>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the Server watch has not synced"),
+        (
+            spawn_watch::<Server>,
+            "the Server watch",
+            "the Server watch has not synced",
         ),
         // The SMI extension's CRD is optional, as the Gateway API's are.
-        spawn_gateway_watch::<TrafficSplit>(
-            client.clone(),
-            index.clone(),
-            ready.latch("the TrafficSplit watch has not synced"),
+        (
+            spawn_gateway_watch::<TrafficSplit>,
+            "the TrafficSplit watch",
+            "the TrafficSplit watch has not synced",
         ),
-    ]
-    .into_iter()
-    .chain(
-        policy
-            .is_some()
-            .then(|| spawn_policy_watches(&client, &index, &ready))
-            .into_iter()
-            .flatten(),
-    ) {
-        tasks.adopt(watch);
+    ];
+    let watches = core
+        .into_iter()
+        .chain(policy.is_some().then(policy_watches).into_iter().flatten());
+    for (spawn, name, unsynced) in watches {
+        tasks.adopt(
+            name,
+            spawn(client.clone(), index.clone(), ready.latch(unsynced)),
+        );
     }
 
     let mut registry = Registry::default();
@@ -156,7 +172,10 @@ pub fn spawn_with(
             let held = cert.clone();
             ready.require("no certificate from identity yet", move || held.is_set());
             let client = CertifyClient::new(certify)?;
-            tasks.background(client.run(cert.clone(), CertifyMetrics::register(&mut registry)));
+            tasks.background(
+                "the certificate renewal",
+                client.run(cert.clone(), CertifyMetrics::register(&mut registry)),
+            );
             Some(Arc::new(server_config(cert, Some(&anchors))?))
         }
     };
@@ -167,32 +186,46 @@ pub fn spawn_with(
         tasks.flag(),
         metrics.clone(),
     );
-    let listen = Listen {
+    let connections = ServerMetrics::register(&mut registry, "destination");
+    let listener = Listener {
+        name: "the Destination gRPC server",
+        limits: &limits,
         tls: tls.clone(),
         require_client_identity,
+        connections: connections.clone(),
     };
-    serve_grpc(&mut tasks, Arc::new(destination), grpc, &listen);
+    listener
+        .clone()
+        .serve(&mut tasks, Arc::new(destination), grpc);
     let policy_addr = match policy {
-        Some(listener) => Some(serve_policy(
+        Some(policy) => Some(serve_policy(
             &mut tasks,
-            listener,
+            policy,
             &index,
             &cluster_domain,
             &metrics,
-            &listen,
+            Listener {
+                name: "the policy gRPC server",
+                connections: connections.for_server("policy"),
+                ..listener
+            },
         )?),
         None => None,
     };
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            tasks.server(serve_admin(
-                listener,
-                Arc::new(registry),
-                ready.clone(),
-                None,
-                tasks.signal(),
-            ));
+            let admin = Admin {
+                registry: Arc::new(registry),
+                ready: ready.clone(),
+                live: tasks.liveness(),
+                on_scrape: None,
+                connections: connections.for_server("admin"),
+            };
+            tasks.server(
+                "the admin server",
+                serve_admin(listener, admin, tasks.signal()),
+            );
             Some(addr)
         }
         None => None,
@@ -212,69 +245,72 @@ pub fn spawn_with(
 
 /// The watches of the kinds beyond Get/GetProfile's core (Servers are watched above): the
 /// policy kinds, ExternalWorkloads, which only policy-era control planes install, and the
-/// Gateway API routes, if the cluster has their CRDs.
-fn spawn_policy_watches(
-    client: &kube::Client,
-    index: &SharedIndex,
-    ready: &Readiness,
-) -> [tokio::task::JoinHandle<()>; 10] {
-    type Spawn = fn(kube::Client, SharedIndex, oxlink_admin::Latch) -> tokio::task::JoinHandle<()>;
-    let watch = |spawn: Spawn, unsynced: &'static str| {
-        spawn(client.clone(), index.clone(), ready.latch(unsynced))
-    };
+/// Gateway API routes, if the cluster has their CRDs. Each with its task's name and what
+/// `/ready` says until it has synced.
+fn policy_watches() -> [(Spawn, &'static str, &'static str); 10] {
     [
-        watch(
+        (
             spawn_watch::<ServerAuthorization>,
+            "the ServerAuthorization watch",
             "the ServerAuthorization watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<AuthorizationPolicy>,
+            "the AuthorizationPolicy watch",
             "the AuthorizationPolicy watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<MeshTlsAuthentication>,
+            "the MeshTLSAuthentication watch",
             "the MeshTLSAuthentication watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<NetworkAuthentication>,
+            "the NetworkAuthentication watch",
             "the NetworkAuthentication watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<HttpRoute>,
+            "the HTTPRoute watch",
             "the HTTPRoute watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<ExternalWorkload>,
+            "the ExternalWorkload watch",
             "the ExternalWorkload watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<HttpLocalRateLimitPolicy>,
+            "the HTTPLocalRateLimitPolicy watch",
             "the HTTPLocalRateLimitPolicy watch has not synced",
         ),
-        watch(
+        (
             spawn_watch::<EgressNetwork>,
+            "the EgressNetwork watch",
             "the EgressNetwork watch has not synced",
         ),
-        watch(
+        (
             spawn_gateway_watch::<gateway::HttpRoute>,
+            "the Gateway API HTTPRoute watch",
             "the Gateway API HTTPRoute watch has not synced",
         ),
-        watch(
+        (
             spawn_gateway_watch::<gateway::GrpcRoute>,
+            "the GRPCRoute watch",
             "the GRPCRoute watch has not synced",
         ),
     ]
 }
 
-/// Serves InboundServerPolicies and OutboundPolicies on `listener`, with the same transport as
-/// Destination.
+/// Serves InboundServerPolicies and OutboundPolicies on `listener`, with the same transport and
+/// limits as Destination.
 fn serve_policy(
     tasks: &mut Tasks,
     listener: TcpListener,
     index: &SharedIndex,
     cluster_domain: &str,
     metrics: &Arc<Metrics>,
-    listen: &Listen,
+    with: Listener<'_>,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     let policy = PolicyService::new(
@@ -283,44 +319,52 @@ fn serve_policy(
         tasks.flag(),
         metrics.clone(),
     );
-    serve_grpc(tasks, Arc::new(policy), listener, listen);
+    with.serve(tasks, Arc::new(policy), listener);
     Ok(addr)
 }
 
-/// How both gRPC listeners serve: over TLS with `tls` (h2c without), and whether a client must
-/// present a mesh certificate.
+/// How both gRPC listeners serve: over TLS with `tls` (both present the one certificate from
+/// identity), as h2c without, within `limits`.
 #[derive(Clone)]
-struct Listen {
+struct Listener<'a> {
+    name: &'static str,
+    limits: &'a Limits,
     tls: Option<Arc<ServerConfig>>,
+    /// Whether a client must present a mesh certificate (`--require-client-identity`).
     require_client_identity: bool,
+    connections: ServerMetrics,
 }
 
-/// Serves `service` on `listener` until shutdown: over TLS with `listen.tls`, as h2c without.
-/// Both gRPC listeners are served through here with the same `listen`, so both present the one
-/// certificate from identity and both refuse unidentified clients alike.
-fn serve_grpc<S: GrpcService>(
-    tasks: &mut Tasks,
-    service: Arc<S>,
-    listener: TcpListener,
-    listen: &Listen,
-) {
-    match listen.tls.clone() {
-        Some(config) if listen.require_client_identity => {
-            // The verifier has checked any certificate presented against the trust anchors.
+impl Listener<'_> {
+    /// Serves `service` on `listener` until shutdown; with `require_client_identity`, the
+    /// connections that presented no certificate get UNAUTHENTICATED on every request.
+    fn serve<S: GrpcService>(self, tasks: &mut Tasks, service: Arc<S>, listener: TcpListener) {
+        let incoming = accept(
+            listener,
+            self.limits,
+            self.tls.clone(),
+            self.connections.clone(),
+        );
+        let limits = self.limits.clone();
+        if self.tls.is_some() && self.require_client_identity {
             let (identified, unidentified) =
-                split_by_identity(tls_incoming(listener, config), |tls| {
-                    tls.get_ref().1.peer_certificates().is_some()
-                });
+                split_by_identity(incoming, |conn| conn.presented_certificate());
             let refuse = Arc::new(Unidentified::new(service.shutdown()));
-            tasks.server(serve(service, identified, tasks.signal()));
-            tasks.server(serve(refuse, unidentified, tasks.signal()));
+            let (signal, connections) = (tasks.signal(), self.connections.clone());
+            let refused_limits = limits.clone();
+            tasks.server(self.name, async move {
+                serve(refuse, unidentified, &refused_limits, connections, signal).await
+            });
+            let signal = tasks.signal();
+            tasks.server(self.name, async move {
+                serve(service, identified, &limits, self.connections, signal).await
+            });
+            return;
         }
-        Some(config) => tasks.server(serve(
-            service,
-            tls_incoming(listener, config),
-            tasks.signal(),
-        )),
-        None => tasks.server(serve(service, plain_incoming(listener), tasks.signal())),
+        let signal = tasks.signal();
+        tasks.server(self.name, async move {
+            serve(service, incoming, &limits, self.connections, signal).await
+        });
     }
 }
 

@@ -31,6 +31,7 @@ pub async fn start(client: Client, transport: Transport) -> Result<Running> {
         client,
         Config::default(),
         transport,
+        oxlink_admin::serve::Limits::GRPC,
         TcpListener::bind("127.0.0.1:0").await?,
         None,
         Some(TcpListener::bind("127.0.0.1:0").await?),

@@ -172,6 +172,7 @@ pub async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<Running>
             trust_domain: "cluster.local".into(),
             issuer: oxlink_tls::IssuerConfig::default(),
             plaintext,
+            limits: oxlink_admin::serve::Limits::GRPC,
         },
         TcpListener::bind("127.0.0.1:0").await?,
         Some(TcpListener::bind("127.0.0.1:0").await?),

@@ -23,6 +23,7 @@ pub async fn start(client: Client) -> Result<(Running, Channel)> {
         client,
         Config::default(),
         oxlink_destination::Transport::Plaintext,
+        oxlink_admin::serve::Limits::GRPC,
         grpc,
         Some(policy),
         None,

@@ -105,6 +105,7 @@ impl RunningInjector {
             listener,
             server::tls_config(cert)?,
             admission,
+            &oxlink_admin::serve::Limits::WEBHOOK,
             async move {
                 let _ = stopped.await;
             },
@@ -337,7 +338,7 @@ async fn the_api_server_calls_the_webhook_and_pods_come_out_injected() -> Result
         let cert = Arc::new(ServingCert::default());
         cert.set_chain(certs.chain.clone(), certs.key.clone_key())?;
         // The cache path, as the binary runs it.
-        let (cluster, synced) = CachedCluster::spawn(client.clone());
+        let (cluster, synced, _watches) = CachedCluster::spawn(client.clone());
         tokio::time::timeout(CONVERGE, synced)
             .await
             .context("the metadata caches to sync")?;

@@ -90,6 +90,7 @@ impl Running {
             listener,
             server::tls_config(serving)?,
             admission,
+            &oxlink_admin::serve::Limits::WEBHOOK,
             async move {
                 let _ = stopped.await;
             },

@@ -3,6 +3,7 @@
 
 use crate::objects;
 use bytes::{BufMut, Bytes, BytesMut};
+use oxlink_admin::serve::{Limits, ServerMetrics};
 use oxlink_destination::{
     Metrics,
     grpc::{DestinationGrpc, PolicyService},
@@ -51,8 +52,9 @@ fn spawn_server(
     let metrics = Metrics::register(&mut Default::default(), index.clone());
     let (client, server) = tokio::io::duplex(64 * 1024);
     let (stop, stopped) = watch::channel(false);
-    let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server)]);
+    let incoming = futures::stream::iter([server]);
     let never = std::future::pending::<()>();
+    let (limits, connections) = (Limits::GRPC, ServerMetrics::unregistered("fuzz"));
     let index = Arc::new(index);
     let task = if destination {
         let grpc = Arc::new(DestinationGrpc::new(
@@ -61,10 +63,10 @@ fn spawn_server(
             stopped,
             metrics,
         ));
-        tokio::spawn(grpc.serve(incoming, never))
+        tokio::spawn(async move { grpc.serve(incoming, &limits, connections, never).await })
     } else {
         let grpc = Arc::new(PolicyService::new(index, "cluster.local", stopped, metrics));
-        tokio::spawn(grpc.serve(incoming, never))
+        tokio::spawn(async move { grpc.serve(incoming, &limits, connections, never).await })
     };
     (client, stop, task)
 }

@@ -165,7 +165,19 @@ async fn serve<V: ValidateToken>(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let svc = IdentityGrpc::new(certifier).svc();
-    tokio::spawn(serve_grpc(listener, svc, None, std::future::pending()));
+    let connections = oxlink_admin::serve::ServerMetrics::unregistered("identity");
+    tokio::spawn(async move {
+        let limits = oxlink_admin::serve::Limits::GRPC;
+        serve_grpc(
+            listener,
+            svc,
+            None,
+            &limits,
+            connections,
+            std::future::pending(),
+        )
+        .await
+    });
     Ok(addr)
 }
 

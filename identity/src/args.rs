@@ -3,7 +3,11 @@
 use crate::serve::{Config, spawn};
 use anyhow::Context;
 use clap::Parser;
-use oxlink_admin::{LogArgs, shutdown_signal};
+use oxlink_admin::{
+    LogArgs,
+    serve::{LimitArgs, Limits},
+    shutdown_signal,
+};
 use oxlink_crds::duration::parse_duration;
 use oxlink_crds::names::control_plane::{
     IDENTITY_ADMIN_PORT, IDENTITY_GRPC_PORT, NAMESPACE, TRUST_DOMAIN,
@@ -44,6 +48,9 @@ pub struct Args {
     plaintext: bool,
 
     #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
     logs: LogArgs,
 }
 
@@ -62,6 +69,7 @@ impl Args {
             identity_issuance_lifetime,
             identity_clock_skew_allowance,
             plaintext,
+            limits,
             logs,
         } = self;
         logs.init().context("--log-level")?;
@@ -74,6 +82,7 @@ impl Args {
                 clock_skew: identity_clock_skew_allowance,
             },
             plaintext,
+            limits: limits.limits(Limits::GRPC),
         };
         oxlink_admin::runtime()
             .context("starting the runtime")?

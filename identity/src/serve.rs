@@ -11,12 +11,13 @@ use crate::{
     token::{TokenReviewer, ValidateToken},
 };
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
-use oxlink_admin::{Readiness, ScrapeHook, Tasks, serve_admin};
-use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
-use oxlink_tls::{
-    IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, plain_incoming, server_config,
-    tls_incoming,
+use oxlink_admin::{
+    Admin, Readiness, ScrapeHook, Tasks,
+    serve::{Limits, Protocol, ServerMetrics, accept, serve_http},
+    serve_admin,
 };
+use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
+use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
 use prometheus_client::registry::Registry;
 use std::{
     future::Future,
@@ -36,6 +37,8 @@ pub struct Config {
     pub issuer: IssuerConfig,
     /// Serve h2c instead of TLS (behind a proxy sidecar).
     pub plaintext: bool,
+    /// The gRPC listener's limits.
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,18 +96,19 @@ pub async fn spawn(
         events.clone(),
     );
     let (ns, c) = (config.namespace.clone(), client.clone());
-    tasks.background(async move { watch.run(c, &ns, synced).await });
+    tasks.background("the issuer Secret watch", async move {
+        watch.run(c, &ns, synced).await
+    });
 
     let identity = domain.service_account(IDENTITY_SERVICE_ACCOUNT, &config.namespace);
     let tls = if config.plaintext {
         None
     } else {
         let cert = Arc::new(ServingCert::default());
-        tasks.adopt(spawn_self_certificate(
-            issuer.clone(),
-            identity.clone(),
-            cert.clone(),
-        ));
+        tasks.adopt(
+            "the serving certificate renewal",
+            spawn_self_certificate(issuer.clone(), identity.clone(), cert.clone()),
+        );
         Some(Arc::new(server_config(cert, Some(&anchors))?))
     };
 
@@ -118,20 +122,28 @@ pub async fn spawn(
     ));
     let grpc_addr = grpc.local_addr().map_err(StartError::Addr)?;
     let svc = IdentityGrpc::new(certifier).svc();
-    tasks.server(serve_grpc(grpc, svc, tls, tasks.signal()));
+    let connections = ServerMetrics::register(&mut registry, "identity");
+    let (limits, c, signal) = (config.limits, connections.clone(), tasks.signal());
+    tasks.server("the gRPC server", async move {
+        serve_grpc(grpc, svc, tls, &limits, c, signal).await
+    });
 
     let admin_addr = match admin {
         Some(listener) => {
             let addr = listener.local_addr().map_err(StartError::Addr)?;
             let (m, i) = (metrics.clone(), issuer.clone());
             let refresh_expiry: ScrapeHook = Arc::new(move || m.refresh_issuer_expiry(&i));
-            tasks.server(serve_admin(
-                listener,
-                Arc::new(registry),
-                ready.clone(),
-                Some(refresh_expiry),
-                tasks.signal(),
-            ));
+            let admin = Admin {
+                registry: Arc::new(registry),
+                ready: ready.clone(),
+                live: tasks.liveness(),
+                on_scrape: Some(refresh_expiry),
+                connections: connections.for_server("admin"),
+            };
+            tasks.server(
+                "the admin server",
+                serve_admin(listener, admin, tasks.signal()),
+            );
             Some(addr)
         }
         None => None,
@@ -156,29 +168,27 @@ impl Running {
     }
 }
 
-/// Serves Identity on `listener`, over TLS with `tls` or as h2c without, until `shutdown`.
+/// Serves Identity on `listener`, over TLS with `tls` or as h2c without, within `limits`,
+/// until `shutdown`.
 pub async fn serve_grpc<V: ValidateToken>(
     listener: TcpListener,
     svc: IdentityServer<IdentityGrpc<V>>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: &Limits,
+    connections: ServerMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let server = tonic::transport::Server::builder().add_service(svc);
-    let result = match tls {
-        None => {
-            server
-                .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
-                .await
-        }
-        Some(config) => {
-            server
-                .serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown)
-                .await
-        }
-    };
-    if let Err(error) = result {
-        tracing::error!(%error, "the gRPC server failed");
-    }
+    let incoming = accept(listener, limits, tls, connections.clone());
+    let svc = hyper_util::service::TowerToHyperService::new(svc);
+    serve_http(
+        incoming,
+        svc,
+        Protocol::Http2,
+        limits,
+        connections,
+        shutdown,
+    )
+    .await;
 }
 
 /// Keeps `cert` holding a certificate for `name` signed by the current issuer: re-signed when

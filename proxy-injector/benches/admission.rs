@@ -357,12 +357,14 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(server::serve_https(
-        listener,
-        server::tls_config(serving)?,
+    let _running = oxlink_proxy_injector::serve::spawn(
         admission,
-        std::future::pending(),
-    ));
+        server::tls_config(serving)?,
+        oxlink_admin::serve::Limits::WEBHOOK,
+        listener,
+        None,
+        oxlink_admin::Tasks::default(),
+    )?;
     let rss_idle = rss_mib();
     // The caches as the injector keeps them, for the whole run.
     let (cache, cache_mib) = fill_cache(opts.pods, true);

@@ -5,11 +5,16 @@ use crate::{
     cert::SelfManagedCert,
     cluster::CachedCluster,
     events::Events,
+    serve,
     server::{self, Admission, DEFAULT_MAX_BODY_BYTES},
 };
 use anyhow::Context;
 use clap::Parser;
-use oxlink_admin::{LogArgs, Tasks, shutdown_signal};
+use oxlink_admin::{
+    LogArgs, Tasks,
+    serve::{LimitArgs, Limits},
+    shutdown_signal,
+};
 use oxlink_crds::names;
 use oxlink_crds::names::control_plane::NAMESPACE;
 use oxlink_tls::ServingCert;
@@ -86,6 +91,9 @@ pub struct Args {
     max_body_bytes: usize,
 
     #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
     logs: LogArgs,
 }
 
@@ -111,8 +119,10 @@ impl Args {
             config_values,
             trust_anchors,
             max_body_bytes,
+            limits,
             logs,
         } = self;
+        let limits = limits.limits(Limits::WEBHOOK);
         logs.init().context("--log-level")?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cert = Arc::new(ServingCert::default());
@@ -128,7 +138,10 @@ impl Args {
                 let client = oxlink_kube::infer().await.context("Kubernetes client")?;
                 match loaded {
                     Some(loaded) => {
-                        tasks.background(reload_cert(cert.clone(), tls_cert, tls_key, loaded));
+                        tasks.background(
+                            "the serving certificate reload",
+                            reload_cert(cert.clone(), tls_cert, tls_key, loaded),
+                        );
                     }
                     None => {
                         let managed = SelfManagedCert::for_service(
@@ -141,22 +154,24 @@ impl Args {
                             .ensure(&client, &cert)
                             .await
                             .context("the self-managed serving certificate")?;
-                        tasks.background(managed.run(
-                            client.clone(),
-                            cert.clone(),
-                            CERT_RESYNC_INTERVAL,
-                        ));
+                        tasks.background(
+                            "the serving certificate's watch and rotation",
+                            managed.run(client.clone(), cert.clone(), CERT_RESYNC_INTERVAL),
+                        );
                     }
                 }
                 let config = FileConfig::new(Some(config_values), trust_anchors);
-                let (cluster, synced) = CachedCluster::spawn(client.clone());
+                let (cluster, synced, watches) = CachedCluster::spawn(client.clone());
+                for (name, watch) in watches {
+                    tasks.adopt(name, watch);
+                }
                 let admission = Admission::with_events(
                     Injector::new(Arc::new(cluster), Arc::new(config), controller_namespace),
                     Events::new(client),
                     max_body_bytes,
                 );
                 admission.set_ready(false);
-                tasks.background({
+                tasks.once({
                     let admission = admission.clone();
                     async move {
                         synced.await;
@@ -166,27 +181,10 @@ impl Args {
                 });
                 let (https, admin) = oxlink_admin::bind_pair(addr, admin_addr).await?;
                 let tls = server::tls_config(cert.clone())?;
-                tracing::info!(
-                    addr = %https.local_addr()?,
-                    admin_addr = %admin.local_addr()?,
-                    "serving"
-                );
-                tasks.server(server::serve_https(
-                    https,
-                    tls,
-                    admission.clone(),
-                    tasks.signal(),
-                ));
-                tasks.server(oxlink_admin::serve_admin(
-                    admin,
-                    admission.registry.clone(),
-                    admission.readiness(),
-                    None,
-                    tasks.signal(),
-                ));
+                let running = serve::spawn(admission, tls, limits, https, Some(admin), tasks)?;
                 shutdown_signal().await;
                 tracing::info!("shutting down");
-                tasks.shutdown(SHUTDOWN_GRACE).await;
+                running.shutdown(SHUTDOWN_GRACE).await;
                 Ok(())
             })
     }

@@ -20,6 +20,7 @@ use kube::{
     },
 };
 use std::{collections::BTreeMap, future::Future};
+use tokio::task::JoinHandle;
 
 /// Looks namespaces and owners up with metadata GETs.
 #[derive(Clone)]
@@ -146,11 +147,23 @@ pub struct CachedCluster {
 }
 
 impl CachedCluster {
-    /// Starts the watches. The future resolves once every cache has its first full list.
-    pub fn spawn(client: Client) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let namespaces = watch::<Namespace>(&client, true);
-        let replicasets = watch::<ReplicaSet>(&client, false);
-        let jobs = watch::<Job>(&client, false);
+    /// Starts the watches. The future resolves once every cache has its first full list; the
+    /// watch tasks, by name, are for the caller to keep an eye on (they never end by themselves).
+    pub fn spawn(
+        client: Client,
+    ) -> (
+        Self,
+        impl Future<Output = ()> + Send + 'static,
+        [(&'static str, JoinHandle<()>); 3],
+    ) {
+        let (namespaces, n) = watch::<Namespace>(&client, true);
+        let (replicasets, r) = watch::<ReplicaSet>(&client, false);
+        let (jobs, j) = watch::<Job>(&client, false);
+        let tasks = [
+            ("the Namespace metadata watch", n),
+            ("the ReplicaSet metadata watch", r),
+            ("the Job metadata watch", j),
+        ];
         let synced = {
             let (n, r, j) = (namespaces.clone(), replicasets.clone(), jobs.clone());
             async move {
@@ -165,7 +178,7 @@ impl CachedCluster {
             jobs,
             api: KubeCluster::new(client),
         };
-        (cache, synced)
+        (cache, synced, tasks)
     }
 
     /// Objects in the caches: namespaces, ReplicaSets, Jobs.
@@ -192,7 +205,10 @@ pub fn trim<K>(object: &mut PartialObjectMeta<K>, keep_annotations: bool) {
 }
 
 /// A metadata reflector for `K`, driven by a background task.
-fn watch<K>(client: &Client, keep_annotations: bool) -> Store<PartialObjectMeta<K>>
+fn watch<K>(
+    client: &Client,
+    keep_annotations: bool,
+) -> (Store<PartialObjectMeta<K>>, JoinHandle<()>)
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -202,7 +218,7 @@ where
     let events = watcher(api, watcher::Config::default())
         .modify(move |object| trim(object, keep_annotations));
     let stream = reflector::reflector(writer, events).default_backoff();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Err(error) = event {
@@ -210,7 +226,7 @@ where
             }
         }
     });
-    store
+    (store, task)
 }
 
 impl Cluster for CachedCluster {

@@ -24,6 +24,7 @@ pub mod metrics;
 mod parse;
 pub mod patch;
 mod render;
+pub mod serve;
 pub mod server;
 pub mod validate;
 pub mod values;

@@ -1,6 +1,7 @@
 //! The HTTPS admission server (`/inject`, `/validate/serviceprofile`, `/validate/policy`,
-//! `/live`, `/ready`). The plain-HTTP admin server
-//! (`/live`, `/ready`, `/metrics`) is `oxlink_admin::serve_admin` over [`Admission::readiness`].
+//! `/live`, `/ready`), on the shared accept loop and HTTP skeleton (`oxlink_admin::serve`).
+//! The plain-HTTP admin server (`/live`, `/ready`, `/metrics`) is `oxlink_admin::serve_admin`
+//! over [`Admission::readiness`]; [`crate::serve::spawn`] starts both.
 
 use crate::{
     admission::Injector,
@@ -11,15 +12,14 @@ use crate::{
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     Method, Request, Response, StatusCode,
-    body::{Bytes, Incoming},
+    body::Bytes,
     header::{CONTENT_TYPE, HeaderValue},
     service::service_fn,
 };
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+use oxlink_admin::{
+    Readiness,
+    serve::{BodyTimeout, Limits, Protocol, RequestBody, ServerMetrics, accept, serve_http},
 };
-use oxlink_admin::Readiness;
 use oxlink_tls::ServingCert;
 use prometheus_client::registry::Registry;
 use std::{
@@ -28,16 +28,11 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// The largest AdmissionReview accepted by default (as the API server's own limit).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What both servers share.
 pub struct Admission {
@@ -47,6 +42,8 @@ pub struct Admission {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub max_body_bytes: usize,
+    /// The HTTPS listener's connection metrics (`server="proxy_injector"`), in `registry`.
+    pub connections: ServerMetrics,
     /// `/ready` answers 503 until this is set (the metadata caches have synced).
     ready: Arc<AtomicBool>,
     /// The same condition, as the admin server asks it.
@@ -82,6 +79,7 @@ impl Admission {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         oxlink_kube::metrics::register(&mut registry);
+        let connections = ServerMetrics::register(&mut registry, "proxy_injector");
         let ready = Arc::new(AtomicBool::new(true));
         let readiness = Readiness::default();
         let flag = ready.clone();
@@ -94,6 +92,7 @@ impl Admission {
             metrics,
             registry: Arc::new(registry),
             max_body_bytes,
+            connections,
             ready,
             readiness,
         }
@@ -118,61 +117,22 @@ pub fn tls_config(cert: Arc<ServingCert>) -> Result<Arc<rustls::ServerConfig>, S
     Ok(Arc::new(config))
 }
 
-/// Serves admission requests over TLS on `listener` until `shutdown` completes.
+/// Serves admission requests over TLS on `listener` (HTTP/2 or HTTP/1.1, as ALPN chose)
+/// within `limits` until `shutdown` completes.
 pub async fn serve_https(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     admission: Arc<Admission>,
+    limits: &Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => {
-                // Kept-alive connections must not outlive the server.
-                connections.abort_all();
-                return;
-            }
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept");
-                    continue;
-                }
-            },
-        };
-        // Responses are written whole; waiting to coalesce them only adds latency.
-        let _ = stream.set_nodelay(true);
-        let (acceptor, admission) = (acceptor.clone(), admission.clone());
-        connections.spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let svc = service_fn(move |req| {
-                let admission = admission.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req, &admission).await) }
-            });
-            // HTTP/2 when ALPN chose it (its preface tells), else HTTP/1.1 with keep-alive.
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await
-            {
-                tracing::debug!(%peer, %error, "admission connection");
-            }
-        });
-    }
+    let connections = admission.connections.clone();
+    let incoming = accept(listener, limits, Some(tls), connections.clone());
+    let svc = service_fn(move |req| {
+        let admission = admission.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(req, &admission).await) }
+    });
+    serve_http(incoming, svc, Protocol::Auto, limits, connections, shutdown).await;
 }
 
 fn reply(
@@ -189,7 +149,7 @@ fn reply(
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
-async fn route(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+async fn route(req: Request<RequestBody>, admission: &Admission) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/live") => reply(StatusCode::OK, TEXT, "live\n"),
         (&Method::GET, "/ready") => match admission.readiness.not_ready() {
@@ -210,7 +170,7 @@ async fn route(req: Request<Incoming>, admission: &Admission) -> Response<Full<B
 
 /// The request body, or the error response for one that is too large or unreadable.
 async fn read_body(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     max_body_bytes: usize,
 ) -> Result<Bytes, Response<Full<Bytes>>> {
     match Limited::new(req.into_body(), max_body_bytes)
@@ -222,7 +182,9 @@ async fn read_body(
             let too_large = error
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            Err(if too_large {
+            Err(if let Some(timeout) = error.downcast_ref::<BodyTimeout>() {
+                reply(StatusCode::REQUEST_TIMEOUT, TEXT, format!("{timeout}\n"))
+            } else if too_large {
                 reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     TEXT,
@@ -240,7 +202,7 @@ async fn read_body(
 }
 
 async fn validate(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     admission: &Admission,
     webhook: Webhook,
 ) -> Response<Full<Bytes>> {
@@ -274,7 +236,7 @@ async fn validate(
     }
 }
 
-async fn inject(req: Request<Incoming>, admission: &Admission) -> Response<Full<Bytes>> {
+async fn inject(req: Request<RequestBody>, admission: &Admission) -> Response<Full<Bytes>> {
     let start = std::time::Instant::now();
     admission.metrics.request();
     let body = match read_body(req, admission.max_body_bytes).await {

@@ -11,8 +11,6 @@ mod bundle;
 mod certify;
 mod csr;
 pub mod generate;
-#[cfg(feature = "server")]
-mod incoming;
 mod issuer;
 pub mod pem;
 mod serving;
@@ -23,8 +21,6 @@ pub mod fixtures;
 
 #[cfg(feature = "certify-client")]
 pub use self::certify::{CertifyClient, CertifyConfig, CertifyError, CertifyMetrics, refresh_in};
-#[cfg(feature = "server")]
-pub use self::incoming::{plain_incoming, tls_incoming};
 pub use self::time::utc_rfc3339;
 pub use self::{
     bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},

@@ -38,15 +38,17 @@ async fn live_ready_and_metrics() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_admin(
-        listener,
-        Arc::new(registry),
-        ready.clone(),
-        Some(hook),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let mut tasks = crate::Tasks::default();
+    let admin = Admin {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+        live: tasks.liveness(),
+        on_scrape: Some(hook),
+        connections: ServerMetrics::unregistered("admin"),
+    };
+    let server = tokio::spawn(serve_admin(listener, admin, async move {
+        let _ = stopped.await;
+    }));
 
     assert_eq!(get(addr, "GET", "/live").await, (200, "live\n".into()));
     assert_eq!(
@@ -68,6 +70,23 @@ async fn live_ready_and_metrics() {
 
     assert_eq!(get(addr, "POST", "/ready").await.0, 405);
     assert_eq!(get(addr, "GET", "/nope").await.0, 404);
+
+    // A task the process needs ends: /live fails, with the reason, and stays failed.
+    tasks.background("the Secret watch", async {});
+    let mut live = (0, String::new());
+    for _ in 0..500 {
+        live = get(addr, "GET", "/live").await;
+        if live.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(live, (500, "the Secret watch ended\n".into()));
+    assert_eq!(
+        get(addr, "GET", "/ready").await.0,
+        200,
+        "readiness is not liveness"
+    );
 
     stop.send(()).unwrap();
     server.await.unwrap();

@@ -12,6 +12,7 @@ use linkerd2_proxy_api::{
     net::TcpAddress,
     outbound::{TrafficSpec, outbound_policies_client::OutboundPoliciesClient, traffic_spec},
 };
+use oxlink_admin::serve::{Limits, ServerMetrics, accept};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::{collections::BTreeMap, future::Future, time::Duration};
@@ -68,11 +69,18 @@ async fn start(index: &SharedIndex) -> Servers {
 async fn connect<S: GrpcService>(service: Arc<S>) -> Channel {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(
-        service,
-        oxlink_tls::plain_incoming(listener),
-        std::future::pending(),
-    ));
+    let (limits, connections) = (Limits::GRPC, ServerMetrics::unregistered("destination"));
+    let incoming = accept(listener, &limits, None, connections.clone());
+    tokio::spawn(async move {
+        serve(
+            service,
+            incoming,
+            &limits,
+            connections,
+            std::future::pending(),
+        )
+        .await
+    });
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -39,12 +39,12 @@ impl GrpcService for Unidentified {
     }
 }
 
-type Incoming<IO> = BoxStream<'static, std::io::Result<IO>>;
+type Incoming<IO> = BoxStream<'static, IO>;
 
 /// Splits accepted connections into those `identified` holds for and the others, in the order
 /// they come. Both streams end when `incoming` does, or once either is dropped.
 pub(crate) fn split_by_identity<IO: Send + 'static>(
-    incoming: impl Stream<Item = std::io::Result<IO>> + Send + 'static,
+    incoming: impl Stream<Item = IO> + Send + 'static,
     identified: impl Fn(&IO) -> bool + Send + 'static,
 ) -> (Incoming<IO>, Incoming<IO>) {
     let (yes, yes_rx) = mpsc::channel(128);
@@ -52,10 +52,7 @@ pub(crate) fn split_by_identity<IO: Send + 'static>(
     tokio::spawn(async move {
         tokio::pin!(incoming);
         while let Some(accepted) = incoming.next().await {
-            let to = match &accepted {
-                Ok(io) if !identified(io) => &no,
-                _ => &yes,
-            };
+            let to = if identified(&accepted) { &yes } else { &no };
             if to.send(accepted).await.is_err() {
                 return;
             }

@@ -17,21 +17,24 @@ use crate::{
 };
 use futures::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use h2::{
-    RecvStream, SendStream,
+    Ping, PingPong, RecvStream, SendStream,
     server::{Connection, SendResponse},
 };
 use linkerd2_proxy_api::destination as pb;
+use oxlink_admin::serve::{Limits, ServerMetrics};
 use prost::bytes::{Bytes, BytesMut};
 use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker, ready},
+    time::Duration,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::watch,
     task::JoinSet,
+    time::Instant,
 };
 use tonic::Status;
 
@@ -61,12 +64,14 @@ pub(crate) enum Reply {
 }
 
 /// Serves `service` on each connection `incoming` yields (h2c or TLS, already handshaken)
-/// until `shutdown` completes or the service's shutdown flag turns: then every open stream
-/// ends with status OK, each connection sends GOAWAY and closes once its streams are done,
-/// and this returns when every connection has closed.
+/// within `limits` until `shutdown` completes or the service's shutdown flag turns: then every
+/// open stream ends with status OK, each connection sends GOAWAY and closes once its streams
+/// are done, and this returns when every connection has closed.
 pub(crate) async fn serve<S: GrpcService, IO>(
     service: Arc<S>,
-    incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+    incoming: impl Stream<Item = IO> + Send,
+    limits: &Limits,
+    metrics: ServerMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -80,10 +85,15 @@ pub(crate) async fn serve<S: GrpcService, IO>(
             _ = &mut shutdown => break,
             _ = super::shutdown_signalled(&mut flag) => break,
             accepted = incoming.next() => match accepted {
-                Some(Ok(io)) => {
-                    connections.spawn(connection(service.clone(), io, draining.clone()));
+                Some(io) => {
+                    connections.spawn(connection(
+                        service.clone(),
+                        io,
+                        limits.clone(),
+                        metrics.clone(),
+                        draining.clone(),
+                    ));
                 }
-                Some(Err(error)) => tracing::debug!(%error, "accept"),
                 None => break,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -97,12 +107,14 @@ impl<D: Discover> DestinationGrpc<D> {
     /// Serves Destination (see [`serve`]).
     pub async fn serve<IO>(
         self: Arc<Self>,
-        incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+        incoming: impl Stream<Item = IO> + Send,
+        limits: &Limits,
+        metrics: ServerMetrics,
         shutdown: impl Future<Output = ()> + Send,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        serve(self, incoming, shutdown).await
+        serve(self, incoming, limits, metrics, shutdown).await
     }
 }
 
@@ -110,12 +122,14 @@ impl<D: crate::policy::DiscoverPolicy> super::PolicyService<D> {
     /// Serves both policy APIs (see [`serve`]).
     pub async fn serve<IO>(
         self: Arc<Self>,
-        incoming: impl Stream<Item = std::io::Result<IO>> + Send,
+        incoming: impl Stream<Item = IO> + Send,
+        limits: &Limits,
+        metrics: ServerMetrics,
         shutdown: impl Future<Output = ()> + Send,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        serve(self, incoming, shutdown).await
+        serve(self, incoming, limits, metrics, shutdown).await
     }
 }
 
@@ -156,9 +170,17 @@ async fn start<S: GrpcService>(
     service: Arc<S>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
+    body_timeout: Duration,
 ) -> Option<Started> {
     let (parts, body) = request.into_parts();
-    let reply = match read_body(body).await {
+    let body = tokio::time::timeout(body_timeout, read_body(body))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "the request body did not arrive within {body_timeout:?}"
+            )))
+        });
+    let reply = match body {
         Ok(body) => service
             .call(parts.uri.path(), &body)
             .unwrap_or_else(|| Reply::Status(Status::unimplemented("no such method"))),
@@ -190,31 +212,54 @@ enum Started {
     Stream(Pump),
 }
 
-/// Serves one connection until the client closes it, it fails, or it has drained.
+/// Serves one connection until the client closes it, it fails, stops answering PINGs, or it
+/// has drained (at shutdown, or after `limits.idle_timeout` without a stream).
 async fn connection<S: GrpcService, IO>(
     service: Arc<S>,
     io: IO,
+    limits: Limits,
+    metrics: ServerMetrics,
     mut draining: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut conn: Connection<IO, Bytes> = match h2::server::handshake(io).await {
-        Ok(conn) => conn,
-        Err(error) => {
-            tracing::debug!(%error, "HTTP/2 handshake failed");
-            return;
-        }
-    };
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_size)
+        .handshake(io);
+    let mut conn: Connection<IO, Bytes> =
+        match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => {
+                metrics.refused("preface_timeout");
+                tracing::debug!("no HTTP/2 preface within the handshake timeout");
+                return;
+            }
+        };
+    let keepalive = keepalive(conn.ping_pong(), &limits);
+    tokio::pin!(keepalive);
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    let mut last_busy = Instant::now();
     let mut starting: FuturesUnordered<BoxFuture<'static, Option<Started>>> =
         FuturesUnordered::new();
     let mut groups: FuturesUnordered<Group> = FuturesUnordered::new();
     let mut pumps: FuturesUnordered<Pump> = FuturesUnordered::new();
     let mut drained = false;
+    let mut closing = false;
     loop {
+        if !(starting.is_empty() && groups.is_empty() && pumps.is_empty()) {
+            last_busy = Instant::now();
+        }
         tokio::select! {
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    starting.push(start(service.clone(), request, respond).boxed());
+                    let body_timeout = limits.request_body_timeout;
+                    starting.push(start(service.clone(), request, respond, body_timeout).boxed());
                 }
                 Some(Err(error)) => {
                     tracing::debug!(%error, "HTTP/2 connection failed");
@@ -236,6 +281,21 @@ async fn connection<S: GrpcService, IO>(
             },
             Some(()) = groups.next(), if !groups.is_empty() => {}
             Some(()) = pumps.next(), if !pumps.is_empty() => {}
+            why = &mut keepalive => {
+                tracing::debug!(%why, "closing a connection whose peer does not answer PINGs");
+                return;
+            }
+            _ = &mut idle, if !closing => {
+                let deadline = last_busy + limits.idle_timeout;
+                let busy = !(starting.is_empty() && groups.is_empty() && pumps.is_empty());
+                if !busy && deadline <= Instant::now() {
+                    tracing::debug!("closing an idle connection");
+                    closing = true;
+                    conn.graceful_shutdown();
+                } else {
+                    idle.as_mut().reset(deadline.max(Instant::now() + limits.idle_timeout / 4));
+                }
+            }
             _ = super::shutdown_signalled(&mut draining), if !drained => {
                 drained = true;
                 for group in std::mem::take(&mut groups) {
@@ -247,6 +307,24 @@ async fn connection<S: GrpcService, IO>(
                     pump.end(Status::ok(""));
                 }
                 conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Sends a PING every `limits.keepalive_interval`; completes (with why) when one is not
+/// answered within `limits.keepalive_timeout`, or the connection can no longer ping.
+async fn keepalive(ping_pong: Option<PingPong>, limits: &Limits) -> String {
+    let Some(mut ping_pong) = ping_pong else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(limits.keepalive_interval).await;
+        match tokio::time::timeout(limits.keepalive_timeout, ping_pong.ping(Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return format!("PING failed: {error}"),
+            Err(_) => {
+                return format!("no PING answer within {:?}", limits.keepalive_timeout);
             }
         }
     }
@@ -487,3 +565,6 @@ fn respond_status(respond: &mut SendResponse<Bytes>, status: Status) {
     }
     let _ = respond.send_response(rsp, true);
 }
+
+#[cfg(test)]
+mod tests;

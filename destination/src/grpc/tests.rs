@@ -3,6 +3,7 @@ use super::*;
 use crate::{discover::ObjKey, index::SharedIndex, test_util::*};
 use k8s_openapi::api::core::v1::Service;
 use linkerd2_proxy_api::destination::{destination_client::DestinationClient, update::Update};
+use oxlink_admin::serve::{Limits, ServerMetrics, accept};
 use serde_json::json;
 use std::{collections::BTreeSet, time::Duration};
 use tokio::net::TcpListener;
@@ -29,7 +30,12 @@ impl TestServer {
             rx,
             metrics.clone(),
         ));
-        tokio::spawn(grpc.serve(oxlink_tls::plain_incoming(listener), std::future::pending()));
+        let (limits, connections) = (Limits::GRPC, ServerMetrics::unregistered("destination"));
+        let incoming = accept(listener, &limits, None, connections.clone());
+        tokio::spawn(async move {
+            grpc.serve(incoming, &limits, connections, std::future::pending())
+                .await
+        });
         Self {
             addr,
             shutdown,

@@ -41,11 +41,15 @@ async fn start(tasks: &mut Tasks, require_client_identity: bool) -> (SocketAddr,
     let (leaf, key) = certified(SERVER);
     let key = pem::private_key(key.serialize_pem().as_bytes()).unwrap();
     cert.set(&leaf, key).unwrap();
-    let listen = Listen {
+    let limits = Limits::GRPC;
+    let listen = Listener {
+        name: "the Destination gRPC server",
+        limits: &limits,
         tls: Some(Arc::new(
             server_config(cert, Some(&fixtures::anchors())).unwrap(),
         )),
         require_client_identity,
+        connections: ServerMetrics::unregistered("destination"),
     };
     let metrics = Arc::new(Metrics::default());
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,10 +60,10 @@ async fn start(tasks: &mut Tasks, require_client_identity: bool) -> (SocketAddr,
         tasks.flag(),
         metrics.clone(),
     );
-    serve_grpc(tasks, Arc::new(destination), grpc, &listen);
+    listen.clone().serve(tasks, Arc::new(destination), grpc);
     let policy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let policy_addr =
-        serve_policy(tasks, policy, &index, "cluster.local", &metrics, &listen).unwrap();
+        serve_policy(tasks, policy, &index, "cluster.local", &metrics, listen).unwrap();
     (grpc_addr, policy_addr)
 }
 

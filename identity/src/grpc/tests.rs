@@ -25,7 +25,19 @@ async fn start(h: &Harness, tls: bool) -> SocketAddr {
         Arc::new(server_config(cert, Some(&fixtures::anchors())).unwrap())
     });
     let svc = IdentityGrpc::new(h.certifier.clone()).svc();
-    tokio::spawn(serve_grpc(listener, svc, tls, std::future::pending()));
+    let connections = oxlink_admin::serve::ServerMetrics::unregistered("identity");
+    tokio::spawn(async move {
+        let limits = oxlink_admin::serve::Limits::GRPC;
+        serve_grpc(
+            listener,
+            svc,
+            tls,
+            &limits,
+            connections,
+            std::future::pending(),
+        )
+        .await
+    });
     addr
 }
 
@@ -166,4 +178,39 @@ async fn tls_serving_follows_issuer_rotation() {
     .await
     .unwrap();
     verify(&rsp, WEB);
+}
+
+#[tokio::test]
+async fn a_client_that_never_completes_the_tls_handshake_is_closed_and_others_are_served() {
+    use oxlink_admin::serve::{Limits, ServerMetrics};
+    use tokio::io::AsyncReadExt;
+    let h = Harness::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cert = Arc::new(ServingCert::default());
+    spawn_self_certificate(h.issuer.clone(), SELF.into(), cert.clone());
+    let tls = Arc::new(server_config(cert, Some(&fixtures::anchors())).unwrap());
+    let svc = IdentityGrpc::new(h.certifier.clone()).svc();
+    let connections = ServerMetrics::unregistered("identity");
+    let c = connections.clone();
+    tokio::spawn(async move {
+        let limits = Limits {
+            handshake_timeout: std::time::Duration::from_millis(300),
+            ..Limits::GRPC
+        };
+        serve_grpc(listener, svc, Some(tls), &limits, c, std::future::pending()).await
+    });
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        silent.read(&mut [0u8; 16]),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a client that never sent a ClientHello was kept"
+    );
+    assert_eq!(connections.refused_total("handshake_timeout"), 1);
+    let channel = tls_endpoint(addr, SELF).connect().await.unwrap();
+    certify_over(channel).await.unwrap();
 }

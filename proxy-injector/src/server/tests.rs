@@ -5,8 +5,9 @@ use crate::{
     values::Values,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use oxlink_admin::serve::Limits;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct EveryNamespaceEnabled;
@@ -42,10 +43,14 @@ struct Running {
     admin: std::net::SocketAddr,
     roots: rustls::RootCertStore,
     admission: Arc<Admission>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _running: crate::serve::Running,
 }
 
 async fn start(max_body_bytes: usize) -> Running {
+    start_with(max_body_bytes, Limits::WEBHOOK).await
+}
+
+async fn start_with(max_body_bytes: usize, limits: Limits) -> Running {
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     let cert = params.self_signed(&key).unwrap();
@@ -77,42 +82,25 @@ async fn start(max_body_bytes: usize) -> Running {
     let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (https.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shared = async move {
-        let _ = stopped.await;
-    };
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shared.await;
-        let _ = tx.send(true);
-    });
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    tokio::spawn(serve_https(
-        https,
-        tls_config(serving).unwrap(),
+    let running = crate::serve::spawn(
         admission.clone(),
-        wait(rx.clone()),
-    ));
-    tokio::spawn(oxlink_admin::serve_admin(
-        admin,
-        admission.registry.clone(),
-        admission.readiness(),
-        None,
-        wait(rx),
-    ));
+        tls_config(serving).unwrap(),
+        limits,
+        https,
+        Some(admin),
+        oxlink_admin::Tasks::default(),
+    )
+    .unwrap();
     Running {
         addr,
         admin: admin_addr,
         roots,
         admission: admission_handle,
-        _stop: stop,
+        _running: running,
     }
 }
 
-/// Sends one HTTP/1.1 request over TLS and returns (status, body).
-async fn https(server: &Running, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+async fn tls_connect(server: &Running) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -122,11 +110,15 @@ async fn https(server: &Running, method: &str, path: &str, body: &[u8]) -> (u16,
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let stream = connector
+    connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
-    exchange(stream, method, path, body).await
+        .unwrap()
+}
+
+/// Sends one HTTP/1.1 request over TLS and returns (status, body).
+async fn https(server: &Running, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    exchange(tls_connect(server).await, method, path, body).await
 }
 
 async fn http(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
@@ -293,4 +285,55 @@ async fn validates_service_profiles_and_policy_on_their_own_routes() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn a_request_head_or_body_that_does_not_arrive_in_time_is_refused() {
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(300),
+        request_body_timeout: Duration::from_millis(300),
+        ..Limits::WEBHOOK
+    };
+    let server = start_with(64 * 1024, limits).await;
+    let patience = Duration::from_secs(10);
+
+    // Half a request head, then nothing: the connection is closed.
+    let mut slow = tls_connect(&server).await;
+    slow.write_all(b"POST /inject HTTP/1.1\r\nhost: local")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(patience, slow.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "a client that never finished its request head was kept"
+    );
+
+    // A whole head, half the body: 408, and the metrics count the refused request.
+    let mut slow = tls_connect(&server).await;
+    slow.write_all(
+        b"POST /inject HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{\"apiVersion\"",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(patience, slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 300ms"), "{answer}");
+
+    // A TCP client that never starts TLS is closed too; honest clients are served.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let read = tokio::time::timeout(patience, silent.read(&mut [0u8; 8])).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent client was kept"
+    );
+    assert_eq!(https(&server, "GET", "/live", b"").await.0, 200);
+    let (_, metrics) = http(server.admin, "/metrics").await;
+    assert!(
+        metrics.contains("server_connections_refused_total{server=\"proxy_injector\",reason=\"handshake_timeout\"} 1"),
+        "{metrics}"
+    );
 }

@@ -2,7 +2,7 @@
 //! fixture, records the tokens it is sent, and can be told to refuse or to sign another name.
 
 use super::*;
-use crate::{CertificateRequest, Issuer, KeyPair, fixtures, server_config, tls_incoming};
+use crate::{CertificateRequest, Issuer, KeyPair, fixtures, server_config};
 use linkerd2_proxy_api::identity::identity_server::{Identity, IdentityServer};
 use parking_lot::Mutex;
 use std::net::SocketAddr;
@@ -90,7 +90,17 @@ async fn start(token: &str) -> Fixture {
         mode: Mutex::new(Mode::Sign),
         tokens: Mutex::default(),
     });
-    let incoming = tls_incoming(listener, Arc::new(server_config(cert, None).unwrap()));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, None).unwrap()));
+    // One handshake at a time is enough for these tests.
+    let incoming =
+        futures::stream::unfold((listener, acceptor), |(listener, acceptor)| async move {
+            loop {
+                let (tcp, _) = listener.accept().await.ok()?;
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    return Some((Ok::<_, std::io::Error>(tls), (listener, acceptor)));
+                }
+            }
+        });
     let svc = IdentityServer::from_arc(identity.clone());
     tokio::spawn(async move {
         tonic::transport::Server::builder()

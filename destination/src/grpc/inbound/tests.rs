@@ -9,6 +9,7 @@ use linkerd2_proxy_api::{
         self as outpb, outbound_policies_client::OutboundPoliciesClient, traffic_spec::Target,
     },
 };
+use oxlink_admin::serve::{Limits, ServerMetrics, accept};
 use oxlink_crds::policy::Server;
 use serde_json::json;
 use std::{net::SocketAddr, time::Duration};
@@ -30,11 +31,18 @@ async fn start(index: &SharedIndex) -> TestServer {
     let metrics = Arc::new(Metrics::default());
     let discover = Arc::new(index.clone());
     let policy = PolicyService::new(discover, "cluster.local", rx, metrics.clone());
-    tokio::spawn(crate::grpc::serve(
-        Arc::new(policy),
-        oxlink_tls::plain_incoming(listener),
-        std::future::pending(),
-    ));
+    let (limits, connections) = (Limits::GRPC, ServerMetrics::unregistered("policy"));
+    let incoming = accept(listener, &limits, None, connections.clone());
+    tokio::spawn(async move {
+        crate::grpc::serve(
+            Arc::new(policy),
+            incoming,
+            &limits,
+            connections,
+            std::future::pending(),
+        )
+        .await
+    });
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -170,7 +170,8 @@ pub fn spawn_gateway_watch<K: IndexResource>(
                     "the API server does not serve this kind; not watching it"
                 );
                 synced.release();
-                return;
+                // Stays, idle: a watch task that ends means the process is broken (`/live`).
+                return std::future::pending().await;
             }
             Ok(true) => {}
             Err(error) => tracing::warn!(%kind, %error, "discovery failed; watching anyway"),
