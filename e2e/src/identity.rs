@@ -172,6 +172,8 @@ pub async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<Running>
             trust_domain: "cluster.local".into(),
             issuer: oxlink_tls::IssuerConfig::default(),
             plaintext,
+            token_review_only: false,
+            max_concurrent_certify: oxlink_identity::MAX_CONCURRENT_CERTIFY,
         },
         TcpListener::bind("127.0.0.1:0").await?,
         Some(TcpListener::bind("127.0.0.1:0").await?),

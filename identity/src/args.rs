@@ -1,6 +1,9 @@
 //! Command-line flags of `oxlink-identity` and the process around the library.
 
-use crate::serve::{Config, spawn};
+use crate::{
+    certify::MAX_CONCURRENT_CERTIFY,
+    serve::{Config, spawn},
+};
 use anyhow::Context;
 use clap::Parser;
 use oxlink_admin::{LogArgs, shutdown_signal};
@@ -43,6 +46,16 @@ pub struct Args {
     #[arg(long, env = "OXLINK_IDENTITY_PLAINTEXT")]
     plaintext: bool,
 
+    /// Check every token with a TokenReview (as Linkerd does) instead of verifying it in
+    /// process against the service-account issuer's keys, with TokenReview only for tokens that
+    /// cannot be decided locally.
+    #[arg(long, env = "OXLINK_IDENTITY_TOKEN_REVIEW_ONLY")]
+    token_review_only: bool,
+
+    /// Certify calls answered at once; more wait their turn.
+    #[arg(long, env = "OXLINK_IDENTITY_MAX_CONCURRENT_CERTIFY", default_value_t = MAX_CONCURRENT_CERTIFY)]
+    max_concurrent_certify: usize,
+
     #[command(flatten)]
     logs: LogArgs,
 }
@@ -62,6 +75,8 @@ impl Args {
             identity_issuance_lifetime,
             identity_clock_skew_allowance,
             plaintext,
+            token_review_only,
+            max_concurrent_certify,
             logs,
         } = self;
         logs.init().context("--log-level")?;
@@ -74,6 +89,8 @@ impl Args {
                 clock_skew: identity_clock_skew_allowance,
             },
             plaintext,
+            token_review_only,
+            max_concurrent_certify,
         };
         oxlink_admin::runtime()
             .context("starting the runtime")?

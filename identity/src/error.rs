@@ -1,6 +1,7 @@
 //! Why a Certify call was refused, and the gRPC status each reason maps to.
 
 use oxlink_tls::{CsrError, IssuerError};
+use crate::name::truncated;
 use tonic::{Code, Status};
 
 /// Every way Certify can fail. Nothing is issued on any of them.
@@ -24,7 +25,7 @@ pub enum CertifyError {
     TokenReview(String),
     #[error("token does not name a ServiceAccount: {0}")]
     NotServiceAccount(String),
-    #[error("requested identity {requested:?} but the token proves {proven:?}")]
+    #[error("requested identity {:?} but the token proves {:?}", truncated(requested), truncated(proven))]
     IdentityMismatch { requested: String, proven: String },
     #[error("signing failed: {0}")]
     Sign(IssuerError),

@@ -8,7 +8,7 @@ use crate::{
     index::{IssuerWatch, SecretError, load_trust_roots},
     metrics::Metrics,
     name::{IdentityDomain, NameError},
-    token::{TokenReviewer, ValidateToken},
+    token::{ApiServerKeys, BoundObjects, IssuerKeys, LocalTokens, TokenReviewer, Tokens, ValidateToken},
 };
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
 use oxlink_admin::{Readiness, ScrapeHook, Tasks, serve_admin};
@@ -36,7 +36,15 @@ pub struct Config {
     pub issuer: IssuerConfig,
     /// Serve h2c instead of TLS (behind a proxy sidecar).
     pub plaintext: bool,
+    /// Check every token with a TokenReview, as Linkerd does, instead of verifying tokens in
+    /// process against the service-account issuer's keys and the bound objects.
+    pub token_review_only: bool,
+    /// Certify calls answered at once; more wait their turn.
+    pub max_concurrent_certify: usize,
 }
+
+/// How often the service-account issuer keys are read even when no token names a new key.
+const KEYS_REFRESH: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -59,7 +67,23 @@ pub struct Running {
     pub ready: Readiness,
     pub metrics: Arc<Metrics>,
     pub issuer: IssuerState,
+    /// The in-process verifier's state (None with `token_review_only`).
+    pub local_tokens: Option<LocalState>,
     tasks: Tasks,
+}
+
+/// What local token verification has loaded.
+#[derive(Clone)]
+pub struct LocalState {
+    pub keys: Arc<IssuerKeys<ApiServerKeys>>,
+    pub bound: Arc<BoundObjects>,
+}
+
+impl LocalState {
+    /// The issuer keys are loaded and the bound-object watches have listed once.
+    pub fn synced(&self) -> bool {
+        self.keys.current().is_some() && self.bound.synced()
+    }
 }
 
 /// Starts identity for the cluster `client` talks to: reads the trust roots, watches the issuer
@@ -81,7 +105,9 @@ pub async fn spawn(
     let synced = ready.latch("the issuer Secret watch has not synced");
     let loaded = issuer.clone();
     ready.require("no valid issuer is loaded", move || {
-        loaded.current().is_some()
+        loaded
+            .current()
+            .is_some_and(|i| i.check_valid(SystemTime::now()).is_ok())
     });
     let events = Events::kube(client.clone(), &config.namespace);
     let mut tasks = Tasks::default();
@@ -108,14 +134,37 @@ pub async fn spawn(
         Some(Arc::new(server_config(cert, Some(&anchors))?))
     };
 
-    let tokens = TokenReviewer::new(client, metrics.clone());
-    let certifier = Arc::new(Certifier::new(
-        issuer.clone(),
-        tokens,
-        domain,
-        events,
-        metrics.clone(),
-    ));
+    let reviewer = TokenReviewer::new(client.clone(), metrics.clone());
+    let (tokens, local_tokens) = if config.token_review_only {
+        (Tokens::Review(reviewer), None)
+    } else {
+        let keys = Arc::new(IssuerKeys::new(ApiServerKeys::new(client.clone())));
+        let bound = Arc::new(BoundObjects::default());
+        for task in bound.spawn(client.clone()) {
+            tasks.adopt(task);
+        }
+        let k = keys.clone();
+        tasks.background(async move {
+            loop {
+                if let Err(error) = k.refresh().await {
+                    tracing::warn!(%error, "reading the service-account issuer keys; tokens go to TokenReview");
+                }
+                tokio::time::sleep(KEYS_REFRESH).await;
+            }
+        });
+        let local = LocalTokens::new(
+            keys.clone(),
+            bound.clone(),
+            reviewer,
+            config.issuer.clock_skew,
+            metrics.clone(),
+        );
+        (Tokens::Local(local), Some(LocalState { keys, bound }))
+    };
+    let certifier = Arc::new(
+        Certifier::new(issuer.clone(), tokens, domain, events, metrics.clone())
+            .with_max_concurrent(config.max_concurrent_certify),
+    );
     let grpc_addr = grpc.local_addr().map_err(StartError::Addr)?;
     let svc = IdentityGrpc::new(certifier).svc();
     tasks.server(serve_grpc(grpc, svc, tls, tasks.signal()));
@@ -144,6 +193,7 @@ pub async fn spawn(
         ready,
         metrics,
         issuer,
+        local_tokens,
         tasks,
     })
 }
