@@ -66,6 +66,11 @@ impl IssuerState {
         self.tx.send_replace(Some(Arc::new(issuer)));
     }
 
+    /// Whether a Certify call at `now` could be answered: an issuer is loaded and valid.
+    pub fn can_issue(&self, now: SystemTime) -> bool {
+        self.current().is_some_and(|i| i.check_valid(now).is_ok())
+    }
+
     /// A receiver that sees every replacement (for the server's own certificate).
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Issuer>>> {
         self.tx.subscribe()
@@ -189,6 +194,11 @@ impl<V: ValidateToken> Certifier<V> {
             format!("Issued certificate for {proven} (sha256 {sha})"),
         );
         Ok(leaf)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tokens(&self) -> &V {
+        &self.tokens
     }
 
     pub fn domain(&self) -> &IdentityDomain {

@@ -103,12 +103,7 @@ pub async fn spawn(
     let issuer = IssuerState::default();
     let ready = Readiness::default();
     let synced = ready.latch("the issuer Secret watch has not synced");
-    let loaded = issuer.clone();
-    ready.require("no valid issuer is loaded", move || {
-        loaded
-            .current()
-            .is_some_and(|i| i.check_valid(SystemTime::now()).is_ok())
-    });
+    require_issuer(&ready, &issuer);
     let events = Events::kube(client.clone(), &config.namespace);
     let mut tasks = Tasks::default();
 
@@ -198,6 +193,15 @@ pub async fn spawn(
     })
 }
 
+/// Ready only while Certify could issue: an issuer is loaded and valid now (an expired one
+/// makes identity not Ready, so that a rollout stops or traffic moves to a healthy replica).
+pub(crate) fn require_issuer(ready: &Readiness, issuer: &IssuerState) {
+    let issuer = issuer.clone();
+    ready.require("no valid issuer is loaded", move || {
+        issuer.can_issue(SystemTime::now())
+    });
+}
+
 impl Running {
     /// Stops accepting, lets in-flight calls finish (up to 5 seconds), and stops the
     /// background tasks.
@@ -205,6 +209,9 @@ impl Running {
         self.tasks.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Serves Identity on `listener`, over TLS with `tls` or as h2c without, until `shutdown`.
 pub async fn serve_grpc<V: ValidateToken>(

@@ -12,11 +12,16 @@ use std::sync::Arc;
 pub(crate) const WEB: &str = "web.default.serviceaccount.identity.linkerd.cluster.local";
 pub(crate) const DB: &str = "db.default.serviceaccount.identity.linkerd.cluster.local";
 
-/// Tokens with fixed TokenReview outcomes.
-pub(crate) struct FixedTokens;
+/// Tokens with fixed TokenReview outcomes; counts the reviews.
+#[derive(Default)]
+pub(crate) struct FixedTokens {
+    pub(crate) reviewed: std::sync::atomic::AtomicUsize,
+}
 
 impl ValidateToken for FixedTokens {
     async fn validate(&self, token: &str) -> Result<String, TokenError> {
+        self.reviewed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match token {
             "web-token" => Ok("system:serviceaccount:default:web".into()),
             "db-token" => Ok("system:serviceaccount:default:db".into()),
@@ -50,7 +55,7 @@ impl Harness {
         let domain = IdentityDomain::new("linkerd", "cluster.local").unwrap();
         let certifier = Arc::new(Certifier::new(
             issuer.clone(),
-            FixedTokens,
+            FixedTokens::default(),
             domain,
             events,
             metrics.clone(),
@@ -61,6 +66,14 @@ impl Harness {
             metrics,
             events: recorded,
         }
+    }
+
+    /// Tokens reviewed so far.
+    pub(crate) fn reviewed(&self) -> usize {
+        self.certifier
+            .tokens()
+            .reviewed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Nothing was issued and no issuance was recorded.
