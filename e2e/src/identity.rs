@@ -120,7 +120,11 @@ pub async fn install(
             &pp,
             &serde_json::from_value(json!({
                 "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
-                "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
+                "rules": [
+                    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                    {"nonResourceURLs": ["/.well-known/openid-configuration", "/openid/v1/jwks"], "verbs": ["get"]},
+                    {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["list", "watch"]},
+                ],
             }))?,
         )
         .await?;

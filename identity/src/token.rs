@@ -12,6 +12,7 @@ pub use self::{
     keys::{ApiServerKeys, FetchKeys, IssuerKeys, KeySet},
     local::LocalTokens,
 };
+#[cfg(test)]
 pub(crate) use self::jwt::Jwk;
 
 use crate::metrics::Metrics;
