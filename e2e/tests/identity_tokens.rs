@@ -71,7 +71,9 @@ impl Tokens {
 
         // A pod of ServiceAccount `web` and its projected token, as the kubelet mounts it.
         let (pod, pod_uid) = self.create_pod("web-0", "web").await?;
-        let web_token = self.bound_token("web", Some(("Pod", &pod, &pod_uid))).await?;
+        let web_token = self
+            .bound_token("web", Some(("Pod", &pod, &pod_uid)))
+            .await?;
         let web = self.proxy("web")?;
         oxlink_e2e::eventually("the pod's token verified in process", WAIT, || async {
             let before = self.verified();
@@ -86,15 +88,28 @@ impl Tokens {
         self.certify(&web, &web_token)
             .await?
             .map_err(|s| anyhow::anyhow!("{s:?}"))?;
-        ensure!(self.reviews() == reviews, "a known pod's token needs no TokenReview");
+        ensure!(
+            self.reviews() == reviews,
+            "a known pod's token needs no TokenReview"
+        );
 
         // Tokens signed with the API server's own key: expired, and not valid yet.
         let signer = ApiServerKey::read()?;
         let claims = claims_of(&web_token)?;
         let kid = kid_of(&web_token)?;
         let now = unix_now();
-        let expired = with(&claims, &[("exp", json!(now - 3600)), ("iat", json!(now - 7200)), ("nbf", json!(now - 7200))]);
-        let early = with(&claims, &[("nbf", json!(now + 3600)), ("exp", json!(now + 7200))]);
+        let expired = with(
+            &claims,
+            &[
+                ("exp", json!(now - 3600)),
+                ("iat", json!(now - 7200)),
+                ("nbf", json!(now - 7200)),
+            ],
+        );
+        let early = with(
+            &claims,
+            &[("nbf", json!(now + 3600)), ("exp", json!(now + 7200))],
+        );
         // The same claims signed by another cluster's key, under the known and an unknown key id.
         let other = ApiServerKey::generate()?;
         // Another audience; the ServiceAccount-only token of `db`, before its ServiceAccount is
@@ -114,14 +129,32 @@ impl Tokens {
         // (what, proxy, token, refused in process without a TokenReview)
         let cases: Vec<(&str, &SimulatedProxy, String, bool)> = vec![
             ("an expired token", &web, signer.sign(&kid, &expired)?, true),
-            ("a token not valid yet", &web, signer.sign(&kid, &early)?, true),
+            (
+                "a token not valid yet",
+                &web,
+                signer.sign(&kid, &early)?,
+                true,
+            ),
             ("a forged signature", &web, forged, true),
-            ("another cluster's key under the known key id", &web, other.sign(&kid, &claims)?, true),
-            ("another cluster's key under its own key id", &web, other.sign("other-cluster", &claims)?, false),
+            (
+                "another cluster's key under the known key id",
+                &web,
+                other.sign(&kid, &claims)?,
+                true,
+            ),
+            (
+                "another cluster's key under its own key id",
+                &web,
+                other.sign("other-cluster", &claims)?,
+                false,
+            ),
             (
                 "another issuer",
                 &web,
-                other.sign("other-cluster", &with(&claims, &[("iss", json!("https://other.example"))]))?,
+                other.sign(
+                    "other-cluster",
+                    &with(&claims, &[("iss", json!("https://other.example"))]),
+                )?,
                 false,
             ),
             ("a token for another audience", &web, other_audience, false),
@@ -143,7 +176,10 @@ impl Tokens {
             .await?;
         self.refused_in_process("the deleted pod's token", &web, &web_token)
             .await?;
-        ensure!(!self.review(&web_token).await?, "the API server refuses the deleted pod's token");
+        ensure!(
+            !self.review(&web_token).await?,
+            "the API server refuses the deleted pod's token"
+        );
 
         self.api_server_stopped_and_key_rotated(&signer).await
     }
@@ -183,20 +219,30 @@ impl Tokens {
 
         let rotated = self.bound_token("web", Some(("Pod", &pod, &uid))).await?;
         let (old_kid, new_kid) = (kid_of(&token)?, kid_of(&rotated)?);
-        ensure!(old_kid != new_kid, "the API server signs with the new key ({new_kid})");
-        oxlink_e2e::eventually("a token of the new key verified in process", WAIT, || async {
-            let before = self.verified();
-            Ok(match self.certify(&web, &rotated).await {
-                Ok(Ok(())) if self.verified() > before => Ok(()),
-                other => Err(format!("{other:?}")),
-            })
-        })
+        ensure!(
+            old_kid != new_kid,
+            "the API server signs with the new key ({new_kid})"
+        );
+        oxlink_e2e::eventually(
+            "a token of the new key verified in process",
+            WAIT,
+            || async {
+                let before = self.verified();
+                Ok(match self.certify(&web, &rotated).await {
+                    Ok(Ok(())) if self.verified() > before => Ok(()),
+                    other => Err(format!("{other:?}")),
+                })
+            },
+        )
         .await?;
         let before = self.verified();
         self.certify(&web, &token)
             .await?
             .map_err(|s| anyhow::anyhow!("a token of the old key after the rotation: {s:?}"))?;
-        ensure!(self.verified() > before, "old-key tokens still verify in process");
+        ensure!(
+            self.verified() > before,
+            "old-key tokens still verify in process"
+        );
         Ok(())
     }
 
@@ -218,21 +264,33 @@ impl Tokens {
                 "{what}: refused {} a TokenReview",
                 if reviewed { "with" } else { "without" }
             );
-            ensure!(!self.review(token).await?, "{what}: the API server accepts it");
+            ensure!(
+                !self.review(token).await?,
+                "{what}: the API server accepts it"
+            );
         }
         Ok(())
     }
 
     /// Waits until `token` is refused in process, without a TokenReview (the watch has seen
     /// the change).
-    async fn refused_in_process(&self, what: &str, proxy: &SimulatedProxy, token: &str) -> Result<()> {
+    async fn refused_in_process(
+        &self,
+        what: &str,
+        proxy: &SimulatedProxy,
+        token: &str,
+    ) -> Result<()> {
         oxlink_e2e::eventually(&format!("{what} refused in process"), WAIT, || async {
             let (reviews, rejected) = (self.reviews(), self.rejected());
             let result = self.certify(proxy, token).await?;
             Ok(match result {
-                Err(s) if s.code() == Code::InvalidArgument
-                    && self.reviews() == reviews
-                    && self.rejected() > rejected => Ok(()),
+                Err(s)
+                    if s.code() == Code::InvalidArgument
+                        && self.reviews() == reviews
+                        && self.rejected() > rejected =>
+                {
+                    Ok(())
+                }
                 other => Err(format!("{other:?}")),
             })
         })
@@ -329,13 +387,15 @@ impl Tokens {
             },
             ..Default::default()
         };
-        Ok(Api::<ServiceAccount>::namespaced(self.client.clone(), &self.ns)
-            .create_token_request(sa, &PostParams::default(), &request)
-            .await
-            .with_context(|| format!("a token for {sa}"))?
-            .status
-            .context("TokenRequest status")?
-            .token)
+        Ok(
+            Api::<ServiceAccount>::namespaced(self.client.clone(), &self.ns)
+                .create_token_request(sa, &PostParams::default(), &request)
+                .await
+                .with_context(|| format!("a token for {sa}"))?
+                .status
+                .context("TokenRequest status")?
+                .token,
+        )
     }
 
     /// Deletes and recreates ServiceAccount `sa`, once identity's cache has the new UID;

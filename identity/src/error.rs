@@ -1,7 +1,7 @@
 //! Why a Certify call was refused, and the gRPC status each reason maps to.
 
-use oxlink_tls::{CsrError, IssuerError};
 use crate::name::truncated;
+use oxlink_tls::{CsrError, IssuerError};
 use tonic::{Code, Status};
 
 /// Every way Certify can fail. Nothing is issued on any of them.
@@ -25,7 +25,11 @@ pub enum CertifyError {
     TokenReview(String),
     #[error("token does not name a ServiceAccount: {0}")]
     NotServiceAccount(String),
-    #[error("requested identity {:?} but the token proves {:?}", truncated(requested), truncated(proven))]
+    #[error(
+        "requested identity {:?} but the token proves {:?}",
+        truncated(requested),
+        truncated(proven)
+    )]
     IdentityMismatch { requested: String, proven: String },
     #[error("signing failed: {0}")]
     Sign(IssuerError),

@@ -8,7 +8,9 @@ use crate::{
     index::{IssuerWatch, SecretError, load_trust_roots},
     metrics::Metrics,
     name::{IdentityDomain, NameError},
-    token::{ApiServerKeys, BoundObjects, IssuerKeys, LocalTokens, TokenReviewer, Tokens, ValidateToken},
+    token::{
+        ApiServerKeys, BoundObjects, IssuerKeys, LocalTokens, TokenReviewer, Tokens, ValidateToken,
+    },
 };
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
 use oxlink_admin::{Readiness, ScrapeHook, Tasks, serve_admin};

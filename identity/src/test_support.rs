@@ -101,8 +101,7 @@ pub(crate) fn request(identity: &str, token: &str) -> CertifyRequest {
 
 /// Encodes unpadded base64url, for minting tokens in tests.
 pub(crate) fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
         let mut acc = [0u8; 3];

@@ -7,13 +7,13 @@ mod jwt;
 mod keys;
 mod local;
 
+#[cfg(test)]
+pub(crate) use self::jwt::Jwk;
 pub use self::{
     bound::BoundObjects,
     keys::{ApiServerKeys, FetchKeys, IssuerKeys, KeySet},
     local::LocalTokens,
 };
-#[cfg(test)]
-pub(crate) use self::jwt::Jwk;
 
 use crate::metrics::Metrics;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};

@@ -286,7 +286,10 @@ async fn an_oversized_token_is_refused_before_it_is_reviewed() {
 
 #[test]
 fn a_requested_identity_is_truncated_in_messages() {
-    let huge = format!("{}.default.serviceaccount.identity.linkerd.cluster.local", "a".repeat(1 << 20));
+    let huge = format!(
+        "{}.default.serviceaccount.identity.linkerd.cluster.local",
+        "a".repeat(1 << 20)
+    );
     let err = CertifyError::IdentityMismatch {
         requested: huge.clone(),
         proven: WEB.into(),

@@ -150,7 +150,10 @@ fn an_issuer_refused_as_not_yet_valid_is_loaded_once_it_becomes_valid() {
 
     // The Secret does not change (a resync), but the issuer has become valid: it is loaded.
     watch.apply_at(&secret, SystemTime::now());
-    assert!(state.current().is_some(), "loaded on the resync after notBefore");
+    assert!(
+        state.current().is_some(),
+        "loaded on the resync after notBefore"
+    );
     assert_eq!(watch.retry_at(), None);
 
     // The timer path does the same without any event from the API server.

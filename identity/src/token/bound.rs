@@ -85,7 +85,8 @@ impl BoundObjects {
 
     /// Both watches have listed once.
     pub fn synced(&self) -> bool {
-        self.service_accounts.synced.load(Ordering::Acquire) && self.pods.synced.load(Ordering::Acquire)
+        self.service_accounts.synced.load(Ordering::Acquire)
+            && self.pods.synced.load(Ordering::Acquire)
     }
 }
 

@@ -69,7 +69,10 @@ pub(crate) struct ObjectRef {
 /// A public key of the service-account issuer, from its JWKS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Jwk {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed SEC1 point on P-256.
     P256(Vec<u8>),
     /// An uncompressed SEC1 point on P-384.
@@ -122,10 +125,10 @@ impl<'a> Jwt<'a> {
             return Err(JwtError::Malformed);
         };
         let json = |part: &str, what| base64url(part).ok_or(JwtError::Decode(what));
-        let header: Header = serde_json::from_slice(&json(h, "header")?)
-            .map_err(|_| JwtError::Decode("header"))?;
-        let claims: Claims = serde_json::from_slice(&json(c, "claims")?)
-            .map_err(|_| JwtError::Decode("claims"))?;
+        let header: Header =
+            serde_json::from_slice(&json(h, "header")?).map_err(|_| JwtError::Decode("header"))?;
+        let claims: Claims =
+            serde_json::from_slice(&json(c, "claims")?).map_err(|_| JwtError::Decode("claims"))?;
         let signature = base64url(s).ok_or(JwtError::Decode("signature"))?;
         Ok(Self {
             header,

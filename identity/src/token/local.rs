@@ -78,7 +78,9 @@ impl<F: FetchKeys, V: ValidateToken> LocalTokens<F, V> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let skew = self.skew.as_secs() as i64;
         match jwt.claims.exp {
-            Some(exp) if now > exp + skew => return Verdict::Invalid("the token has expired".into()),
+            Some(exp) if now > exp + skew => {
+                return Verdict::Invalid("the token has expired".into());
+            }
             Some(_) => {}
             None => return Verdict::Undecided("no_exp"),
         }

@@ -4,7 +4,13 @@ use ring::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
 
 #[test]
 fn base64url_round_trips_and_refuses_other_alphabets() {
-    for (plain, enc) in [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg")] {
+    for (plain, enc) in [
+        ("", ""),
+        ("f", "Zg"),
+        ("fo", "Zm8"),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg"),
+    ] {
         assert_eq!(base64url(enc).unwrap(), plain.as_bytes());
         assert_eq!(b64url(plain.as_bytes()), enc);
     }
@@ -75,15 +81,29 @@ fn verifies_rs256_as_kube_apiserver_signs_by_default() {
     // The same key cannot be used under another algorithm name.
     let mut es = Jwt::decode(&token).unwrap();
     es.header.alg = "ES256".into();
-    assert!(matches!(es.verify(&raw.key().unwrap()), Err(JwtError::Algorithm { .. })));
+    assert!(matches!(
+        es.verify(&raw.key().unwrap()),
+        Err(JwtError::Algorithm { .. })
+    ));
     let mut none = Jwt::decode(&token).unwrap();
     none.header.alg = "none".into();
-    assert!(matches!(none.verify(&raw.key().unwrap()), Err(JwtError::Algorithm { .. })));
+    assert!(matches!(
+        none.verify(&raw.key().unwrap()),
+        Err(JwtError::Algorithm { .. })
+    ));
 }
 
 #[test]
 fn refuses_what_is_not_a_compact_jws() {
-    for bad in ["", "a.b", "a.b.c.d", "!!.e30.AA", "e30.!!.AA", "e30.e30.!!", "bm90IGpzb24.e30.AA"] {
+    for bad in [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "!!.e30.AA",
+        "e30.!!.AA",
+        "e30.e30.!!",
+        "bm90IGpzb24.e30.AA",
+    ] {
         assert!(Jwt::decode(bad).is_err(), "{bad:?}");
     }
 }

@@ -64,7 +64,9 @@ async fn setup() -> Setup {
     let issuer_keys = Arc::new(IssuerKeys::new(keys.clone()));
     issuer_keys.refresh().await.unwrap();
     let bound = Arc::new(BoundObjects::default());
-    bound.service_accounts.apply("default", "web", SA_UID, false);
+    bound
+        .service_accounts
+        .apply("default", "web", SA_UID, false);
     bound.pods.apply("default", "web-0", POD_UID, false);
     let review = Arc::new(Review::default());
     let metrics = Metrics::register(&mut Registry::default());
@@ -119,7 +121,8 @@ fn with(mut claims: Value, path: &[&str], value: Value) -> Value {
 
 impl Setup {
     async fn verdict(&self, claims: &Value) -> Verdict {
-        self.verdict_signed(&sign_es256(&self.key, "k1", claims)).await
+        self.verdict_signed(&sign_es256(&self.key, "k1", claims))
+            .await
     }
 
     async fn verdict_signed(&self, token: &str) -> Verdict {
@@ -138,9 +141,18 @@ async fn accepts_a_bound_token_without_the_api_server() {
     let single = with(claims(), &["aud"], json!(IDENTITY_TOKEN_AUDIENCE));
     assert!(matches!(s.verdict(&single).await, Verdict::Valid(_)));
     let mut sa_only = claims();
-    sa_only["kubernetes.io"].as_object_mut().unwrap().remove("pod");
+    sa_only["kubernetes.io"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pod");
     assert!(matches!(s.verdict(&sa_only).await, Verdict::Valid(_)));
-    assert_eq!(s.tokens.validate(&sign_es256(&s.key, "k1", &claims())).await.unwrap(), "system:serviceaccount:default:web");
+    assert_eq!(
+        s.tokens
+            .validate(&sign_es256(&s.key, "k1", &claims()))
+            .await
+            .unwrap(),
+        "system:serviceaccount:default:web"
+    );
     assert_eq!(s.review.0.load(Ordering::SeqCst), 0);
 }
 
@@ -151,10 +163,21 @@ async fn refuses_what_the_api_server_refuses() {
         Verdict::Invalid(reason) => assert!(reason.contains(what), "{reason}"),
         other => panic!("expected Invalid({what}), got {other:?}"),
     };
-    invalid(s.verdict(&with(claims(), &["exp"], json!(now() - 21))).await, "expired");
-    invalid(s.verdict(&with(claims(), &["nbf"], json!(now() + 3600))).await, "not valid yet");
+    invalid(
+        s.verdict(&with(claims(), &["exp"], json!(now() - 21)))
+            .await,
+        "expired",
+    );
+    invalid(
+        s.verdict(&with(claims(), &["nbf"], json!(now() + 3600)))
+            .await,
+        "not valid yet",
+    );
     // Within the skew, both still hold.
-    assert!(matches!(s.verdict(&with(claims(), &["exp"], json!(now() - 5))).await, Verdict::Valid(_)));
+    assert!(matches!(
+        s.verdict(&with(claims(), &["exp"], json!(now() - 5))).await,
+        Verdict::Valid(_)
+    ));
 
     // Forged: signed by another key under a known key id; or a claim changed after signing.
     let forged = sign_es256(&es256_key(), "k1", &claims());
@@ -162,20 +185,32 @@ async fn refuses_what_the_api_server_refuses() {
     let real = sign_es256(&s.key, "k1", &claims());
     let mut parts: Vec<String> = real.split('.').map(String::from).collect();
     parts[1] = crate::test_support::b64url(
-        with(claims(), &["kubernetes.io", "serviceaccount", "name"], json!("admin"))
-            .to_string()
-            .as_bytes(),
+        with(
+            claims(),
+            &["kubernetes.io", "serviceaccount", "name"],
+            json!("admin"),
+        )
+        .to_string()
+        .as_bytes(),
     );
     invalid(s.verdict_signed(&parts.join(".")).await, "signature");
 
     // The ServiceAccount deleted and recreated under the same name; the pod deleted.
     s.bound.service_accounts.delete("default", "web", SA_UID);
-    s.bound.service_accounts.apply("default", "web", "new-uid", false);
+    s.bound
+        .service_accounts
+        .apply("default", "web", "new-uid", false);
     invalid(s.verdict(&claims()).await, "ServiceAccount default/web");
-    s.bound.service_accounts.apply("default", "web", SA_UID, false);
+    s.bound
+        .service_accounts
+        .apply("default", "web", SA_UID, false);
     s.bound.pods.delete("default", "web-0", POD_UID);
     invalid(s.verdict(&claims()).await, "pod default/web-0");
-    assert_eq!(s.review.0.load(Ordering::SeqCst), 0, "decided without TokenReview");
+    assert_eq!(
+        s.review.0.load(Ordering::SeqCst),
+        0,
+        "decided without TokenReview"
+    );
 }
 
 #[tokio::test]
@@ -183,17 +218,67 @@ async fn sends_what_it_cannot_decide_to_the_api_server() {
     let s = setup().await;
     let undecided = [
         ("not_jwt", "not-a-jwt".to_string()),
-        ("issuer", sign_es256(&s.key, "k1", &with(claims(), &["iss"], json!("https://other.example")))),
+        (
+            "issuer",
+            sign_es256(
+                &s.key,
+                "k1",
+                &with(claims(), &["iss"], json!("https://other.example")),
+            ),
+        ),
         // A legacy Secret token.
-        ("issuer", sign_es256(&s.key, "k1", &json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:default:web"}))),
-        ("audience", sign_es256(&s.key, "k1", &with(claims(), &["aud"], json!([ISSUER])))),
+        (
+            "issuer",
+            sign_es256(
+                &s.key,
+                "k1",
+                &json!({"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:default:web"}),
+            ),
+        ),
+        (
+            "audience",
+            sign_es256(&s.key, "k1", &with(claims(), &["aud"], json!([ISSUER]))),
+        ),
         ("unknown_kid", sign_es256(&es256_key(), "k9", &claims())),
-        ("service_account_unknown", sign_es256(&s.key, "k1", &with(claims(), &["kubernetes.io", "serviceaccount", "uid"], json!("never-seen")))),
-        ("pod_unknown", sign_es256(&s.key, "k1", &with(claims(), &["kubernetes.io", "pod", "name"], json!("web-1")))),
-        ("secret_bound", sign_es256(&s.key, "k1", &with(claims(), &["kubernetes.io", "secret"], json!({"name": "s", "uid": "u"})))),
+        (
+            "service_account_unknown",
+            sign_es256(
+                &s.key,
+                "k1",
+                &with(
+                    claims(),
+                    &["kubernetes.io", "serviceaccount", "uid"],
+                    json!("never-seen"),
+                ),
+            ),
+        ),
+        (
+            "pod_unknown",
+            sign_es256(
+                &s.key,
+                "k1",
+                &with(claims(), &["kubernetes.io", "pod", "name"], json!("web-1")),
+            ),
+        ),
+        (
+            "secret_bound",
+            sign_es256(
+                &s.key,
+                "k1",
+                &with(
+                    claims(),
+                    &["kubernetes.io", "secret"],
+                    json!({"name": "s", "uid": "u"}),
+                ),
+            ),
+        ),
     ];
     for (i, (why, token)) in undecided.iter().enumerate() {
-        assert_eq!(s.verdict_signed(token).await, Verdict::Undecided(why), "{why}");
+        assert_eq!(
+            s.verdict_signed(token).await,
+            Verdict::Undecided(why),
+            "{why}"
+        );
         assert_eq!(
             s.tokens.validate(token).await,
             Err(TokenError::Invalid("reviewed".into()))
@@ -202,7 +287,10 @@ async fn sends_what_it_cannot_decide_to_the_api_server() {
     }
     // A terminating pod: the API server decides (it allows a grace period).
     s.bound.pods.apply("default", "web-0", POD_UID, true);
-    assert_eq!(s.verdict(&claims()).await, Verdict::Undecided("pod_unknown"));
+    assert_eq!(
+        s.verdict(&claims()).await,
+        Verdict::Undecided("pod_unknown")
+    );
 }
 
 #[tokio::test]
@@ -213,16 +301,27 @@ async fn an_unknown_key_id_refreshes_the_keys_once() {
     let rotated = es256_key();
     *s.keys.set.lock() = key_set(&[("k1", &s.key), ("k2", &rotated)]);
     // Past the refresh interval since the first fetch.
-    *s.tokens.keys.last_fetch.lock().await = Some(std::time::Instant::now() - Duration::from_secs(60));
+    *s.tokens.keys.last_fetch.lock().await =
+        Some(std::time::Instant::now() - Duration::from_secs(60));
     let token = sign_es256(&rotated, "k2", &claims());
     let (a, b) = tokio::join!(s.verdict_signed(&token), s.verdict_signed(&token));
     assert!(matches!(a, Verdict::Valid(_)), "{a:?}");
     assert!(matches!(b, Verdict::Valid(_)), "{b:?}");
-    assert_eq!(s.keys.fetches.load(Ordering::SeqCst), 2, "concurrent misses share a fetch");
+    assert_eq!(
+        s.keys.fetches.load(Ordering::SeqCst),
+        2,
+        "concurrent misses share a fetch"
+    );
     // Old tokens still verify; a key id nobody publishes does not refetch within the interval.
     assert!(matches!(s.verdict(&claims()).await, Verdict::Valid(_)));
     let unknown = sign_es256(&rotated, "k3", &claims());
-    assert_eq!(s.verdict_signed(&unknown).await, Verdict::Undecided("unknown_kid"));
-    assert_eq!(s.verdict_signed(&unknown).await, Verdict::Undecided("unknown_kid"));
+    assert_eq!(
+        s.verdict_signed(&unknown).await,
+        Verdict::Undecided("unknown_kid")
+    );
+    assert_eq!(
+        s.verdict_signed(&unknown).await,
+        Verdict::Undecided("unknown_kid")
+    );
     assert_eq!(s.keys.fetches.load(Ordering::SeqCst), 2);
 }
