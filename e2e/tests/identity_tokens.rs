@@ -93,8 +93,12 @@ impl Tokens {
             "a known pod's token needs no TokenReview"
         );
 
-        // Tokens signed with the API server's own key: expired, and not valid yet.
-        let signer = ApiServerKey::read()?;
+        // Tokens signed with the API server's own key (localkube's, when the test has its
+        // directory): expired, and not valid yet.
+        let signer = match std::env::var_os(oxlink_e2e::localkube::DIR_ENV) {
+            Some(_) => Some(ApiServerKey::read()?),
+            None => None,
+        };
         let claims = claims_of(&web_token)?;
         let kid = kid_of(&web_token)?;
         let now = unix_now();
@@ -127,14 +131,7 @@ impl Tokens {
         let forged = String::from_utf8(forged)?;
 
         // (what, proxy, token, refused in process without a TokenReview)
-        let cases: Vec<(&str, &SimulatedProxy, String, bool)> = vec![
-            ("an expired token", &web, signer.sign(&kid, &expired)?, true),
-            (
-                "a token not valid yet",
-                &web,
-                signer.sign(&kid, &early)?,
-                true,
-            ),
+        let mut cases: Vec<(&str, &SimulatedProxy, String, bool)> = vec![
             ("a forged signature", &web, forged, true),
             (
                 "another cluster's key under the known key id",
@@ -159,6 +156,22 @@ impl Tokens {
             ),
             ("a token for another audience", &web, other_audience, false),
         ];
+        match &signer {
+            Some(signer) => {
+                cases.push(("an expired token", &web, signer.sign(&kid, &expired)?, true));
+                cases.push((
+                    "a token not valid yet",
+                    &web,
+                    signer.sign(&kid, &early)?,
+                    true,
+                ));
+            }
+            None => eprintln!(
+                "expired and not-yet-valid tokens left out: signing them needs the local \
+                 cluster's key ({} unset)",
+                oxlink_e2e::localkube::DIR_ENV
+            ),
+        }
         self.expect_refused(&cases).await?;
 
         // The recreated ServiceAccount: its old token is refused once the cache has seen the
@@ -181,13 +194,13 @@ impl Tokens {
             "the API server refuses the deleted pod's token"
         );
 
-        self.api_server_stopped_and_key_rotated(&signer).await
+        self.api_server_stopped_and_key_rotated().await
     }
 
     /// Stops the cluster: a known pod still gets certificates. Then the API server's signing
     /// key rotates (the old key stays trusted) and the cluster starts again: tokens signed with
     /// the new key verify in process once identity has refreshed its key set.
-    async fn api_server_stopped_and_key_rotated(&self, old: &ApiServerKey) -> Result<()> {
+    async fn api_server_stopped_and_key_rotated(&self) -> Result<()> {
         let Some(cluster) = Localkube::from_env().await? else {
             return oxlink_e2e::skip(
                 "stopping the API server and rotating its key need the local cluster (OXLINK_E2E_LOCALKUBE_*)",
@@ -211,7 +224,7 @@ impl Tokens {
             self.certify(&fresh, &token)
                 .await?
                 .map_err(|s| anyhow::anyhow!("Certify with the API server stopped: {s:?}"))?;
-            old.rotate_to(&ApiServerKey::generate()?)
+            ApiServerKey::rotate_to(&ApiServerKey::generate()?)
         }
         .await;
         cluster.start().await?;
@@ -476,7 +489,7 @@ impl ApiServerKey {
     /// Makes `new` the signing key of the (stopped) cluster; this key and every earlier one stay
     /// trusted. kube-apiserver signs with the first private key of the file and trusts every
     /// public key in it (an EC key in PKCS#8 counts only for signing, hence its PUBLIC KEY).
-    fn rotate_to(&self, new: &ApiServerKey) -> Result<()> {
+    fn rotate_to(new: &ApiServerKey) -> Result<()> {
         let path = Self::path()?;
         let old = std::fs::read_to_string(&path)?;
         let pem = [
