@@ -16,6 +16,7 @@ use linkerd2_proxy_api::{
     net::TcpAddress,
     outbound::{TrafficSpec, outbound_policies_client::OutboundPoliciesClient, traffic_spec},
 };
+use oxlink_admin::serve::{Limits, ServerMetrics, accept};
 use oxlink_destination::{
     Metrics,
     grpc::{DestinationGrpc, PolicyService},
@@ -84,14 +85,27 @@ async fn serve() -> Result<(), Error> {
         shutdown_rx.clone(),
         metrics.clone(),
     ));
-    tokio::spawn(grpc.serve(oxlink_tls::plain_incoming(dst), std::future::pending()));
+    // The limits the servers run with: the bench keeps 64 streams open at a time.
+    let limits = Limits::GRPC;
+    let (l, connections) = (limits.clone(), ServerMetrics::unregistered("destination"));
+    let incoming = accept(dst, &l, None, connections.clone());
+    tokio::spawn(async move {
+        grpc.serve(incoming, &l, connections, std::future::pending())
+            .await
+    });
     let policy_grpc = Arc::new(PolicyService::new(
         discover,
         "cluster.local",
         shutdown_rx,
         metrics,
     ));
-    tokio::spawn(policy_grpc.serve(oxlink_tls::plain_incoming(policy), std::future::pending()));
+    let connections = ServerMetrics::unregistered("policy");
+    let incoming = accept(policy, &limits, None, connections.clone());
+    tokio::spawn(async move {
+        policy_grpc
+            .serve(incoming, &limits, connections, std::future::pending())
+            .await
+    });
 
     // `keys` prints the subscription keys; anything else ends.
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();

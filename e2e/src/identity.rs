@@ -120,7 +120,11 @@ pub async fn install(
             &pp,
             &serde_json::from_value(json!({
                 "metadata": {"name": cluster_rbac, "labels": {"oxlink.io/e2e": "identity"}},
-                "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
+                "rules": [
+                    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                    {"nonResourceURLs": ["/.well-known/openid-configuration", "/openid/v1/jwks"], "verbs": ["get"]},
+                    {"apiGroups": [""], "resources": ["pods", "serviceaccounts"], "verbs": ["list", "watch"]},
+                ],
             }))?,
         )
         .await?;
@@ -173,6 +177,8 @@ pub async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<Running>
             issuer: oxlink_tls::IssuerConfig::default(),
             plaintext,
             limits: oxlink_admin::serve::Limits::GRPC,
+            token_review_only: false,
+            max_concurrent_certify: oxlink_identity::MAX_CONCURRENT_CERTIFY,
         },
         TcpListener::bind("127.0.0.1:0").await?,
         Some(TcpListener::bind("127.0.0.1:0").await?),

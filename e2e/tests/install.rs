@@ -413,7 +413,11 @@ fn least_privilege() -> Result<()> {
             false,
         ),
         ("linkerd-identity", "list secrets -n linkerd", false),
-        ("linkerd-identity", "list pods", false),
+        // Local token verification: bound objects (metadata) and the issuer's keys.
+        ("linkerd-identity", "watch pods", true),
+        ("linkerd-identity", "list serviceaccounts", true),
+        ("linkerd-identity", "get /openid/v1/jwks", true),
+        ("linkerd-identity", "get pods", false),
         ("linkerd-destination", "watch pods", true),
         (
             "linkerd-destination",

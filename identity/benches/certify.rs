@@ -14,6 +14,9 @@
 //!   certificate, read from `/proc` of the process that listens on the API server's port
 //!   (localkube's `apiserver`).
 //!
+//! - `storm` (with `--storm N`, needs `KUBECONFIG`): N pods with real bound tokens certify at
+//!   once, with TokenReview only and with in-process verification (see `certify/storm.rs`).
+//!
 //! CPU is the process's user+system time over the run (`/proc/self/stat`), so "per core" numbers
 //! do not depend on how many cores the scheduler lent us. RSS is read from `/proc/self/status`.
 //! Numbers from a shared machine are noisy: compare within one run.
@@ -40,7 +43,12 @@ struct Opts {
     paced_secs: u64,
     token_review: bool,
     kube_default_client: bool,
+    storm: Option<usize>,
+    storm_connections: usize,
 }
+
+#[path = "certify/storm.rs"]
+mod storm;
 
 fn main() -> anyhow::Result<()> {
     let opts = parse_args()?;
@@ -58,6 +66,8 @@ fn parse_args() -> anyhow::Result<Opts> {
         paced_secs: 5,
         token_review: false,
         kube_default_client: false,
+        storm: None,
+        storm_connections: 100,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,10 +82,12 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--paced-secs" => opts.paced_secs = value()?.parse()?,
             "--token-review" => opts.token_review = true,
             "--kube-default-client" => opts.kube_default_client = true,
+            "--storm" => opts.storm = Some(value()?.parse()?),
+            "--storm-connections" => opts.storm_connections = value()?.parse()?,
             // cargo bench passes `--bench`; nothing else is ours.
             "--bench" => {}
             other => anyhow::bail!(
-                "unknown argument {other}; use --proxies N --certs N --rate N --paced-secs N --token-review [--kube-default-client]"
+                "unknown argument {other}; use --proxies N --certs N --rate N --paced-secs N --token-review [--kube-default-client] | --storm N [--storm-connections N]"
             ),
         }
     }
@@ -83,6 +95,9 @@ fn parse_args() -> anyhow::Result<Opts> {
 }
 
 async fn run(opts: Opts) -> anyhow::Result<()> {
+    if let Some(n) = opts.storm {
+        return storm::run(n, opts.storm_connections).await;
+    }
     let rss_start = rss_kib("VmRSS");
     println!(
         "identity bench: {} simulated proxies, {} certificates per run, paced rate {}/s",
@@ -290,12 +305,15 @@ struct Report {
 }
 
 impl Report {
-    fn print(mut self, what: &str) {
+    /// The `p` quantile of the latencies, in milliseconds.
+    fn pct(&mut self, p: f64) -> f64 {
         self.latencies.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+
+    fn print(mut self, what: &str) {
+        let (p50, p99, max) = (self.pct(0.50), self.pct(0.99), self.pct(1.0));
         println!(
             "{what}: {} certs in {:.2}s = {:.0} certs/s; {:.0} certs per CPU-second; \
              latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -303,9 +321,9 @@ impl Report {
             self.wall.as_secs_f64(),
             self.certs as f64 / self.wall.as_secs_f64(),
             self.certs as f64 / self.cpu.as_secs_f64().max(1e-9),
-            pct(0.50),
-            pct(0.99),
-            pct(1.0),
+            p50,
+            p99,
+            max,
         );
     }
 }

@@ -12,7 +12,15 @@ use std::{
     sync::Arc,
     time::{Instant, SystemTime},
 };
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+
+/// The largest token accepted, in bytes. Projected ServiceAccount tokens are about 1 KiB; a
+/// larger one is refused before any TokenReview.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Certify calls answered at once by default; the rest wait their turn, so callers without
+/// credentials cannot cause more than this many TokenReviews in flight.
+pub const MAX_CONCURRENT_CERTIFY: usize = 256;
 
 /// The currently loaded issuer, shared between the Secret watch that replaces it and every
 /// Certify call that reads it.
@@ -36,6 +44,7 @@ pub struct Certifier<V> {
     domain: IdentityDomain,
     events: Events,
     metrics: Arc<Metrics>,
+    in_flight: Semaphore,
 }
 
 // === impl IssuerState ===
@@ -55,6 +64,11 @@ impl IssuerState {
 
     pub fn set(&self, issuer: Issuer) {
         self.tx.send_replace(Some(Arc::new(issuer)));
+    }
+
+    /// Whether a Certify call at `now` could be answered: an issuer is loaded and valid.
+    pub fn can_issue(&self, now: SystemTime) -> bool {
+        self.current().is_some_and(|i| i.check_valid(now).is_ok())
     }
 
     /// A receiver that sees every replacement (for the server's own certificate).
@@ -79,13 +93,23 @@ impl<V: ValidateToken> Certifier<V> {
             domain,
             events,
             metrics,
+            in_flight: Semaphore::new(MAX_CONCURRENT_CERTIFY),
         }
+    }
+
+    /// Answers at most `n` (at least 1) Certify calls at once; the rest wait.
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.in_flight = Semaphore::new(n.max(1));
+        self
     }
 
     /// Answers one Certify call: issues a leaf, or says why not and issues nothing.
     pub async fn certify(&self, req: CertifyRequest) -> Result<Leaf, CertifyError> {
         let start = Instant::now();
-        let result = self.certify_inner(req).await;
+        let result = match self.in_flight.acquire().await {
+            Ok(_permit) => self.certify_inner(req).await,
+            Err(_) => Err(CertifyError::IssuerNotReady),
+        };
         let label = match &result {
             Ok(_) => "issued",
             Err(e) => e.result(),
@@ -111,6 +135,12 @@ impl<V: ValidateToken> Certifier<V> {
         }
         if req.csr.is_empty() {
             return Err(CertifyError::MissingField("certificate_signing_request"));
+        }
+        if req.token.len() > MAX_TOKEN_BYTES {
+            return Err(CertifyError::TokenInvalid(format!(
+                "the token is {} bytes, more than {MAX_TOKEN_BYTES}",
+                req.token.len()
+            )));
         }
         let csr = CertificateRequest::from_der(&req.csr).map_err(CertifyError::InvalidCsr)?;
 
@@ -164,6 +194,11 @@ impl<V: ValidateToken> Certifier<V> {
             format!("Issued certificate for {proven} (sha256 {sha})"),
         );
         Ok(leaf)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tokens(&self) -> &V {
+        &self.tokens
     }
 
     pub fn domain(&self) -> &IdentityDomain {

@@ -1,5 +1,6 @@
 //! Why a Certify call was refused, and the gRPC status each reason maps to.
 
+use crate::name::truncated;
 use oxlink_tls::{CsrError, IssuerError};
 use tonic::{Code, Status};
 
@@ -24,7 +25,11 @@ pub enum CertifyError {
     TokenReview(String),
     #[error("token does not name a ServiceAccount: {0}")]
     NotServiceAccount(String),
-    #[error("requested identity {requested:?} but the token proves {proven:?}")]
+    #[error(
+        "requested identity {:?} but the token proves {:?}",
+        truncated(requested),
+        truncated(proven)
+    )]
     IdentityMismatch { requested: String, proven: String },
     #[error("signing failed: {0}")]
     Sign(IssuerError),

@@ -2,6 +2,7 @@
 
 use crate::{
     certify::{Certifier, CertifyRequest},
+    name::truncated,
     token::ValidateToken,
 };
 use linkerd2_proxy_api::identity::{
@@ -38,7 +39,7 @@ impl<V: ValidateToken> Identity for IdentityGrpc<V> {
             token,
             certificate_signing_request,
         } = req.into_inner();
-        let span = tracing::info_span!("certify", %identity);
+        let span = tracing::info_span!("certify", identity = %truncated(&identity));
         let leaf = self
             .certifier
             .certify(CertifyRequest {

@@ -14,7 +14,7 @@ use oxlink_crds::names::control_plane::{
     TLS_KEY_KEY, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
 };
 use oxlink_tls::{BundleError, Issuer, IssuerConfig, IssuerError, TrustBundle};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Why the issuer Secret or the trust roots could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,9 @@ pub struct IssuerWatch {
     events: Events,
     /// The certificate and key bytes last seen, so that a resync of the same Secret is quiet.
     last_seen: Option<(Vec<u8>, Vec<u8>)>,
+    /// A Secret refused only because its issuer is not valid yet, and when it becomes valid:
+    /// the same bytes are loaded then, without waiting for the Secret to change.
+    pending: Option<(Secret, SystemTime)>,
 }
 
 impl IssuerWatch {
@@ -101,13 +104,32 @@ impl IssuerWatch {
             config,
             events,
             last_seen: None,
+            pending: None,
         }
     }
 
     /// Applies one version of the Secret: a valid issuer replaces the current one (Normal
     /// `IssuerUpdated`); an invalid one is refused and the current one kept (Warning
-    /// `IssuerUpdateSkipped`).
+    /// `IssuerUpdateSkipped`). One that is not valid yet is tried again when it becomes valid
+    /// (see [`IssuerWatch::retry_at`]).
     pub fn apply(&mut self, secret: &Secret) {
+        self.apply_at(secret, SystemTime::now())
+    }
+
+    /// When a refused, not-yet-valid issuer should be tried again.
+    pub fn retry_at(&self) -> Option<SystemTime> {
+        self.pending.as_ref().map(|(_, at)| *at)
+    }
+
+    /// Tries the pending Secret again, if it is due at `now`.
+    pub fn retry(&mut self, now: SystemTime) {
+        if let Some((secret, _)) = self.pending.clone() {
+            self.apply_at(&secret, now);
+        }
+    }
+
+    /// [`IssuerWatch::apply`] with the time it is checked at.
+    pub fn apply_at(&mut self, secret: &Secret, now: SystemTime) {
         let fingerprint = secret
             .data
             .as_ref()
@@ -118,11 +140,13 @@ impl IssuerWatch {
                 (crt, key)
             })
             .unwrap_or_default();
-        if self.last_seen.as_ref() == Some(&fingerprint) {
+        let due = self.pending.as_ref().is_some_and(|(_, at)| now >= *at);
+        if self.last_seen.as_ref() == Some(&fingerprint) && !due {
             return;
         }
         self.last_seen = Some(fingerprint);
-        match issuer_from_secret(secret, &self.anchors, self.config, SystemTime::now()) {
+        self.pending = None;
+        match issuer_from_secret(secret, &self.anchors, self.config, now) {
             Ok(issuer) => {
                 let note = format!("Updated identity issuer {}", issuer.subject());
                 let first = self.state.current().is_none();
@@ -133,6 +157,9 @@ impl IssuerWatch {
                 }
             }
             Err(error) => {
+                if let SecretError::Issuer(IssuerError::NotYetValid(at)) = &error {
+                    self.pending = Some((secret.clone(), *at));
+                }
                 tracing::warn!(%error, "refused the issuer Secret; keeping the current issuer");
                 self.events
                     .issuer_update_skipped(format!("Skipped identity issuer update: {error}"));
@@ -147,12 +174,27 @@ impl IssuerWatch {
         let config =
             watcher::Config::default().fields(&format!("metadata.name={IDENTITY_ISSUER_SECRET}"));
         let mut stream = watcher(api, config).default_backoff().boxed();
-        while let Some(event) = stream.next().await {
+        loop {
+            let retry = self.retry_at().map(|at| {
+                // A second late, so that the issuer is valid by then on a coarse clock.
+                at.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_secs(1)
+            });
+            let event = tokio::select! {
+                event = stream.next() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+                () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => {
+                    self.retry(SystemTime::now());
+                    continue;
+                }
+            };
             match event {
                 Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => self.apply(&s),
                 Ok(watcher::Event::Delete(_)) => {
                     tracing::warn!("the issuer Secret was deleted; keeping the current issuer");
                     self.last_seen = None;
+                    self.pending = None;
                 }
                 Ok(watcher::Event::Init) => {}
                 Ok(watcher::Event::InitDone) => synced.release(),

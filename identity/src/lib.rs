@@ -26,14 +26,17 @@ mod test_support;
 
 pub use self::{
     args::Args,
-    certify::{Certifier, CertifyRequest, IssuerState},
+    certify::{Certifier, CertifyRequest, IssuerState, MAX_CONCURRENT_CERTIFY, MAX_TOKEN_BYTES},
     error::CertifyError,
     events::{Events, RecordedEvent},
     grpc::IdentityGrpc,
     index::{IssuerWatch, SecretError, issuer_from_secret, load_trust_roots},
     metrics::Metrics,
     name::{IdentityDomain, NameError},
-    serve::{Config, Running, serve_grpc, spawn, spawn_self_certificate},
-    token::{TokenError, TokenReviewer, ValidateToken},
+    serve::{Config, LocalState, Running, serve_grpc, spawn, spawn_self_certificate},
+    token::{
+        ApiServerKeys, BoundObjects, FetchKeys, IssuerKeys, KeySet, LocalTokens, TokenError,
+        TokenReviewer, Tokens, ValidateToken,
+    },
 };
 pub use oxlink_crds::duration::parse_duration;

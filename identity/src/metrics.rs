@@ -19,6 +19,9 @@ pub struct Metrics {
     certify_seconds: Histogram,
     token_review_seconds: Histogram,
     token_review_errors: Counter,
+    /// TokenReviews made (not registered: the duration histogram's `_count` says the same).
+    token_reviews: Counter,
+    token_verification: Family<ResultLabels, Counter>,
     issuer_expiry: Gauge<f64, AtomicU64>,
 }
 
@@ -35,6 +38,8 @@ impl Default for Metrics {
             certify_seconds: latency_buckets(),
             token_review_seconds: latency_buckets(),
             token_review_errors: Counter::default(),
+            token_reviews: Counter::default(),
+            token_verification: Family::default(),
             issuer_expiry: Gauge::default(),
         }
     }
@@ -67,6 +72,12 @@ impl Metrics {
             "TokenReview calls that failed at the API server",
             m.token_review_errors.clone(),
         );
+        reg.register(
+            "token_verification",
+            "Tokens checked in process, by result: `verified`, `rejected`, or why the token went \
+             to a TokenReview instead (`issuer`, `unknown_kid`, `audience`, `pod_unknown`, …)",
+            m.token_verification.clone(),
+        );
         reg.register_with_unit(
             "issuer_expiry",
             "Seconds until the loaded issuer chain expires (absent issuer: 0)",
@@ -83,9 +94,28 @@ impl Metrics {
 
     pub(crate) fn token_review(&self, seconds: f64, failed: bool) {
         self.token_review_seconds.observe(seconds);
+        self.token_reviews.inc();
         if failed {
             self.token_review_errors.inc();
         }
+    }
+
+    pub(crate) fn token_verified(&self, result: &'static str) {
+        self.token_verification
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// TokenReviews made so far.
+    pub fn token_review_count(&self) -> u64 {
+        self.token_reviews.get()
+    }
+
+    /// The count of tokens checked in process with `result`.
+    pub fn token_verification_count(&self, result: &'static str) -> u64 {
+        self.token_verification
+            .get_or_create(&ResultLabels { result })
+            .get()
     }
 
     /// The count of Certify calls that ended with `result`.

@@ -19,6 +19,18 @@ pub enum NameError {
     Username(String),
 }
 
+/// Identity names longer than this (a DNS name has at most 253 characters) are cut in logs and
+/// error messages: the requested identity is chosen by an unauthenticated caller.
+pub(crate) const LOGGED_NAME_CHARS: usize = 253;
+
+/// `name` as logged: at most [`LOGGED_NAME_CHARS`] characters, then `…(N bytes)`.
+pub(crate) fn truncated(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(LOGGED_NAME_CHARS) {
+        None => name.into(),
+        Some((end, _)) => format!("{}…({} bytes)", &name[..end], name.len()).into(),
+    }
+}
+
 impl IdentityDomain {
     pub fn new(control_namespace: &str, trust_domain: &str) -> Result<Self, NameError> {
         if !is_dns1123_label(control_namespace) {

@@ -8,7 +8,9 @@ use crate::{
     index::{IssuerWatch, SecretError, load_trust_roots},
     metrics::Metrics,
     name::{IdentityDomain, NameError},
-    token::{TokenReviewer, ValidateToken},
+    token::{
+        ApiServerKeys, BoundObjects, IssuerKeys, LocalTokens, TokenReviewer, Tokens, ValidateToken,
+    },
 };
 use linkerd2_proxy_api::identity::identity_server::IdentityServer;
 use oxlink_admin::{
@@ -39,7 +41,15 @@ pub struct Config {
     pub plaintext: bool,
     /// The gRPC listener's limits.
     pub limits: Limits,
+    /// Check every token with a TokenReview, as Linkerd does, instead of verifying tokens in
+    /// process against the service-account issuer's keys and the bound objects.
+    pub token_review_only: bool,
+    /// Certify calls answered at once; more wait their turn.
+    pub max_concurrent_certify: usize,
 }
+
+/// How often the service-account issuer keys are read even when no token names a new key.
+const KEYS_REFRESH: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -62,7 +72,23 @@ pub struct Running {
     pub ready: Readiness,
     pub metrics: Arc<Metrics>,
     pub issuer: IssuerState,
+    /// The in-process verifier's state (None with `token_review_only`).
+    pub local_tokens: Option<LocalState>,
     tasks: Tasks,
+}
+
+/// What local token verification has loaded.
+#[derive(Clone)]
+pub struct LocalState {
+    pub keys: Arc<IssuerKeys<ApiServerKeys>>,
+    pub bound: Arc<BoundObjects>,
+}
+
+impl LocalState {
+    /// The issuer keys are loaded and the bound-object watches have listed once.
+    pub fn synced(&self) -> bool {
+        self.keys.current().is_some() && self.bound.synced()
+    }
 }
 
 /// Starts identity for the cluster `client` talks to: reads the trust roots, watches the issuer
@@ -82,10 +108,7 @@ pub async fn spawn(
     let issuer = IssuerState::default();
     let ready = Readiness::default();
     let synced = ready.latch("the issuer Secret watch has not synced");
-    let loaded = issuer.clone();
-    ready.require("no valid issuer is loaded", move || {
-        loaded.current().is_some()
-    });
+    require_issuer(&ready, &issuer);
     let events = Events::kube(client.clone(), &config.namespace);
     let mut tasks = Tasks::default();
 
@@ -112,14 +135,38 @@ pub async fn spawn(
         Some(Arc::new(server_config(cert, Some(&anchors))?))
     };
 
-    let tokens = TokenReviewer::new(client, metrics.clone());
-    let certifier = Arc::new(Certifier::new(
-        issuer.clone(),
-        tokens,
-        domain,
-        events,
-        metrics.clone(),
-    ));
+    let reviewer = TokenReviewer::new(client.clone(), metrics.clone());
+    let (tokens, local_tokens) = if config.token_review_only {
+        (Tokens::Review(reviewer), None)
+    } else {
+        let keys = Arc::new(IssuerKeys::new(ApiServerKeys::new(client.clone())));
+        let bound = Arc::new(BoundObjects::default());
+        let [service_accounts, pods]: [_; 2] =
+            bound.spawn(client.clone()).try_into().expect("two watches");
+        tasks.adopt("the ServiceAccount metadata watch", service_accounts);
+        tasks.adopt("the Pod metadata watch", pods);
+        let k = keys.clone();
+        tasks.background("the service-account issuer keys refresh", async move {
+            loop {
+                if let Err(error) = k.refresh().await {
+                    tracing::warn!(%error, "reading the service-account issuer keys; tokens go to TokenReview");
+                }
+                tokio::time::sleep(KEYS_REFRESH).await;
+            }
+        });
+        let local = LocalTokens::new(
+            keys.clone(),
+            bound.clone(),
+            reviewer,
+            config.issuer.clock_skew,
+            metrics.clone(),
+        );
+        (Tokens::Local(local), Some(LocalState { keys, bound }))
+    };
+    let certifier = Arc::new(
+        Certifier::new(issuer.clone(), tokens, domain, events, metrics.clone())
+            .with_max_concurrent(config.max_concurrent_certify),
+    );
     let grpc_addr = grpc.local_addr().map_err(StartError::Addr)?;
     let svc = IdentityGrpc::new(certifier).svc();
     let connections = ServerMetrics::register(&mut registry, "identity");
@@ -156,8 +203,18 @@ pub async fn spawn(
         ready,
         metrics,
         issuer,
+        local_tokens,
         tasks,
     })
+}
+
+/// Ready only while Certify could issue: an issuer is loaded and valid now (an expired one
+/// makes identity not Ready, so that a rollout stops or traffic moves to a healthy replica).
+pub(crate) fn require_issuer(ready: &Readiness, issuer: &IssuerState) {
+    let issuer = issuer.clone();
+    ready.require("no valid issuer is loaded", move || {
+        issuer.can_issue(SystemTime::now())
+    });
 }
 
 impl Running {
@@ -167,6 +224,9 @@ impl Running {
         self.tasks.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Serves Identity on `listener`, over TLS with `tls` or as h2c without, within `limits`,
 /// until `shutdown`.

@@ -1,4 +1,19 @@
-//! ServiceAccount token validation through the Kubernetes TokenReview API.
+//! ServiceAccount token validation: in process against the issuer's keys and the bound
+//! objects (`local`), and through the Kubernetes TokenReview API for what cannot be decided
+//! locally or when local verification is off.
+
+mod bound;
+mod jwt;
+mod keys;
+mod local;
+
+#[cfg(test)]
+pub(crate) use self::jwt::Jwk;
+pub use self::{
+    bound::BoundObjects,
+    keys::{ApiServerKeys, FetchKeys, IssuerKeys, KeySet},
+    local::LocalTokens,
+};
 
 use crate::metrics::Metrics;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
@@ -11,6 +26,12 @@ pub trait ValidateToken: Send + Sync + 'static {
     fn validate(&self, token: &str) -> impl Future<Output = Result<String, TokenError>> + Send;
 }
 
+impl<T: ValidateToken> ValidateToken for Arc<T> {
+    fn validate(&self, token: &str) -> impl Future<Output = Result<String, TokenError>> + Send {
+        (**self).validate(token)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// The API server reported an error about the token itself (`status.error`).
@@ -21,6 +42,22 @@ pub enum TokenError {
     /// The TokenReview call itself failed.
     #[error("{0}")]
     Api(String),
+}
+
+/// The validator identity runs with: local verification with TokenReview for the rest, or
+/// TokenReview only (`--token-review-only`).
+pub enum Tokens {
+    Local(LocalTokens<ApiServerKeys, TokenReviewer>),
+    Review(TokenReviewer),
+}
+
+impl ValidateToken for Tokens {
+    async fn validate(&self, token: &str) -> Result<String, TokenError> {
+        match self {
+            Self::Local(local) => local.validate(token).await,
+            Self::Review(review) => review.validate(token).await,
+        }
+    }
 }
 
 /// Validates tokens with TokenReviews for audience `identity.l5d.io`, retrying without an

@@ -73,11 +73,19 @@ pub enum IssuerError {
     Sign(String),
 }
 
+/// The lifetime of issued leaves unless configured: Linkerd's default, and the chart's
+/// `identity.issuer.issuanceLifetime`.
+pub const DEFAULT_ISSUANCE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How far leaves are backdated (and extended) for clock skew unless configured: Linkerd's
+/// default, and the chart's `identity.issuer.clockSkewAllowance`.
+pub const DEFAULT_CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(20);
+
 impl Default for IssuerConfig {
     fn default() -> Self {
         Self {
-            lifetime: Duration::from_secs(24 * 60 * 60),
-            clock_skew: Duration::from_secs(20),
+            lifetime: DEFAULT_ISSUANCE_LIFETIME,
+            clock_skew: DEFAULT_CLOCK_SKEW_ALLOWANCE,
         }
     }
 }

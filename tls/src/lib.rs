@@ -25,7 +25,10 @@ pub use self::time::utc_rfc3339;
 pub use self::{
     bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},
     csr::{CertificateRequest, CsrError},
-    issuer::{Issuer, IssuerConfig, IssuerError, Leaf},
+    issuer::{
+        DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, Issuer, IssuerConfig, IssuerError,
+        Leaf,
+    },
     serving::{ServingCert, ServingError, server_config},
 };
 pub use rcgen::KeyPair;

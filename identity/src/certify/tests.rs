@@ -218,3 +218,85 @@ async fn a_new_issuer_signs_the_next_leaf() {
         )
         .unwrap();
 }
+
+/// Counts the validations in flight and the most seen at once; each takes 20ms.
+#[derive(Default)]
+struct SlowTokens {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl ValidateToken for Arc<SlowTokens> {
+    async fn validate(&self, _: &str) -> Result<String, TokenError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(n, SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.now.fetch_sub(1, SeqCst);
+        Ok("system:serviceaccount:default:web".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_the_configured_number_of_calls_validate_tokens_at_once() {
+    let tokens = Arc::new(SlowTokens::default());
+    let issuer = IssuerState::default();
+    issuer.set(fixtures::issuer());
+    let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+    let certifier = Arc::new(
+        Certifier::new(
+            issuer,
+            tokens.clone(),
+            crate::IdentityDomain::new("linkerd", "cluster.local").unwrap(),
+            Events::disabled(),
+            metrics.clone(),
+        )
+        .with_max_concurrent(4),
+    );
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            let c = certifier.clone();
+            tokio::spawn(async move { c.certify(request(WEB, "any")).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    // Every call was answered (they waited their turn), never more than 4 at once.
+    assert_eq!(metrics.certify_count("issued"), 32);
+    assert_eq!(tokens.most.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn an_oversized_token_is_refused_before_it_is_reviewed() {
+    let h = Harness::new();
+    let token = "a".repeat(MAX_TOKEN_BYTES + 1);
+    let err = refused(&h, request(WEB, &token)).await;
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        format!("invalid token: the token is 16385 bytes, more than {MAX_TOKEN_BYTES}")
+    );
+    assert_eq!(h.reviewed(), 0);
+    // At the limit it is reviewed (and this one is not a known token).
+    let err = refused(&h, request(WEB, &"a".repeat(MAX_TOKEN_BYTES))).await;
+    assert_eq!(err.to_string(), "invalid token: invalid bearer token");
+    assert_eq!(h.reviewed(), 1);
+}
+
+#[test]
+fn a_requested_identity_is_truncated_in_messages() {
+    let huge = format!(
+        "{}.default.serviceaccount.identity.linkerd.cluster.local",
+        "a".repeat(1 << 20)
+    );
+    let err = CertifyError::IdentityMismatch {
+        requested: huge.clone(),
+        proven: WEB.into(),
+    };
+    let msg = err.to_string();
+    assert!(msg.len() < 700, "{} bytes", msg.len());
+    assert!(msg.contains(&format!("({} bytes)", huge.len())), "{msg}");
+    assert!(msg.contains(WEB));
+    assert_eq!(crate::name::truncated(WEB), WEB);
+}

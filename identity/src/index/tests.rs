@@ -123,3 +123,50 @@ fn the_watch_rotates_valid_issuers_and_keeps_the_last_one_otherwise() {
         );
     }
 }
+
+#[test]
+fn an_issuer_refused_as_not_yet_valid_is_loaded_once_it_becomes_valid() {
+    let state = IssuerState::default();
+    let (events, recorded) = Events::recorded();
+    let mut watch = IssuerWatch::new(
+        state.clone(),
+        fixtures::anchors(),
+        IssuerConfig::default(),
+        events,
+    );
+    let secret = linkerd_scheme(fixtures::ISSUER_CRT, fixtures::ISSUER_KEY);
+    // First seen before its notBefore (a rotation published ahead of time, or a clock behind).
+    let early = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
+    watch.apply_at(&secret, early);
+    assert!(state.current().is_none());
+    let at = watch.retry_at().expect("a retry is scheduled at notBefore");
+    assert!(at > early);
+    assert_eq!(recorded.lock().len(), 1, "one IssuerUpdateSkipped");
+
+    // The same bytes again before that time: quiet, still pending.
+    watch.apply_at(&secret, early + Duration::from_secs(1));
+    assert!(state.current().is_none());
+    assert_eq!(recorded.lock().len(), 1);
+
+    // The Secret does not change (a resync), but the issuer has become valid: it is loaded.
+    watch.apply_at(&secret, SystemTime::now());
+    assert!(
+        state.current().is_some(),
+        "loaded on the resync after notBefore"
+    );
+    assert_eq!(watch.retry_at(), None);
+
+    // The timer path does the same without any event from the API server.
+    let state = IssuerState::default();
+    let mut watch = IssuerWatch::new(
+        state.clone(),
+        fixtures::anchors(),
+        IssuerConfig::default(),
+        Events::disabled(),
+    );
+    watch.apply_at(&secret, early);
+    watch.retry(early + Duration::from_secs(1));
+    assert!(state.current().is_none(), "not due yet");
+    watch.retry(SystemTime::now());
+    assert!(state.current().is_some());
+}
