@@ -224,15 +224,6 @@ fn default_opaque_ports(spec: &PodSpec, values: &Values) -> Option<String> {
     (!rendered.is_empty()).then_some(rendered)
 }
 
-/// SHA-256 of the anchors' PEM, lower-case hex.
-fn sha256_hex(data: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Injects the proxy into `template` if its annotations (or its namespace's) ask for it.
 pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> Injection {
     let mut doc = serde_json::to_value(template).unwrap_or_else(|_| Value::Object(Map::new()));
@@ -280,7 +271,7 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
     annotations.insert(anno::PROXY_VERSION.into(), cfg.proxy_version.clone());
     annotations.insert(
         anno::TRUST_ROOT_SHA256.into(),
-        sha256_hex(ctx.trust_anchors_pem),
+        names::encoding::sha256_hex(ctx.trust_anchors_pem.as_bytes()),
     );
     set_map(&mut doc, "annotations", &annotations);
 

@@ -25,11 +25,11 @@ impl ControlPlane<'_> {
     }
 
     fn identity_of(&self, service_account: &str) -> String {
-        format!(
-            "{service_account}.{ns}.{sa}.identity.{ns}.{td}",
-            ns = self.namespace,
-            sa = cp::IDENTITY_SERVICE_ACCOUNT_LABEL,
-            td = self.trust_domain,
+        names::identity::service_account_identity(
+            service_account,
+            self.namespace,
+            self.namespace,
+            self.trust_domain,
         )
     }
 }
