@@ -189,15 +189,15 @@ impl ProxyConfig {
     /// Resolves the configuration for `spec` from `values` and the pod's annotations.
     pub(crate) fn resolve(values: &Values, spec: &PodSpec, overrides: &mut Overrides<'_>) -> Self {
         let proxy = &values.proxy;
-        let version_default = or(&proxy.image.version, &values.linkerd_version);
+        let version_default = values.proxy_version();
         let proxy_version = overrides.string(anno::PROXY_VERSION_OVERRIDE, version_default);
         let proxy_image_name = overrides.string(anno::PROXY_IMAGE, &proxy.image.name);
         let pull_policy = overrides.checked(anno::IMAGE_PULL_POLICY, |v| match v {
             "Always" | "IfNotPresent" | "Never" => Ok(v.to_string()),
             _ => Err("expected Always, IfNotPresent or Never".to_string()),
         });
-        let pull_policy = pull_policy
-            .unwrap_or_else(|| or(&proxy.image.pull_policy, &values.image_pull_policy).to_string());
+        let pull_policy =
+            pull_policy.unwrap_or_else(|| values.pull_policy_of(&proxy.image).to_string());
         let proxy_image = format!("{proxy_image_name}:{proxy_version}");
         // proxy-init ships in the proxy image; the older annotations still pick another one.
         let init_image = match overrides.get(anno::INIT_IMAGE) {
@@ -303,14 +303,8 @@ impl ProxyConfig {
         let debug = overrides.bool(anno::ENABLE_DEBUG_SIDECAR, false).then(|| {
             let d = &values.debug_container.image;
             let name = overrides.string(anno::DEBUG_IMAGE, &d.name);
-            let version = overrides.string(
-                anno::DEBUG_IMAGE_VERSION,
-                or(&d.version, &values.linkerd_version),
-            );
-            let policy = overrides.string(
-                anno::DEBUG_IMAGE_PULL_POLICY,
-                or(&d.pull_policy, &values.image_pull_policy),
-            );
+            let version = overrides.string(anno::DEBUG_IMAGE_VERSION, values.version_of(d));
+            let policy = overrides.string(anno::DEBUG_IMAGE_PULL_POLICY, values.pull_policy_of(d));
             (format!("{name}:{version}"), policy)
         });
 
@@ -410,10 +404,6 @@ impl ProxyConfig {
             debug,
         }
     }
-}
-
-fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
-    if value.is_empty() { default } else { value }
 }
 
 fn default_opaque(ports: &str) -> String {
