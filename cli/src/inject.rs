@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use k8s_openapi::api::core::v1::PodSpec;
 use oxlink_crds::names::{annotations as anno, control_plane};
-use oxlink_proxy_injector::{
+use oxlink_inject::{
     Values, differing_overrides, has_udp_ports,
     workload::{InjectOptions, ObjectResult, inject_object, template_pointer},
 };

@@ -6,7 +6,9 @@
 
 use crate::{
     parse::{self, PortSpec},
-    values::{ResourcesValues, Values},
+    values::{
+        ControlValues, DirectionValues, ProxyInitValues, ResourcesValues, RuntimeValues, Values,
+    },
 };
 use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
 use oxlink_crds::names;
@@ -58,6 +60,27 @@ pub(crate) struct ProxyConfig {
     pub(crate) additional_env: Vec<EnvVar>,
     /// `Some((image, pull policy))` when the debug sidecar is enabled.
     pub(crate) debug: Option<(String, String)>,
+
+    // What the values fix for every pod (no annotation changes these).
+    /// `disableIPv6`: the proxy binds, and proxy-init redirects, IPv4 only.
+    pub(crate) disable_ipv6: bool,
+    /// `clusterNetworks`, for the profile and policy networks the proxy is given.
+    pub(crate) cluster_networks: String,
+    /// `proxy.runtime`: the proxy's worker threads.
+    pub(crate) runtime: RuntimeValues,
+    /// `proxy.control`: the proxy's control-plane streams.
+    pub(crate) control: ControlValues,
+    /// `proxy.inbound` and `proxy.outbound`: HTTP/2 keep-alive of the proxy's servers.
+    pub(crate) inbound: DirectionValues,
+    pub(crate) outbound: DirectionValues,
+    /// `proxy.metrics.hostnameLabels`.
+    pub(crate) metrics_hostname_labels: bool,
+    /// `identity.serviceAccountTokenProjection`: the proxy reads a projected token.
+    pub(crate) token_projection: bool,
+    /// `cniEnabled`: no proxy-init container, so no xtables lock volume.
+    pub(crate) cni_enabled: bool,
+    /// `proxyInit`: the init container's (and network validator's) settings.
+    pub(crate) proxy_init: ProxyInitValues,
 }
 
 /// Reads annotations, collecting a warning for each value it has to ignore.
@@ -402,6 +425,16 @@ impl ProxyConfig {
                 .unwrap_or(proxy.wait_before_exit_seconds),
             additional_env,
             debug,
+            disable_ipv6: values.disable_ipv6,
+            cluster_networks: values.cluster_networks.clone(),
+            runtime: proxy.runtime.clone(),
+            control: proxy.control.clone(),
+            inbound: proxy.inbound.clone(),
+            outbound: proxy.outbound.clone(),
+            metrics_hostname_labels: proxy.metrics_hostname_labels,
+            token_projection: values.identity.service_account_token_projection,
+            cni_enabled: values.cni_enabled,
+            proxy_init: values.proxy_init.clone(),
         }
     }
 }

@@ -298,11 +298,11 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
         .first()
         .and_then(|c| c.security_context.as_ref())
         .and_then(|s| s.capabilities.as_ref());
-    let proxy = render::proxy_container(&cfg, ctx.values, cp, ctx.trust_anchors_pem, capabilities);
+    let proxy = render::proxy_container(&cfg, cp, ctx.trust_anchors_pem, capabilities);
     let init = if ctx.values.cni_enabled {
-        render::network_validator(&cfg, ctx.values)
+        render::network_validator(&cfg)
     } else {
-        render::init_container(&cfg, ctx.values)
+        render::init_container(&cfg)
     };
 
     let spec_doc = object_at(&mut doc, "spec");
@@ -323,7 +323,7 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
     spec_doc.insert("initContainers".into(), inits.into());
     spec_doc.insert("containers".into(), containers.into());
     let mut volumes = take_array(spec_doc, "volumes");
-    volumes.extend(render::volumes(ctx.values));
+    volumes.extend(render::volumes(&cfg));
     spec_doc.insert("volumes".into(), volumes.into());
 
     Injection {

@@ -2,7 +2,7 @@
 //! and then uninjecting gives back the object as it was, and injecting twice equals once.
 
 use oxlink_crds::names::annotations as anno;
-use oxlink_proxy_injector::{
+use oxlink_inject::{
     Values,
     workload::{InjectOptions, ObjectResult, inject_object, uninject_object},
 };
@@ -128,7 +128,7 @@ fn skipped_workloads_are_reported_and_unchanged() {
     let result = inject_object(&mut host, &options(&values, true)).unwrap();
     assert_eq!(
         result,
-        ObjectResult::Skipped(oxlink_proxy_injector::SkipReason::HostNetwork)
+        ObjectResult::Skipped(oxlink_inject::SkipReason::HostNetwork)
     );
     assert_eq!(host, before);
 }

@@ -15,7 +15,7 @@ use super::{
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Service};
 use kube::{Api, Client};
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
-use oxlink_proxy_injector::{Values, values::DEFAULT_LINKERD_VERSION};
+use oxlink_inject::{Values, values::DEFAULT_LINKERD_VERSION};
 
 /// The Linkerd release this CLI installs and injects.
 pub(crate) const CLI_VERSION: &str = DEFAULT_LINKERD_VERSION;

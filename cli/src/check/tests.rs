@@ -23,7 +23,8 @@ use k8s_openapi::{
     },
 };
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
-use oxlink_proxy_injector::{Values, cert::SelfManagedCert};
+use oxlink_inject::Values;
+use oxlink_proxy_injector::cert::SelfManagedCert;
 use oxlink_tls::{ChainSummary, generate};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};

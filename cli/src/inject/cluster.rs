@@ -8,7 +8,7 @@ use kube::Api;
 use oxlink_crds::names::control_plane::{
     CONFIG_CONFIGMAP, CONFIG_VALUES_KEY, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
 };
-use oxlink_proxy_injector::Values;
+use oxlink_inject::Values;
 
 /// Reads the values and trust anchors of the control plane in `namespace`.
 pub(crate) fn load(namespace: &str) -> Result<(Values, String)> {

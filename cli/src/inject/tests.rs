@@ -139,7 +139,7 @@ fn auto_mode_adds_only_the_inject_annotation_without_flags() {
 
 #[test]
 fn auto_mode_annotates_only_flags_that_differ_from_the_configuration() {
-    let defaults = oxlink_proxy_injector::Values::default();
+    let defaults = oxlink_inject::Values::default();
     let (out, _) = oxlink(
         &[
             "inject",
