@@ -56,7 +56,7 @@ fn oxlink(args: &[&str], stdin: &str) -> anyhow::Result<(String, String)> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut input = stdin.as_bytes();
     match cli.command {
-        crate::Command::Inject(a) => a.run(&mut input, &mut out, &mut err)?,
+        crate::Command::Inject(a) => a.run(&cli.cluster, &mut input, &mut out, &mut err)?,
         crate::Command::Uninject(a) => a.run(&mut input, &mut out, &mut err)?,
         _ => unreachable!("only inject and uninject are tested here"),
     }
