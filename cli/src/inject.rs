@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use k8s_openapi::api::core::v1::PodSpec;
 use oxlink_crds::names::{annotations as anno, control_plane};
-use oxlink_proxy_injector::{
+use oxlink_inject::{
     Values, differing_overrides, has_udp_ports,
     workload::{InjectOptions, ObjectResult, inject_object, template_pointer},
 };
@@ -203,6 +203,7 @@ impl ProxyFlags {
 impl InjectArgs {
     pub(crate) fn run(
         self,
+        kube: &crate::ClusterArgs,
         stdin: &mut dyn Read,
         out: &mut dyn Write,
         err: &mut dyn Write,
@@ -221,7 +222,7 @@ impl InjectArgs {
         let (values, cluster_anchors) = if ignore_cluster {
             (Values::default(), String::new())
         } else {
-            cluster::load(&linkerd_namespace)?
+            cluster::load(kube, &linkerd_namespace)?
         };
         let anchors = match &identity_trust_anchors_file {
             Some(path) => {

@@ -93,7 +93,7 @@ impl ValuesArgs {
 // === impl InstallArgs ===
 
 impl InstallArgs {
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
+    pub(crate) fn run(self, kube: &crate::ClusterArgs, out: &mut impl Write) -> Result<()> {
         if self.crds {
             out.write_all(oxlink_crds::install::manifest().as_bytes())?;
             return Ok(());
@@ -102,6 +102,7 @@ impl InstallArgs {
             None
         } else {
             cluster::block_on(cluster::preflight(
+                kube,
                 NAMESPACE,
                 self.identity_external_issuer && self.identity_trust_anchors_file.is_none(),
             ))?

@@ -9,6 +9,7 @@
 use clap::{Parser, Subcommand};
 
 mod check;
+mod client;
 mod identity;
 mod inject;
 mod install;
@@ -23,6 +24,8 @@ pub fn is_reported(error: &anyhow::Error) -> bool {
     error.is::<check::ChecksFailed>() || viz::is_reported(error)
 }
 
+pub use self::client::{ClusterArgs, error_chain};
+
 /// The oxlink release this binary belongs to.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -32,6 +35,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where the cluster is, for the commands that talk to one.
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,14 +79,16 @@ enum Command {
 impl Cli {
     /// Runs the parsed command, writing its output to `out`.
     pub fn run(self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let cluster = self.cluster;
         match self.command {
-            Command::Install(args) => args.run(out)?,
-            Command::Upgrade(args) => args.run(out)?,
-            Command::Uninstall(args) => args.run(out)?,
-            Command::Check(args) => check::run(args, out, &mut std::io::stderr().lock())?,
+            Command::Install(args) => args.run(&cluster, out)?,
+            Command::Upgrade(args) => args.run(&cluster, out)?,
+            Command::Uninstall(args) => args.run(&cluster, out)?,
+            Command::Check(args) => check::run(args, &cluster, out, &mut std::io::stderr().lock())?,
             Command::Identity { command } => identity::run(command, out)?,
             Command::Inject(args) => {
                 args.run(
+                    &cluster,
                     &mut std::io::stdin().lock(),
                     out,
                     &mut std::io::stderr().lock(),

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // A failed check has said everything already; other errors say what went wrong.
             if !oxlink_cli::is_reported(&e) {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", oxlink_cli::error_chain(&e));
             }
             ExitCode::FAILURE
         }

@@ -2,7 +2,7 @@
 
 use crate::inject::{Output, describe, for_each_object, read_input, write_output, write_report};
 use anyhow::Result;
-use oxlink_proxy_injector::workload::uninject_object;
+use oxlink_inject::workload::uninject_object;
 use std::io::{Read, Write};
 
 /// Arguments of `oxlink uninject`.

@@ -27,9 +27,9 @@ pub(crate) struct ObjectRef {
 // === impl UninstallArgs ===
 
 impl UninstallArgs {
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
-        let values = cluster::block_on(cluster::installed_values(NAMESPACE))?;
-        let injector_secret = cluster::block_on(cluster::injector_secret_exists(NAMESPACE))?;
+    pub(crate) fn run(self, kube: &crate::ClusterArgs, out: &mut impl Write) -> Result<()> {
+        let values = cluster::block_on(cluster::installed_values(kube, NAMESPACE))?;
+        let injector_secret = cluster::block_on(cluster::injector_secret_exists(kube, NAMESPACE))?;
         let objects = objects(&values, injector_secret)?;
         out.write_all(manifest(&objects).as_bytes())?;
         Ok(())

@@ -20,8 +20,8 @@ pub(crate) struct UpgradeArgs {
 // === impl UpgradeArgs ===
 
 impl UpgradeArgs {
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
-        let installed = cluster::block_on(cluster::installed_values(NAMESPACE))?;
+    pub(crate) fn run(self, kube: &crate::ClusterArgs, out: &mut impl Write) -> Result<()> {
+        let installed = cluster::block_on(cluster::installed_values(kube, NAMESPACE))?;
         out.write_all(self.manifest(installed, SystemTime::now())?.as_bytes())?;
         Ok(())
     }

@@ -270,3 +270,62 @@ fn bad_flag_values_are_usage_errors() {
         "{run}"
     );
 }
+
+/// Every command that talks to a cluster takes `--kubeconfig` and `--context`; a kubeconfig
+/// that is not there is named, and its cause given once, whether passed by flag or by
+/// `$KUBECONFIG`.
+#[test]
+fn a_missing_kubeconfig_is_reported_once_by_every_cluster_command() {
+    let env = NoCluster::new("missing-kubeconfig");
+    let missing = env.dir.join("nope").join("kubeconfig");
+    let missing = missing.to_str().unwrap();
+    let manifest = env.file("web.yaml", DEPLOYMENT);
+    let manifest = manifest.to_str().unwrap();
+    for command in [
+        &["install"][..],
+        &["upgrade"],
+        &["uninstall"],
+        &["inject", manifest],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--kubeconfig", missing, "--context", "c"]);
+        let run = env.oxlink(&args);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stdout.is_empty(), "{run}");
+        assert!(run.stderr.starts_with("Error: "), "{run}");
+        assert!(
+            run.stderr.contains(&format!("reading {missing}: ")),
+            "{run}"
+        );
+        assert_eq!(
+            run.stderr.matches("No such file or directory").count(),
+            1,
+            "{run}"
+        );
+        assert_eq!(run.stderr.matches(missing).count(), 1, "{run}");
+    }
+
+    // The same file named by $KUBECONFIG, and no pod to fall back to.
+    let run = Run::new(
+        &["install"],
+        Command::new(env!("CARGO_BIN_EXE_oxlink"))
+            .arg("install")
+            .env("KUBECONFIG", missing)
+            .env("HOME", &env.dir)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap(),
+    );
+    run.fails_with(
+        1,
+        &format!(
+            "connecting to the cluster (pass --ignore-cluster to render without it): no kubeconfig: \
+             {missing} does not exist, and this is not a pod in a cluster\n"
+        ),
+    );
+
+    // --context picks a context of the kubeconfig: an unknown one is refused by name.
+    let run = env.oxlink(&["upgrade", "--context", "elsewhere"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("elsewhere"), "{run}");
+}

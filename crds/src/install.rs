@@ -102,7 +102,7 @@ pub(crate) fn with_served<K: CustomResourceExt>(served: &[Served]) -> CustomReso
     merged(all, &storage.spec.versions[0].name)
 }
 
-/// ExternalWorkload: two types, and `status` without a subresource, as Linkerd has it.
+/// ExternalWorkload: two types; as in Linkerd, only `v1beta1` has a `status` subresource.
 fn external_workloads() -> CustomResourceDefinition {
     let mut crd = merged(
         vec![
@@ -112,7 +112,9 @@ fn external_workloads() -> CustomResourceDefinition {
         "v1beta1",
     );
     for version in &mut crd.spec.versions {
-        version.subresources = None;
+        if version.name == "v1alpha1" {
+            version.subresources = None;
+        }
     }
     crd
 }

@@ -9,12 +9,15 @@
 //! these constants instead of writing the strings again.
 //!
 //! [`install::crds`] lists every CustomResourceDefinition; [`install::manifest`] renders them
-//! as the YAML that `oxlink install --crds` prints and the chart ships.
+//! as the YAML that `oxlink install --crds` prints and the chart ships. [`parity`] compares
+//! every served schema with Linkerd's, field by field.
 
 pub mod duration;
 pub mod gateway;
 pub mod install;
 pub mod names;
+#[doc = include_str!("parity.md")]
+pub mod parity {}
 pub mod policy;
 pub mod ports;
 pub mod quantity;

@@ -42,3 +42,11 @@ pub(crate) fn nested_matches(_: &mut SchemaGenerator) -> Schema {
         },
     })
 }
+
+/// A condition's status: `True`, `False` or `Unknown`.
+pub(crate) fn condition_status(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "enum": ["True", "False", "Unknown"],
+    })
+}

@@ -22,9 +22,9 @@ use oxlink_crds::{
             CLUSTER_DOMAIN, DEFAULT_CLUSTER_NETWORKS, DEFAULT_INBOUND_POLICY, DEFAULT_OPAQUE_PORTS,
             DEFAULT_PROBE_NETWORKS, DESTINATION_ADMIN_PORT, DESTINATION_GRPC_PORT,
             DESTINATION_SERVICE_ACCOUNT, IDENTITY_GRPC_PORT, IDENTITY_SERVICE,
-            IDENTITY_SERVICE_ACCOUNT, IDENTITY_SERVICE_ACCOUNT_LABEL, NAMESPACE, POLICY_GRPC_PORT,
-            TRUST_DOMAIN, TRUST_ROOTS_PATH,
+            IDENTITY_SERVICE_ACCOUNT, NAMESPACE, POLICY_GRPC_PORT, TRUST_DOMAIN, TRUST_ROOTS_PATH,
         },
+        identity::service_account_identity,
         proxy::IDENTITY_TOKEN_PATH,
     },
 };
@@ -242,9 +242,7 @@ fn certify_config(
     anchors: TrustBundle,
     token_path: PathBuf,
 ) -> CertifyConfig {
-    let name = |sa: &str| {
-        format!("{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{ns}.{trust_domain}")
-    };
+    let name = |sa: &str| service_account_identity(sa, ns, ns, trust_domain);
     CertifyConfig {
         identity_addr: identity_addr.unwrap_or_else(|| {
             format!("{IDENTITY_SERVICE}.{ns}.svc.{cluster_domain}:{IDENTITY_GRPC_PORT}")

@@ -622,3 +622,202 @@ async fn helm_chart_installs_the_same_crds() -> Result<()> {
     })
     .await
 }
+
+// === Parity with Linkerd's schemas ===
+
+/// Creates `spec` as a `kind` named `name` in `ns`, as written.
+async fn create_as(
+    client: &Client,
+    ns: &str,
+    (api_version, kind, plural): (&str, &str, &str),
+    name: &str,
+    body: Value,
+) -> Result<DynamicObject, kube::Error> {
+    let (group, version) = api_version.split_once('/').expect("group/version");
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+    for (k, v) in body.as_object().expect("an object") {
+        obj[k] = v.clone();
+    }
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(obj).expect("an object"),
+    )
+    .await
+}
+
+/// Manifests Linkerd's published schemas accept (each one a difference that was fixed, see the
+/// table in the oxlink-crds crate's docs) are accepted, and the neighbouring ones Linkerd
+/// refuses are refused.
+#[tokio::test]
+async fn manifests_linkerd_accepts_are_accepted() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-parity", |client, ns| async move {
+        const EW_BETA: (&str, &str, &str) = (
+            "workload.linkerd.io/v1beta1",
+            "ExternalWorkload",
+            "externalworkloads",
+        );
+        const EW_ALPHA: (&str, &str, &str) = (
+            "workload.linkerd.io/v1alpha1",
+            "ExternalWorkload",
+            "externalworkloads",
+        );
+        const MESHTLS: (&str, &str, &str) = (
+            "policy.linkerd.io/v1alpha1",
+            "MeshTLSAuthentication",
+            "meshtlsauthentications",
+        );
+        let tls = json!({"identity": "vm.default.serviceaccount.identity.linkerd.cluster.local",
+                         "serverName": "vm.default.cluster.local"});
+        let dual = json!([{"ip": "192.0.2.10"}, {"ip": "2001:db8::10"}]);
+
+        // v1beta1 workloadIPs holds two addresses (dual stack); our type reads both back.
+        create_as(
+            &client,
+            &ns,
+            EW_BETA,
+            "dual-stack",
+            json!({"spec": {"meshTLS": tls, "workloadIPs": dual}}),
+        )
+        .await
+        .context("a dual-stack v1beta1 ExternalWorkload")?;
+        let ew: ExternalWorkload = Api::namespaced(client.clone(), &ns)
+            .get("dual-stack")
+            .await?;
+        let ips: Vec<_> = ew.spec.workload_ips.iter().map(|w| w.ip.as_str()).collect();
+        assert_eq!(ips, ["192.0.2.10", "2001:db8::10"]);
+
+        // ... but not three, and v1alpha1 still holds one.
+        let three = json!([{"ip": "192.0.2.10"}, {"ip": "2001:db8::10"}, {"ip": "192.0.2.11"}]);
+        for (what, gvk, spec) in [
+            (
+                "three v1beta1 addresses",
+                EW_BETA,
+                json!({"meshTLS": tls, "workloadIPs": three}),
+            ),
+            (
+                "two v1alpha1 addresses",
+                EW_ALPHA,
+                json!({"meshTls": tls, "workloadIPs": dual}),
+            ),
+        ] {
+            match create_as(&client, &ns, gvk, "too-many", json!({"spec": spec})).await {
+                Err(kube::Error::Api(s)) => {
+                    assert_eq!(s.code, 422, "{what}: {s:?}");
+                    assert!(
+                        s.message.contains("spec.workloadIPs"),
+                        "{what}: {}",
+                        s.message
+                    );
+                    assert!(
+                        s.message.contains("must have at most"),
+                        "{what}: {}",
+                        s.message
+                    );
+                }
+                other => bail!("{what}: expected a 422, got {other:?}"),
+            }
+        }
+
+        // Port names longer than 15 characters and protocols other than TCP/UDP are Linkerd's
+        // to accept; an unset protocol defaults to TCP, as in Linkerd.
+        let created = create_as(
+            &client,
+            &ns,
+            EW_BETA,
+            "ports",
+            json!({"spec": {
+                "meshTLS": tls,
+                "ports": [{"name": "a-long-port-name-for-admin", "port": 9990, "protocol": "SCTP"},
+                          {"port": 8080}],
+            }}),
+        )
+        .await
+        .context("ports Linkerd accepts")?;
+        assert_eq!(created.data["spec"]["ports"][0]["protocol"], "SCTP");
+        assert_eq!(
+            created.data["spec"]["ports"][1]["protocol"], "TCP",
+            "the default"
+        );
+
+        // A status condition needs only type and status (Linkerd's shape, with lastProbeTime),
+        // written through the v1beta1 status subresource; an unknown status is refused.
+        let status_api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("workload.linkerd.io", "v1beta1", "ExternalWorkload"),
+                "externalworkloads",
+            ),
+        );
+        let patch = |status: &str| {
+            json!({"status": {"conditions": [{
+            "type": "Ready", "status": status, "lastProbeTime": "2026-01-01T00:00:00Z"}]}})
+        };
+        let pp = kube::api::PatchParams::default();
+        let patched = status_api
+            .patch_status("ports", &pp, &kube::api::Patch::Merge(patch("True")))
+            .await
+            .context("a condition with only type, status and lastProbeTime")?;
+        assert_eq!(patched.data["status"]["conditions"][0]["status"], "True");
+        let ew: ExternalWorkload = Api::namespaced(client.clone(), &ns).get("ports").await?;
+        assert_eq!(ew.status.expect("status").conditions[0].type_, "Ready");
+        match status_api
+            .patch_status("ports", &pp, &kube::api::Patch::Merge(patch("Maybe")))
+            .await
+        {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{s:?}");
+                assert!(
+                    s.message.contains("status.conditions[0].status"),
+                    "{}",
+                    s.message
+                );
+            }
+            other => bail!("status Maybe: expected a 422, got {other:?}"),
+        }
+
+        // MeshTLSAuthentication identities are not patterned (SPIFFE IDs are accepted) ...
+        create_as(
+            &client,
+            &ns,
+            MESHTLS,
+            "spiffe",
+            json!({"spec": {
+                "identities": ["spiffe://root.linkerd.cluster.local/ns/default/sa/web"],
+            }}),
+        )
+        .await
+        .context("a SPIFFE identity")?;
+        // ... and an empty list is refused, as Linkerd's minItems does.
+        for (i, spec) in [json!({"identities": []}), json!({"identityRefs": []})]
+            .into_iter()
+            .enumerate()
+        {
+            match create_as(
+                &client,
+                &ns,
+                MESHTLS,
+                &format!("empty-{i}"),
+                json!({"spec": spec}),
+            )
+            .await
+            {
+                Err(kube::Error::Api(s)) => {
+                    assert_eq!(s.code, 422, "{s:?}");
+                    assert!(
+                        s.message.contains("should have at least 1 items"),
+                        "{}",
+                        s.message
+                    );
+                }
+                other => bail!("empty list {i}: expected a 422, got {other:?}"),
+            }
+        }
+        Ok(())
+    })
+    .await
+}

@@ -14,9 +14,7 @@ use kube::{
 use linkerd2_proxy_api::destination::{self as pb, destination_client::DestinationClient};
 use oxlink_crds::{
     ServiceProfile,
-    names::control_plane::{
-        DESTINATION_SERVICE_ACCOUNT, IDENTITY_SERVICE_ACCOUNT, IDENTITY_SERVICE_ACCOUNT_LABEL,
-    },
+    names::control_plane::{DESTINATION_SERVICE_ACCOUNT, IDENTITY_SERVICE_ACCOUNT},
 };
 use oxlink_destination::Transport;
 use oxlink_e2e::{
@@ -94,7 +92,7 @@ impl Mesh {
 }
 
 fn mesh_name(ns: &str, sa: &str) -> String {
-    format!("{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{ns}.cluster.local")
+    oxlink_crds::names::identity::service_account_identity(sa, ns, ns, "cluster.local")
 }
 
 /// A directory removed when dropped.

@@ -28,9 +28,11 @@ struct ControlPlane {
 
 impl ControlPlane {
     fn name(&self, sa: &str) -> String {
-        format!(
-            "{sa}.{}.serviceaccount.identity.{}.cluster.local",
-            self.ns, self.ns
+        oxlink_crds::names::identity::service_account_identity(
+            sa,
+            &self.ns,
+            &self.ns,
+            "cluster.local",
         )
     }
 

@@ -182,12 +182,7 @@ impl<V: ValidateToken> Certifier<V> {
         let leaf = issuer
             .sign(&csr, SystemTime::now())
             .map_err(CertifyError::Sign)?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, leaf.certificate.as_ref());
-        let sha = digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let sha = oxlink_crds::names::encoding::sha256_hex(leaf.certificate.as_ref());
         self.events.issued(
             &sa,
             &ns,

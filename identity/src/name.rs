@@ -1,6 +1,6 @@
 //! Mesh identity names: `<sa>.<ns>.serviceaccount.identity.<control-ns>.<trust-domain>`.
 
-use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT_LABEL;
+use oxlink_crds::names::identity::{identity_name, service_account_identity};
 
 /// The control-plane namespace and trust domain that every identity name ends with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,10 +47,7 @@ impl IdentityDomain {
 
     /// The identity of ServiceAccount `sa` in namespace `ns`.
     pub fn service_account(&self, sa: &str, ns: &str) -> String {
-        format!(
-            "{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{}.{}",
-            self.control_namespace, self.trust_domain
-        )
+        service_account_identity(sa, ns, &self.control_namespace, &self.trust_domain)
     }
 
     /// The identity a TokenReview username proves, with the ServiceAccount's (name, namespace).
@@ -65,10 +62,7 @@ impl IdentityDomain {
             return Err(bad());
         }
         // The third label is the username's kind, as Linkerd derives it.
-        let identity = format!(
-            "{sa}.{ns}.{kind}.identity.{}.{}",
-            self.control_namespace, self.trust_domain
-        );
+        let identity = identity_name(sa, ns, kind, &self.control_namespace, &self.trust_domain);
         Ok((identity, sa.to_string(), ns.to_string()))
     }
 

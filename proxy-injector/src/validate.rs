@@ -9,7 +9,6 @@
 //! refuses a Server that overlaps another of its namespace (same port, selectors that select a
 //! common pod), listing the namespace's Servers from the API server ([`Webhook::review_in`]).
 
-mod net;
 mod policy;
 mod service_profile;
 

@@ -1,5 +1,6 @@
 //! PEM and DER codecs for certificates and private keys.
 
+use oxlink_crds::names::encoding::base64;
 use rcgen::KeyPair;
 use rustls::pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer,
@@ -78,27 +79,6 @@ pub fn encode_certificates<'a>(certs: impl IntoIterator<Item = &'a CertificateDe
         .into_iter()
         .map(|c| encode("CERTIFICATE", c.as_ref()))
         .collect()
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // === SEC1 → PKCS#8 ===

@@ -13,7 +13,10 @@ mod mesh;
 
 use crate::{cluster, paths, pods, run, tools};
 use anyhow::{Context, Result, bail, ensure};
-use oxlink_crds::names::control_plane::IDENTITY_TOKEN_AUDIENCE;
+use oxlink_crds::names::{
+    control_plane::{DESTINATION_SERVICE_ACCOUNT, IDENTITY_TOKEN_AUDIENCE},
+    identity::service_account_identity,
+};
 use std::{
     fs,
     io::{Read, Write},
@@ -524,8 +527,7 @@ impl Demo {
             &token,
             self.token(APP_NS, "todoui", Some(IDENTITY_TOKEN_AUDIENCE))?,
         )?;
-        let identity =
-            format!("todoui.{APP_NS}.serviceaccount.identity.{CONTROL_NS}.{TRUST_DOMAIN}");
+        let identity = service_account_identity("todoui", APP_NS, CONTROL_NS, TRUST_DOMAIN);
         let mut cmd = Command::new(self.bin.join("simulated-proxy"));
         cmd.args(["--name", &identity])
             .arg("--token-file")
@@ -535,7 +537,13 @@ impl Demo {
             .arg(format!("--identity-addr=127.0.0.1:{IDENTITY}"))
             .arg(format!("--destination-addr=127.0.0.1:{DESTINATION}"))
             .arg(format!(
-                "--destination-name=linkerd-destination.{CONTROL_NS}.serviceaccount.identity.{CONTROL_NS}.{TRUST_DOMAIN}"
+                "--destination-name={}",
+                service_account_identity(
+                    DESTINATION_SERVICE_ACCOUNT,
+                    CONTROL_NS,
+                    CONTROL_NS,
+                    TRUST_DOMAIN
+                )
             ))
             .args(["--namespace", APP_NS])
             .args(["--resolve", "todobackend.todo.svc.cluster.local:8080"])

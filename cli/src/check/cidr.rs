@@ -2,46 +2,21 @@
 
 use super::control_plane::name_of;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use oxlink_crds::names::cidr::Cidr;
 use std::net::IpAddr;
 
 /// The parsed `clusterNetworks` value of `linkerd-config`, as written (for messages).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Networks {
     text: String,
-    nets: Vec<(IpAddr, u8)>,
+    nets: Vec<Cidr>,
 }
 
-/// Parses `a.b.c.d/n` or `x::/n`.
-pub(crate) fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), String> {
-    let invalid = || format!("invalid CIDR address: {cidr}");
-    let (addr, len) = cidr.trim().split_once('/').ok_or_else(invalid)?;
-    let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
-    let len: u8 = len.parse().map_err(|_| invalid())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if len > max {
-        return Err(invalid());
-    }
-    Ok((addr, len))
-}
-
-/// Whether `ip` lies in `net/len`.
-fn contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
-    let bits = |a: IpAddr| -> (u128, u32) {
-        match a {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
-            IpAddr::V6(v6) => (u128::from(v6), 128),
-        }
-    };
-    let ((n, width), (i, other)) = (bits(net), bits(ip));
-    if width != other {
-        return false;
-    }
-    let mask = if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    };
-    n & mask == i & mask
+/// Parses `a.b.c.d/n`, `x::/n` or a bare address (one host), with Linkerd's message.
+pub(crate) fn parse_cidr(cidr: &str) -> Result<Cidr, String> {
+    cidr.trim()
+        .parse()
+        .map_err(|_| format!("invalid CIDR address: {cidr}"))
 }
 
 // === impl Networks ===
@@ -59,7 +34,7 @@ impl Networks {
     }
 
     fn covers(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|net| contains(*net, ip))
+        self.nets.iter().any(|net| net.contains_ip(ip))
     }
 
     /// `None` when no node exposes a podCIDR (nothing to judge, as on some clouds).
@@ -75,10 +50,7 @@ impl Networks {
         let mut bad: Vec<&str> = cidrs
             .into_iter()
             .filter(|cidr| match parse_cidr(cidr) {
-                Ok((ip, len)) => !self
-                    .nets
-                    .iter()
-                    .any(|net| contains(*net, ip) && len >= net.1),
+                Ok(cidr) => !self.nets.iter().any(|net| net.contains(&cidr)),
                 Err(_) => true,
             })
             .collect();

@@ -20,7 +20,7 @@ use k8s_openapi::{
 };
 use kube::{Api, Client, Resource};
 use oxlink_crds::names::{control_plane as cp, labels};
-use oxlink_proxy_injector::Values;
+use oxlink_inject::Values;
 
 /// The control-plane Deployments, in the order Linkerd reports them.
 pub(crate) const COMPONENTS: [&str; 3] = [

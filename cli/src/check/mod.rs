@@ -17,16 +17,12 @@ mod opaque;
 mod proxies;
 pub(crate) mod report;
 
+use crate::{ClusterArgs, error_chain};
 use anyhow::{Context, Result};
-use kube::{
-    Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
 use oxlink_crds::{duration::parse_duration, names::control_plane::NAMESPACE};
 use report::{Category, Outcome, Output};
 use std::{
     io::Write,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -53,15 +49,18 @@ pub(crate) struct CheckArgs {
     /// Namespace in which the control plane is (or will be) installed.
     #[arg(short = 'L', long, default_value = NAMESPACE)]
     linkerd_namespace: String,
-    /// Path to the kubeconfig file to use for CLI requests (default: $KUBECONFIG, ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// Name of the kubeconfig context to use.
-    #[arg(long)]
-    context: Option<String>,
+    /// Where the cluster is (the global `--kubeconfig` and `--context`).
+    #[arg(skip)]
+    cluster: ClusterArgs,
 }
 
-pub(crate) fn run(args: CheckArgs, out: &mut impl Write, progress: &mut impl Write) -> Result<()> {
+pub(crate) fn run(
+    mut args: CheckArgs,
+    cluster: &ClusterArgs,
+    out: &mut impl Write,
+    progress: &mut impl Write,
+) -> Result<()> {
+    args.cluster = cluster.clone();
     let categories = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -125,18 +124,14 @@ async fn run_once(args: &CheckArgs) -> Vec<Category> {
 /// Every category that applies, in Linkerd's order (the caller stops at a fatal failure).
 async fn categories_once(args: &CheckArgs) -> Vec<Category> {
     let ns = args.linkerd_namespace.as_str();
-    let client = match client(args).await {
+    let client = match args.cluster.client().await {
         Ok(client) => client,
         Err(e) => {
             return vec![Category::new(
                 "kubernetes-api",
                 vec![
-                    Outcome::new(
-                        "can initialize the client",
-                        "k8s-api",
-                        Err(format!("{e:#}")),
-                    )
-                    .fatal(),
+                    Outcome::new("can initialize the client", "k8s-api", Err(error_chain(&e)))
+                        .fatal(),
                 ],
             )];
         }
@@ -198,23 +193,6 @@ async fn categories_once(args: &CheckArgs) -> Vec<Category> {
     }
     categories.push(control_plane::ha(&client, ns).await);
     categories
-}
-
-async fn client(args: &CheckArgs) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options).await?
-        }
-        None if args.context.is_some() => Config::from_kubeconfig(&options).await?,
-        None => Config::infer().await?,
-    };
-    Ok(oxlink_kube::client(config)?)
 }
 
 fn humanize(d: Duration) -> String {

@@ -15,7 +15,7 @@ use super::{
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Service};
 use kube::{Api, Client};
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
-use oxlink_proxy_injector::{Values, values::DEFAULT_LINKERD_VERSION};
+use oxlink_inject::{Values, values::DEFAULT_LINKERD_VERSION};
 
 /// The Linkerd release this CLI installs and injects.
 pub(crate) const CLI_VERSION: &str = DEFAULT_LINKERD_VERSION;
@@ -124,15 +124,6 @@ pub(crate) fn proxy_version(pod: &Pod) -> Option<String> {
     let image = proxy_container(pod)?.image.as_deref()?;
     let (_, tag) = image.rsplit_once(':')?;
     (!tag.contains('/')).then(|| tag.to_string())
-}
-
-/// The proxy release `linkerd-config` asks the injector for.
-pub(crate) fn configured_proxy_version(values: &Values) -> &str {
-    if values.proxy.image.version.is_empty() {
-        &values.linkerd_version
-    } else {
-        &values.proxy.image.version
-    }
 }
 
 /// Linkerd's `CheckPodsRunning`: there are proxies, and every one is in a running pod and
@@ -300,7 +291,7 @@ pub(crate) fn control_plane_proxy(pods: &[Pod], values: &Result<Values, String>)
     let current = values
         .as_ref()
         .map_err(Clone::clone)
-        .and_then(|v| proxies_up_to_date(&proxied, configured_proxy_version(v)));
+        .and_then(|v| proxies_up_to_date(&proxied, v.proxy_version()));
     Category::new(
         "linkerd-control-plane-proxy",
         vec![
@@ -366,7 +357,7 @@ pub(crate) async fn data_plane(
     let services = list::<Service>(client, ns, None).await;
     let with = |f: &dyn Fn(&[Pod]) -> Result<(), String>| pods.clone().and_then(|p| f(&p));
     let current = values.as_ref().map_err(Clone::clone).and_then(|v| {
-        let want = configured_proxy_version(v);
+        let want = v.proxy_version();
         with(&|p| proxies_up_to_date(p, want))
     });
     Category::new(

@@ -10,9 +10,8 @@ use super::{
     },
     metadata,
     proxies::{
-        CLI_VERSION, configured_proxy_version, control_plane_proxy, control_plane_version,
-        proxies_match_cli, proxies_ready, proxies_trust_roots, proxies_up_to_date, proxy_version,
-        versions_match,
+        CLI_VERSION, control_plane_proxy, control_plane_version, proxies_match_cli, proxies_ready,
+        proxies_trust_roots, proxies_up_to_date, proxy_version, versions_match,
     },
     report::{Category, Outcome, Output, Verdict, render, success},
 };
@@ -24,7 +23,8 @@ use k8s_openapi::{
     },
 };
 use oxlink_crds::names::{annotations, control_plane as cp, env, labels, proxy};
-use oxlink_proxy_injector::{Values, cert::SelfManagedCert};
+use oxlink_inject::Values;
+use oxlink_proxy_injector::cert::SelfManagedCert;
 use oxlink_tls::{ChainSummary, generate};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -642,9 +642,9 @@ fn proxy_versions_come_from_the_annotation_or_the_image() {
         linkerd_version: "edge-3".into(),
         ..Values::default()
     };
-    assert_eq!(configured_proxy_version(&values), "edge-3");
+    assert_eq!(values.proxy_version(), "edge-3");
     values.proxy.image.version = "edge-4".into();
-    assert_eq!(configured_proxy_version(&values), "edge-4");
+    assert_eq!(values.proxy_version(), "edge-4");
 }
 
 #[test]

@@ -2,26 +2,27 @@
 //! of ConfigMap `linkerd-config`, and the trust anchors (from those values, or from ConfigMap
 //! `linkerd-identity-trust-roots`).
 
+use crate::ClusterArgs;
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use oxlink_crds::names::control_plane::{
     CONFIG_CONFIGMAP, CONFIG_VALUES_KEY, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
 };
-use oxlink_proxy_injector::Values;
+use oxlink_inject::Values;
 
 /// Reads the values and trust anchors of the control plane in `namespace`.
-pub(crate) fn load(namespace: &str) -> Result<(Values, String)> {
+pub(crate) fn load(kube: &ClusterArgs, namespace: &str) -> Result<(Values, String)> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(fetch(namespace))
+        .block_on(fetch(kube, namespace))
         .context("could not read the control plane's configuration from the cluster; pass --ignore-cluster to use the defaults")
 }
 
-async fn fetch(namespace: &str) -> Result<(Values, String)> {
-    let client = oxlink_kube::infer().await.context("Kubernetes client")?;
+async fn fetch(kube: &ClusterArgs, namespace: &str) -> Result<(Values, String)> {
+    let client = kube.client().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client, namespace);
     let config = config_maps
         .get(CONFIG_CONFIGMAP)

@@ -56,7 +56,7 @@ fn oxlink(args: &[&str], stdin: &str) -> anyhow::Result<(String, String)> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut input = stdin.as_bytes();
     match cli.command {
-        crate::Command::Inject(a) => a.run(&mut input, &mut out, &mut err)?,
+        crate::Command::Inject(a) => a.run(&cli.cluster, &mut input, &mut out, &mut err)?,
         crate::Command::Uninject(a) => a.run(&mut input, &mut out, &mut err)?,
         _ => unreachable!("only inject and uninject are tested here"),
     }
@@ -139,7 +139,7 @@ fn auto_mode_adds_only_the_inject_annotation_without_flags() {
 
 #[test]
 fn auto_mode_annotates_only_flags_that_differ_from_the_configuration() {
-    let defaults = oxlink_proxy_injector::Values::default();
+    let defaults = oxlink_inject::Values::default();
     let (out, _) = oxlink(
         &[
             "inject",

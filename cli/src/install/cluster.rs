@@ -1,6 +1,7 @@
 //! What `install`, `upgrade` and `uninstall` read from the cluster: which CRDs exist, whether a
 //! control plane is there, its stored values and its issuer.
 
+use crate::ClusterArgs;
 use anyhow::{Context, Result, bail};
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret},
@@ -27,16 +28,20 @@ pub(crate) fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> 
         .block_on(future)
 }
 
-async fn client() -> Result<Client> {
-    oxlink_kube::infer()
+async fn client(kube: &ClusterArgs) -> Result<Client> {
+    kube.client()
         .await
         .context("connecting to the cluster (pass --ignore-cluster to render without it)")
 }
 
 /// Before an install: every CRD is there and no control plane is. With `external_anchors`,
 /// returns the trust anchors (`ca.crt`) of the externally managed issuer Secret.
-pub(crate) async fn preflight(namespace: &str, external_anchors: bool) -> Result<Option<String>> {
-    let client = client().await?;
+pub(crate) async fn preflight(
+    kube: &ClusterArgs,
+    namespace: &str,
+    external_anchors: bool,
+) -> Result<Option<String>> {
+    let client = client(kube).await?;
     let present: Vec<String> = Api::<CustomResourceDefinition>::all(client.clone())
         .list_metadata(&ListParams::default())
         .await
@@ -81,8 +86,8 @@ pub(crate) async fn preflight(namespace: &str, external_anchors: bool) -> Result
 
 /// The installed control plane's values, with the issuer key (kept out of `linkerd-config`)
 /// put back from its Secret when the chart manages the issuer.
-pub(crate) async fn installed_values(namespace: &str) -> Result<Value> {
-    let client = client().await?;
+pub(crate) async fn installed_values(kube: &ClusterArgs, namespace: &str) -> Result<Value> {
+    let client = client(kube).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let config = config_maps
         .get_opt(CONFIG_CONFIGMAP)
@@ -114,8 +119,8 @@ pub(crate) async fn installed_values(namespace: &str) -> Result<Value> {
 }
 
 /// Whether the injector's self-managed serving certificate Secret exists.
-pub(crate) async fn injector_secret_exists(namespace: &str) -> Result<bool> {
-    let secrets: Api<Secret> = Api::namespaced(client().await?, namespace);
+pub(crate) async fn injector_secret_exists(kube: &ClusterArgs, namespace: &str) -> Result<bool> {
+    let secrets: Api<Secret> = Api::namespaced(client(kube).await?, namespace);
     Ok(secrets
         .get_metadata_opt(PROXY_INJECTOR_TLS_SECRET)
         .await

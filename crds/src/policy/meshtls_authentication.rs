@@ -1,6 +1,6 @@
 //! `MeshTLSAuthentication`: a set of client mesh identities.
 
-use super::{GROUP_PATTERN, IDENTITY_PATTERN, KIND_PATTERN};
+use super::{GROUP_PATTERN, KIND_PATTERN};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,17 +25,22 @@ use serde::{Deserialize, Serialize};
 pub struct MeshTlsAuthenticationSpec {
     /// Client identities; `*` matches all and `*.suffix` matches a domain.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub identities: Option<Vec<MeshIdentity>>,
 
     /// Clients by ServiceAccount, or every ServiceAccount of a Namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub identity_refs: Option<Vec<IdentityRef>>,
 }
 
-/// A mesh identity string, or a `*`-prefixed suffix match.
+/// A mesh identity string (a DNS-like name or a SPIFFE ID), or a `*`-prefixed suffix match.
+///
+/// Unlike ServerAuthorization's, Linkerd's schema puts no pattern on these, so SPIFFE IDs
+/// (`spiffe://trust.domain/path`) are accepted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct MeshIdentity(#[schemars(regex(pattern = IDENTITY_PATTERN))] pub String);
+pub struct MeshIdentity(pub String);
 
 /// A ServiceAccount or Namespace whose workloads' identities are authenticated.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

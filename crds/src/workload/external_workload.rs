@@ -1,10 +1,10 @@
 //! `ExternalWorkload`: a workload outside the cluster (a VM, a bare-metal host) in the mesh.
 //!
 //! `v1beta1` is the storage version. `v1alpha1` spelled `meshTLS` as `meshTls`, so it has its
-//! own type in [`v1alpha1`]. As in Linkerd, `status` is part of the main resource, not a
-//! subresource: the workload (or its agent) writes it with the rest of the object.
+//! own type in [`v1alpha1`] and holds at most one address. As in Linkerd, `v1beta1` has a
+//! `status` subresource and `v1alpha1` does not.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,9 +41,10 @@ pub struct ExternalWorkloadSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
 
-    /// Addresses at which the workload is reached (one, until IPv6 is supported).
+    /// Addresses at which the workload is reached: one IPv4 or IPv6 address, or one of each
+    /// (dual stack).
     #[serde(default, rename = "workloadIPs", skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1))]
+    #[schemars(length(max = 2))]
     pub workload_ips: Vec<WorkloadIp>,
 }
 
@@ -61,38 +62,26 @@ pub struct MeshTls {
 }
 
 /// A port the workload exposes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PortSpec {
     /// An IANA service name, unique among the workload's ports; Services refer to it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 15))]
     pub name: Option<String>,
 
     /// The port number.
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// `TCP` or `UDP`; unset means `TCP`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<PortProtocol>,
-}
-
-/// A port's transport protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[allow(clippy::upper_case_acronyms, missing_docs)]
-pub enum PortProtocol {
-    TCP,
-    UDP,
+    /// The transport protocol, `TCP` or `UDP`; unset means `TCP`.
+    #[serde(default = "PortSpec::default_protocol")]
+    pub protocol: String,
 }
 
 /// An address of the workload.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkloadIp {
     /// An IPv4 or IPv6 address.
-    #[schemars(
-        length(max = 64),
-        extend("x-kubernetes-validations" = [{"rule": "isIP(self)", "message": "must be an IP address"}])
-    )]
+    #[serde(default)]
     pub ip: String,
 }
 
@@ -101,7 +90,56 @@ pub struct WorkloadIp {
 pub struct ExternalWorkloadStatus {
     /// Conditions such as `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<WorkloadCondition>,
+}
+
+/// One condition of an external workload, as Linkerd spells it: only `type` and `status` are
+/// required, and `lastProbeTime` says when the workload's health endpoint was last probed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadCondition {
+    /// The condition's kind, in CamelCase or `foo.example.com/CamelCase`.
+    #[serde(rename = "type")]
+    #[schemars(length(max = 316), regex(pattern = CONDITION_TYPE_PATTERN))]
+    pub type_: String,
+
+    /// `True`, `False` or `Unknown`.
+    #[schemars(schema_with = "crate::schema::condition_status")]
+    pub status: String,
+
+    /// When the workload's health endpoint was last probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<Time>,
+
+    /// When the condition last changed from one status to another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+
+    /// Why the condition last changed, as a CamelCase identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = CONDITION_REASON_PATTERN))]
+    pub reason: Option<String>,
+
+    /// A human-readable account of the change; may be empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
+    pub message: Option<String>,
+}
+
+/// A condition type: an optional DNS-subdomain prefix and a name.
+const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+/// A condition reason: a CamelCase identifier.
+const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
+
+// === impl PortSpec ===
+
+impl PortSpec {
+    /// What an unset `protocol` means, as in Linkerd's schema.
+    pub const DEFAULT_PROTOCOL: &'static str = "TCP";
+
+    fn default_protocol() -> String {
+        Self::DEFAULT_PROTOCOL.to_string()
+    }
 }
 
 /// The first version, which spelled `meshTLS` as `meshTls`.
@@ -142,7 +180,7 @@ pub mod v1alpha1 {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub ports: Vec<PortSpec>,
 
-        /// Addresses at which the workload is reached (one, until IPv6 is supported).
+        /// Addresses at which the workload is reached (`v1alpha1` holds one).
         #[serde(default, rename = "workloadIPs", skip_serializing_if = "Vec::is_empty")]
         #[schemars(length(max = 1))]
         pub workload_ips: Vec<WorkloadIp>,

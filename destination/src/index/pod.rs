@@ -4,10 +4,8 @@ use super::{Config, Index, IndexResource, ObjKey, policy::PodPolicy};
 use crate::ports::PortSet;
 use k8s_openapi::api::core::v1::Pod;
 use oxlink_crds::names::{
-    annotations,
-    control_plane::{DEFAULT_PROXY_INBOUND_PORT, IDENTITY_SERVICE_ACCOUNT_LABEL},
-    env, labels,
-    labels::POD_TEMPLATE_HASH,
+    annotations, control_plane::DEFAULT_PROXY_INBOUND_PORT, env,
+    identity::service_account_identity, labels, labels::POD_TEMPLATE_HASH,
 };
 use std::{
     collections::{BTreeMap, HashMap},
@@ -75,9 +73,11 @@ impl PodInfo {
             .unwrap_or_else(|| "default".to_string());
         let control_plane_ns = pod_labels.get(labels::CONTROL_PLANE_NS);
         let identity = (control_plane_ns == Some(&config.controller_namespace)).then(|| {
-            format!(
-                "{sa}.{}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{}.{}",
-                key.ns, config.controller_namespace, config.identity_trust_domain
+            service_account_identity(
+                &sa,
+                &key.ns,
+                &config.controller_namespace,
+                &config.identity_trust_domain,
             )
         });
 

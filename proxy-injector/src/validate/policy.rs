@@ -3,7 +3,6 @@
 //! each kind a policy may require, exceptions that fall outside (or swallow) their network,
 //! regexes and timeouts the proxy could not use.
 
-use super::net::Cidr;
 use k8s_openapi::{
     api::core::v1::{Namespace, ServiceAccount},
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -11,6 +10,7 @@ use k8s_openapi::{
 use kube::Resource;
 use oxlink_crds::{
     duration::parse_duration,
+    names::cidr::Cidr,
     names::groups,
     policy::{
         AuthorizationPolicy, AuthorizationPolicySpec, EgressNetwork, EgressNetworkSpec,

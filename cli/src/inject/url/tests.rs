@@ -126,7 +126,9 @@ fn the_inject_command_reads_urls() {
     .unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     match cli.command {
-        crate::Command::Inject(a) => a.run(&mut &b""[..], &mut out, &mut err).unwrap(),
+        crate::Command::Inject(a) => a
+            .run(&cli.cluster, &mut &b""[..], &mut out, &mut err)
+            .unwrap(),
         _ => unreachable!(),
     }
     let out = String::from_utf8(out).unwrap();

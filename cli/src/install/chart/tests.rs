@@ -101,8 +101,8 @@ fn every_value_is_documented() {
 
 #[test]
 fn chart_defaults_are_the_injectors_defaults() {
-    let chart = oxlink_proxy_injector::Values::from_yaml(VALUES_YAML).unwrap();
-    assert_eq!(chart, oxlink_proxy_injector::Values::default());
+    let chart = oxlink_inject::Values::from_yaml(VALUES_YAML).unwrap();
+    assert_eq!(chart, oxlink_inject::Values::default());
     let values = default_values(false).unwrap();
     assert_eq!(values["controllerImageVersion"], crate::VERSION);
     let chart_yaml = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
@@ -194,8 +194,7 @@ fn default_render_has_linkerds_objects() {
     );
     assert_eq!(stored["identityTrustAnchorsPEM"], fixtures::ANCHOR_CRT);
     let injector_values =
-        oxlink_proxy_injector::Values::from_yaml(config["data"]["values"].as_str().unwrap())
-            .unwrap();
+        oxlink_inject::Values::from_yaml(config["data"]["values"].as_str().unwrap()).unwrap();
     assert_eq!(
         injector_values.identity_trust_anchors_pem,
         fixtures::ANCHOR_CRT

@@ -2,6 +2,7 @@
 //! the supported constructs.
 
 use super::{Node, Operand, Pipeline, TemplateError, Templates, yaml};
+use oxlink_crds::names::encoding::base64;
 use serde_json::{Map, Value};
 
 /// How deep `include`/`template` may nest before recursion is assumed.
@@ -574,23 +575,4 @@ pub(super) fn go_number(n: &serde_json::Number) -> String {
         return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
     }
     format!("{f}")
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

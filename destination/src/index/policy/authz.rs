@@ -1,14 +1,14 @@
 //! Authorizations: the default policies', ServerAuthorizations' and AuthorizationPolicies'
 //! clients, as the proxy's `Authz` messages.
 
-use super::{Cidr, DefaultPolicy, PolicyIndex, routes};
+use super::{Cidr, DefaultPolicy, PolicyIndex, defaults::to_proto, routes};
 use crate::index::{Config, ObjKey};
 use kube::Resource;
 use linkerd2_proxy_api::{inbound as pb, meta};
 use oxlink_crds::{
     names::{
-        control_plane::IDENTITY_SERVICE_ACCOUNT_LABEL,
         groups::{CORE, POLICY},
+        identity::service_account_identity,
     },
     policy::{
         AuthorizationPolicy, AuthorizationPolicySpec, MeshTlsAuthentication, Network,
@@ -84,7 +84,7 @@ fn networks(cidrs: &[Cidr]) -> Vec<pb::Network> {
     cidrs
         .iter()
         .map(|c| pb::Network {
-            net: Some(c.to_proto()),
+            net: Some(to_proto(*c)),
             except: Vec::new(),
         })
         .collect()
@@ -95,7 +95,7 @@ fn resource_networks(list: &[Network]) -> Vec<pb::Network> {
     list.iter()
         .filter_map(|n| {
             let parse = |s: &str| match s.parse::<Cidr>() {
-                Ok(c) => Some(c.to_proto()),
+                Ok(c) => Some(to_proto(c)),
                 Err(error) => {
                     tracing::info!(%error, "ignoring a network");
                     None
@@ -139,9 +139,11 @@ pub(super) fn probe_authz(config: &Config) -> pb::Authz {
 }
 
 pub(super) fn identity(config: &Config, ns: &str, sa: &str) -> String {
-    format!(
-        "{sa}.{ns}.{IDENTITY_SERVICE_ACCOUNT_LABEL}.identity.{}.{}",
-        config.controller_namespace, config.identity_trust_domain
+    service_account_identity(
+        sa,
+        ns,
+        &config.controller_namespace,
+        &config.identity_trust_domain,
     )
 }
 

@@ -4,7 +4,7 @@ use linkerd2_proxy_api::net;
 use oxlink_crds::names::control_plane::{
     DEFAULT_CLUSTER_NETWORKS, DEFAULT_INBOUND_POLICY, DEFAULT_PROBE_NETWORKS,
 };
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{fmt, str::FromStr};
 
 /// What policy needs to know about the cluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,48 +101,11 @@ impl FromStr for DefaultPolicy {
     }
 }
 
-/// An IP network: `10.0.0.0/8`, or a bare address for one host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+pub use oxlink_crds::names::cidr::{Cidr, ParseCidrError};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ParseCidrError {
-    #[error("{0:?} is not an IP address")]
-    Addr(String),
-    #[error("{0:?} is not a prefix length for its address family")]
-    Prefix(String),
-}
-
-impl Cidr {
-    /// A comma-separated list (spaces allowed); empty items are skipped.
-    pub fn parse_list(list: &str) -> Result<Vec<Self>, ParseCidrError> {
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect()
-    }
-
-    /// Every IPv4 and every IPv6 address.
-    pub(crate) fn all() -> [Self; 2] {
-        [
-            Self {
-                addr: IpAddr::from([0, 0, 0, 0]),
-                prefix: 0,
-            },
-            Self {
-                addr: IpAddr::from([0u16; 8]),
-                prefix: 0,
-            },
-        ]
-    }
-
-    pub(crate) fn to_proto(self) -> net::IpNetwork {
-        net::IpNetwork::from((self.addr, self.prefix))
-    }
+/// A network as the proxy API spells it.
+pub(crate) fn to_proto(cidr: Cidr) -> net::IpNetwork {
+    net::IpNetwork::from((cidr.addr, cidr.prefix))
 }
 
 /// A comma-separated list of networks, as flags spell them.
@@ -154,35 +117,5 @@ impl FromStr for Networks {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Cidr::parse_list(s).map(Self)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = ParseCidrError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| ParseCidrError::Addr(addr.to_string()))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| ParseCidrError::Prefix(s.to_string()))?,
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }

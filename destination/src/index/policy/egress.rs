@@ -109,7 +109,7 @@ impl Index {
 
     fn in_cluster(&self, ip: IpAddr) -> bool {
         let networks = &self.config.policy.cluster_networks;
-        networks.iter().any(|net| contains(net, ip))
+        networks.iter().any(|net| net.contains_ip(ip))
     }
 
     pub(super) fn existing_egress(
@@ -272,7 +272,7 @@ impl EgressNet {
     fn host_bits(&self, ip: IpAddr) -> Option<u8> {
         self.networks
             .iter()
-            .filter(|n| contains(&n.cidr, ip) && !n.except.iter().any(|e| contains(e, ip)))
+            .filter(|n| n.cidr.contains_ip(ip) && !n.except.iter().any(|e| e.contains_ip(ip)))
             .map(|n| width(n.cidr.addr) - n.cidr.prefix.min(width(n.cidr.addr)))
             .min()
     }
@@ -305,24 +305,6 @@ impl IndexResource for EgressNetwork {
 
 fn width(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }
-}
-
-/// Whether `ip` is in `net` (an address of the other family never is).
-fn contains(net: &Cidr, ip: IpAddr) -> bool {
-    fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
-        let host_bits = u32::from(width - prefix.min(width));
-        bits.checked_shr(host_bits).unwrap_or(0)
-    }
-    match (net.addr, ip) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            masked(u32::from(n).into(), net.prefix, 32)
-                == masked(u32::from(i).into(), net.prefix, 32)
-        }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            masked(u128::from(n), net.prefix, 128) == masked(u128::from(i), net.prefix, 128)
-        }
-        _ => false,
-    }
 }
 
 /// Linkerd's `egress-fallback` policy: detect HTTP (routing every request to the original
@@ -509,19 +491,19 @@ mod tests {
     #[test]
     fn networks_contain_their_addresses_only() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(contains(&cidr("10.0.0.0/8"), ip("10.255.1.2")));
-        assert!(!contains(&cidr("10.0.0.0/8"), ip("11.0.0.1")));
-        assert!(contains(&cidr("172.16.0.0/12"), ip("172.31.255.255")));
-        assert!(!contains(&cidr("172.16.0.0/12"), ip("172.32.0.0")));
-        assert!(contains(&cidr("0.0.0.0/0"), ip("192.0.2.1")));
-        assert!(contains(&cidr("192.0.2.1"), ip("192.0.2.1")));
-        assert!(!contains(&cidr("192.0.2.1"), ip("192.0.2.2")));
-        assert!(contains(&cidr("fd00::/8"), ip("fd12::1")));
-        assert!(!contains(&cidr("fd00::/8"), ip("fe80::1")));
+        assert!(cidr("10.0.0.0/8").contains_ip(ip("10.255.1.2")));
+        assert!(!cidr("10.0.0.0/8").contains_ip(ip("11.0.0.1")));
+        assert!(cidr("172.16.0.0/12").contains_ip(ip("172.31.255.255")));
+        assert!(!cidr("172.16.0.0/12").contains_ip(ip("172.32.0.0")));
+        assert!(cidr("0.0.0.0/0").contains_ip(ip("192.0.2.1")));
+        assert!(cidr("192.0.2.1").contains_ip(ip("192.0.2.1")));
+        assert!(!cidr("192.0.2.1").contains_ip(ip("192.0.2.2")));
+        assert!(cidr("fd00::/8").contains_ip(ip("fd12::1")));
+        assert!(!cidr("fd00::/8").contains_ip(ip("fe80::1")));
         assert!(
-            !contains(&cidr("10.0.0.0/8"), ip("::ffff:10.0.0.1")),
+            !cidr("10.0.0.0/8").contains_ip(ip("::ffff:10.0.0.1")),
             "families differ"
         );
-        assert!(contains(&cidr("::/0"), ip("2001:db8::1")));
+        assert!(cidr("::/0").contains_ip(ip("2001:db8::1")));
     }
 }

@@ -224,15 +224,6 @@ fn default_opaque_ports(spec: &PodSpec, values: &Values) -> Option<String> {
     (!rendered.is_empty()).then_some(rendered)
 }
 
-/// SHA-256 of the anchors' PEM, lower-case hex.
-fn sha256_hex(data: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Injects the proxy into `template` if its annotations (or its namespace's) ask for it.
 pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> Injection {
     let mut doc = serde_json::to_value(template).unwrap_or_else(|_| Value::Object(Map::new()));
@@ -280,7 +271,7 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
     annotations.insert(anno::PROXY_VERSION.into(), cfg.proxy_version.clone());
     annotations.insert(
         anno::TRUST_ROOT_SHA256.into(),
-        sha256_hex(ctx.trust_anchors_pem),
+        names::encoding::sha256_hex(ctx.trust_anchors_pem.as_bytes()),
     );
     set_map(&mut doc, "annotations", &annotations);
 
@@ -307,11 +298,11 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
         .first()
         .and_then(|c| c.security_context.as_ref())
         .and_then(|s| s.capabilities.as_ref());
-    let proxy = render::proxy_container(&cfg, ctx.values, cp, ctx.trust_anchors_pem, capabilities);
+    let proxy = render::proxy_container(&cfg, cp, ctx.trust_anchors_pem, capabilities);
     let init = if ctx.values.cni_enabled {
-        render::network_validator(&cfg, ctx.values)
+        render::network_validator(&cfg)
     } else {
-        render::init_container(&cfg, ctx.values)
+        render::init_container(&cfg)
     };
 
     let spec_doc = object_at(&mut doc, "spec");
@@ -332,7 +323,7 @@ pub fn inject_template(template: &PodTemplateSpec, ctx: &InjectContext<'_>) -> I
     spec_doc.insert("initContainers".into(), inits.into());
     spec_doc.insert("containers".into(), containers.into());
     let mut volumes = take_array(spec_doc, "volumes");
-    volumes.extend(render::volumes(ctx.values));
+    volumes.extend(render::volumes(&cfg));
     spec_doc.insert("volumes".into(), volumes.into());
 
     Injection {

@@ -6,7 +6,9 @@
 
 use crate::{
     parse::{self, PortSpec},
-    values::{ResourcesValues, Values},
+    values::{
+        ControlValues, DirectionValues, ProxyInitValues, ResourcesValues, RuntimeValues, Values,
+    },
 };
 use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
 use oxlink_crds::names;
@@ -58,6 +60,27 @@ pub(crate) struct ProxyConfig {
     pub(crate) additional_env: Vec<EnvVar>,
     /// `Some((image, pull policy))` when the debug sidecar is enabled.
     pub(crate) debug: Option<(String, String)>,
+
+    // What the values fix for every pod (no annotation changes these).
+    /// `disableIPv6`: the proxy binds, and proxy-init redirects, IPv4 only.
+    pub(crate) disable_ipv6: bool,
+    /// `clusterNetworks`, for the profile and policy networks the proxy is given.
+    pub(crate) cluster_networks: String,
+    /// `proxy.runtime`: the proxy's worker threads.
+    pub(crate) runtime: RuntimeValues,
+    /// `proxy.control`: the proxy's control-plane streams.
+    pub(crate) control: ControlValues,
+    /// `proxy.inbound` and `proxy.outbound`: HTTP/2 keep-alive of the proxy's servers.
+    pub(crate) inbound: DirectionValues,
+    pub(crate) outbound: DirectionValues,
+    /// `proxy.metrics.hostnameLabels`.
+    pub(crate) metrics_hostname_labels: bool,
+    /// `identity.serviceAccountTokenProjection`: the proxy reads a projected token.
+    pub(crate) token_projection: bool,
+    /// `cniEnabled`: no proxy-init container, so no xtables lock volume.
+    pub(crate) cni_enabled: bool,
+    /// `proxyInit`: the init container's (and network validator's) settings.
+    pub(crate) proxy_init: ProxyInitValues,
 }
 
 /// Reads annotations, collecting a warning for each value it has to ignore.
@@ -189,15 +212,15 @@ impl ProxyConfig {
     /// Resolves the configuration for `spec` from `values` and the pod's annotations.
     pub(crate) fn resolve(values: &Values, spec: &PodSpec, overrides: &mut Overrides<'_>) -> Self {
         let proxy = &values.proxy;
-        let version_default = or(&proxy.image.version, &values.linkerd_version);
+        let version_default = values.proxy_version();
         let proxy_version = overrides.string(anno::PROXY_VERSION_OVERRIDE, version_default);
         let proxy_image_name = overrides.string(anno::PROXY_IMAGE, &proxy.image.name);
         let pull_policy = overrides.checked(anno::IMAGE_PULL_POLICY, |v| match v {
             "Always" | "IfNotPresent" | "Never" => Ok(v.to_string()),
             _ => Err("expected Always, IfNotPresent or Never".to_string()),
         });
-        let pull_policy = pull_policy
-            .unwrap_or_else(|| or(&proxy.image.pull_policy, &values.image_pull_policy).to_string());
+        let pull_policy =
+            pull_policy.unwrap_or_else(|| values.pull_policy_of(&proxy.image).to_string());
         let proxy_image = format!("{proxy_image_name}:{proxy_version}");
         // proxy-init ships in the proxy image; the older annotations still pick another one.
         let init_image = match overrides.get(anno::INIT_IMAGE) {
@@ -303,14 +326,8 @@ impl ProxyConfig {
         let debug = overrides.bool(anno::ENABLE_DEBUG_SIDECAR, false).then(|| {
             let d = &values.debug_container.image;
             let name = overrides.string(anno::DEBUG_IMAGE, &d.name);
-            let version = overrides.string(
-                anno::DEBUG_IMAGE_VERSION,
-                or(&d.version, &values.linkerd_version),
-            );
-            let policy = overrides.string(
-                anno::DEBUG_IMAGE_PULL_POLICY,
-                or(&d.pull_policy, &values.image_pull_policy),
-            );
+            let version = overrides.string(anno::DEBUG_IMAGE_VERSION, values.version_of(d));
+            let policy = overrides.string(anno::DEBUG_IMAGE_PULL_POLICY, values.pull_policy_of(d));
             (format!("{name}:{version}"), policy)
         });
 
@@ -408,12 +425,18 @@ impl ProxyConfig {
                 .unwrap_or(proxy.wait_before_exit_seconds),
             additional_env,
             debug,
+            disable_ipv6: values.disable_ipv6,
+            cluster_networks: values.cluster_networks.clone(),
+            runtime: proxy.runtime.clone(),
+            control: proxy.control.clone(),
+            inbound: proxy.inbound.clone(),
+            outbound: proxy.outbound.clone(),
+            metrics_hostname_labels: proxy.metrics_hostname_labels,
+            token_projection: values.identity.service_account_token_projection,
+            cni_enabled: values.cni_enabled,
+            proxy_init: values.proxy_init.clone(),
         }
     }
-}
-
-fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
-    if value.is_empty() { default } else { value }
 }
 
 fn default_opaque(ports: &str) -> String {

@@ -4,7 +4,7 @@
 //! see the project's linkerd-facts notes, §4.4 and the proxy env table).
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use oxlink_proxy_injector::{InjectContext, Origin, Values};
+use oxlink_inject::{InjectContext, Origin, Values};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -41,7 +41,7 @@ fn inject_warned(annotations: &[(&str, &str)]) -> (Value, Vec<String>) {
         created_by: "oxlink/proxy-injector test",
         origin: Origin::Webhook,
     };
-    let injection = oxlink_proxy_injector::inject_template(&template, &ctx);
+    let injection = oxlink_inject::inject_template(&template, &ctx);
     assert!(injection.outcome.is_ok(), "{:?}", injection.outcome);
     (injection.template, injection.warnings)
 }

@@ -213,6 +213,29 @@ impl Values {
         serde_saphyr::from_str(text).map_err(|e| ValuesError(e.to_string()))
     }
 
+    /// The version of `image`: its own, or [`Values::linkerd_version`] when that is empty.
+    pub fn version_of<'a>(&'a self, image: &'a ImageValues) -> &'a str {
+        if image.version.is_empty() {
+            &self.linkerd_version
+        } else {
+            &image.version
+        }
+    }
+
+    /// The pull policy of `image`: its own, or [`Values::image_pull_policy`] when that is empty.
+    pub fn pull_policy_of<'a>(&'a self, image: &'a ImageValues) -> &'a str {
+        if image.pull_policy.is_empty() {
+            &self.image_pull_policy
+        } else {
+            &image.pull_policy
+        }
+    }
+
+    /// The proxy's version before annotations: `proxy.image.version`, or `linkerdVersion`.
+    pub fn proxy_version(&self) -> &str {
+        self.version_of(&self.proxy.image)
+    }
+
     /// The trust domain of mesh identities.
     pub fn trust_domain(&self) -> &str {
         if self.identity_trust_domain.is_empty() {
@@ -411,5 +434,26 @@ mod tests {
     fn a_broken_document_is_an_error() {
         assert!(Values::from_yaml("proxy: [1, 2").is_err());
         assert!(Values::from_yaml("proxy:\n  await: maybe\n").is_err());
+    }
+
+    #[test]
+    fn empty_image_versions_and_pull_policies_fall_back_to_the_global_ones() {
+        let mut values = Values {
+            linkerd_version: "edge-26.8.1".into(),
+            image_pull_policy: "Always".into(),
+            ..Values::default()
+        };
+        values.proxy.image.version.clear();
+        values.proxy.image.pull_policy.clear();
+        assert_eq!(values.proxy_version(), "edge-26.8.1");
+        assert_eq!(
+            values.version_of(&values.debug_container.image),
+            "edge-26.8.1"
+        );
+        assert_eq!(values.pull_policy_of(&values.proxy.image), "Always");
+        values.proxy.image.version = "v2.366".into();
+        values.proxy.image.pull_policy = "Never".into();
+        assert_eq!(values.proxy_version(), "v2.366");
+        assert_eq!(values.pull_policy_of(&values.proxy.image), "Never");
     }
 }

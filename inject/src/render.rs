@@ -1,6 +1,6 @@
 //! The containers and volumes that injection adds, rendered as JSON.
 
-use crate::{config::ProxyConfig, values::Values};
+use crate::{config::ProxyConfig, values::DirectionValues};
 use k8s_openapi::api::core::v1::Capabilities;
 use oxlink_crds::names;
 use oxlink_crds::names::{control_plane as cp, env};
@@ -25,11 +25,11 @@ impl ControlPlane<'_> {
     }
 
     fn identity_of(&self, service_account: &str) -> String {
-        format!(
-            "{service_account}.{ns}.{sa}.identity.{ns}.{td}",
-            ns = self.namespace,
-            sa = cp::IDENTITY_SERVICE_ACCOUNT_LABEL,
-            td = self.trust_domain,
+        names::identity::service_account_identity(
+            service_account,
+            self.namespace,
+            self.namespace,
+            self.trust_domain,
         )
     }
 }
@@ -43,18 +43,8 @@ fn field_ref(name: &str, path: &str) -> Value {
 }
 
 /// The proxy's environment, in a fixed order.
-fn proxy_env(
-    cfg: &ProxyConfig,
-    values: &Values,
-    cp: ControlPlane<'_>,
-    anchors: &str,
-) -> Vec<Value> {
-    let p = &values.proxy;
-    let any = if values.disable_ipv6 {
-        "0.0.0.0"
-    } else {
-        "[::]"
-    };
+fn proxy_env(cfg: &ProxyConfig, cp: ControlPlane<'_>, anchors: &str) -> Vec<Value> {
+    let any = if cfg.disable_ipv6 { "0.0.0.0" } else { "[::]" };
     let mut out = vec![
         field_ref(env::POD_NAME, "metadata.name"),
         field_ref(env::POD_NS, "metadata.namespace"),
@@ -65,12 +55,12 @@ fn proxy_env(
     }
     out.push(var(
         env::CORES_MIN,
-        p.runtime.workers.minimum.max(1).to_string(),
+        cfg.runtime.workers.minimum.max(1).to_string(),
     ));
-    if let Some(max) = p.runtime.workers.maximum {
+    if let Some(max) = cfg.runtime.workers.maximum {
         out.push(var(env::CORES_MAX, max.to_string()));
     }
-    if let Some(ratio) = p.runtime.workers.maximum_cpu_ratio {
+    if let Some(ratio) = cfg.runtime.workers.maximum_cpu_ratio {
         out.push(var(env::CORES_MAX_RATIO, ratio.to_string()));
     }
     out.push(var(
@@ -109,7 +99,7 @@ fn proxy_env(
                 names::control_plane::DESTINATION_GRPC_PORT,
             ),
         ),
-        var(env::DESTINATION_PROFILE_NETWORKS, &*values.cluster_networks),
+        var(env::DESTINATION_PROFILE_NETWORKS, &*cfg.cluster_networks),
         var(
             env::POLICY_SVC_ADDR,
             cp.headless(
@@ -119,16 +109,16 @@ fn proxy_env(
         ),
         var(env::POLICY_WORKLOAD, workload),
         var(env::INBOUND_DEFAULT_POLICY, &*cfg.default_inbound_policy),
-        var(env::POLICY_CLUSTER_NETWORKS, &*values.cluster_networks),
+        var(env::POLICY_CLUSTER_NETWORKS, &*cfg.cluster_networks),
         var(
             env::CONTROL_STREAM_INITIAL_TIMEOUT,
-            &*p.control.streams.initial_timeout,
+            &*cfg.control.streams.initial_timeout,
         ),
         var(
             env::CONTROL_STREAM_IDLE_TIMEOUT,
-            &*p.control.streams.idle_timeout,
+            &*cfg.control.streams.idle_timeout,
         ),
-        var(env::CONTROL_STREAM_LIFETIME, &*p.control.streams.lifetime),
+        var(env::CONTROL_STREAM_LIFETIME, &*cfg.control.streams.lifetime),
         var(env::INBOUND_CONNECT_TIMEOUT, &*cfg.inbound_connect_timeout),
         var(
             env::OUTBOUND_CONNECT_TIMEOUT,
@@ -149,7 +139,7 @@ fn proxy_env(
     if cfg.disable_inbound_detect_timeout {
         out.push(var(env::INBOUND_DETECT_TIMEOUT, "365d"));
     }
-    let outbound_addrs = if values.disable_ipv6 {
+    let outbound_addrs = if cfg.disable_ipv6 {
         format!("127.0.0.1:{}", cfg.outbound_port)
     } else {
         format!("127.0.0.1:{0},[::1]:{0}", cfg.outbound_port)
@@ -186,8 +176,8 @@ fn proxy_env(
     } else {
         format!("svc.{}.", cp.cluster_domain)
     };
-    let keepalive = |d: &crate::values::DirectionValues| d.server.http2.clone();
-    let (inbound_h2, outbound_h2) = (keepalive(&p.inbound), keepalive(&p.outbound));
+    let keepalive = |d: &DirectionValues| d.server.http2.clone();
+    let (inbound_h2, outbound_h2) = (keepalive(&cfg.inbound), keepalive(&cfg.outbound));
     out.extend([
         var(env::DESTINATION_PROFILE_SUFFIXES, suffixes),
         var(env::INBOUND_ACCEPT_KEEPALIVE, "10000ms"),
@@ -211,7 +201,7 @@ fn proxy_env(
             outbound_h2.keep_alive_timeout,
         ),
     ]);
-    if p.metrics_hostname_labels {
+    if cfg.metrics_hostname_labels {
         out.push(var(env::OUTBOUND_METRICS_HOSTNAME_LABELS, "true"));
     }
     if !cfg.opaque_ports.is_empty() {
@@ -220,7 +210,7 @@ fn proxy_env(
             &*cfg.opaque_ports,
         ));
     }
-    let token_file = if values.identity.service_account_token_projection {
+    let token_file = if cfg.token_projection {
         format!(
             "{}/{}",
             names::proxy::IDENTITY_TOKEN_DIR,
@@ -315,7 +305,6 @@ fn resources(r: &crate::values::ResourcesValues) -> Option<Value> {
 /// `restartPolicy: Always`) or a regular container.
 pub(crate) fn proxy_container(
     cfg: &ProxyConfig,
-    values: &Values,
     cp: ControlPlane<'_>,
     anchors: &str,
     capabilities: Option<&Capabilities>,
@@ -338,7 +327,7 @@ pub(crate) fn proxy_container(
         "name": names::proxy::PROXY_CONTAINER,
         "image": cfg.proxy_image,
         "imagePullPolicy": cfg.pull_policy,
-        "env": proxy_env(cfg, values, cp, anchors),
+        "env": proxy_env(cfg, cp, anchors),
         "ports": [
             {"containerPort": cfg.inbound_port, "name": names::proxy::PROXY_PORT_NAME},
             {"containerPort": admin, "name": names::proxy::ADMIN_PORT_NAME},
@@ -355,7 +344,7 @@ pub(crate) fn proxy_container(
         },
         "securityContext": security,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": proxy_mounts(values),
+        "volumeMounts": proxy_mounts(cfg),
     });
     if let Some(r) = resources(&cfg.resources) {
         c["resources"] = r;
@@ -395,12 +384,12 @@ pub(crate) fn proxy_container(
     c
 }
 
-fn proxy_mounts(values: &Values) -> Value {
+fn proxy_mounts(cfg: &ProxyConfig) -> Value {
     let mut mounts = vec![json!({
         "mountPath": names::proxy::IDENTITY_END_ENTITY_PATH,
         "name": names::proxy::IDENTITY_END_ENTITY_VOLUME,
     })];
-    if values.identity.service_account_token_projection {
+    if cfg.token_projection {
         mounts.push(json!({
             "mountPath": names::proxy::IDENTITY_TOKEN_DIR,
             "name": names::proxy::IDENTITY_TOKEN_VOLUME,
@@ -410,8 +399,8 @@ fn proxy_mounts(values: &Values) -> Value {
 }
 
 /// `linkerd-init`: sets up the pod's firewall so that traffic goes through the proxy.
-pub(crate) fn init_container(cfg: &ProxyConfig, values: &Values) -> Value {
-    let init = &values.proxy_init;
+pub(crate) fn init_container(cfg: &ProxyConfig) -> Value {
+    let init = &cfg.proxy_init;
     let mut args: Vec<String> = Vec::new();
     if init.iptables_mode == "nft" {
         args.extend(
@@ -424,7 +413,7 @@ pub(crate) fn init_container(cfg: &ProxyConfig, values: &Values) -> Value {
             .map(String::from),
         );
     }
-    if values.disable_ipv6 {
+    if cfg.disable_ipv6 {
         args.push("--ipv6=false".into());
     }
     args.extend([
@@ -501,7 +490,7 @@ pub(crate) fn init_container(cfg: &ProxyConfig, values: &Values) -> Value {
 }
 
 /// `linkerd-network-validator`: in CNI mode, checks that the CNI plugin redirected traffic.
-pub(crate) fn network_validator(cfg: &ProxyConfig, values: &Values) -> Value {
+pub(crate) fn network_validator(cfg: &ProxyConfig) -> Value {
     let mut c = json!({
         "name": names::proxy::NETWORK_VALIDATOR_CONTAINER,
         "image": cfg.proxy_image,
@@ -518,14 +507,14 @@ pub(crate) fn network_validator(cfg: &ProxyConfig, values: &Values) -> Value {
             "allowPrivilegeEscalation": false,
             "capabilities": {"drop": ["ALL"]},
             "readOnlyRootFilesystem": true,
-            "runAsGroup": values.proxy_init.run_as_group,
+            "runAsGroup": cfg.proxy_init.run_as_group,
             "runAsNonRoot": true,
-            "runAsUser": values.proxy_init.run_as_user,
+            "runAsUser": cfg.proxy_init.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
     });
-    if let Some(r) = resources(&values.proxy_init.resources) {
+    if let Some(r) = resources(&cfg.proxy_init.resources) {
         c["resources"] = r;
     }
     c
@@ -542,12 +531,12 @@ pub(crate) fn debug_container(image: &str, pull_policy: &str) -> Value {
 }
 
 /// The volumes the proxy and proxy-init mount.
-pub(crate) fn volumes(values: &Values) -> Vec<Value> {
+pub(crate) fn volumes(cfg: &ProxyConfig) -> Vec<Value> {
     let mut out = vec![json!({
         "name": names::proxy::IDENTITY_END_ENTITY_VOLUME,
         "emptyDir": {"medium": "Memory"},
     })];
-    if values.identity.service_account_token_projection {
+    if cfg.token_projection {
         out.push(json!({
             "name": names::proxy::IDENTITY_TOKEN_VOLUME,
             "projected": {"sources": [{"serviceAccountToken": {
@@ -557,7 +546,7 @@ pub(crate) fn volumes(values: &Values) -> Vec<Value> {
             }}]},
         }));
     }
-    if !values.cni_enabled {
+    if !cfg.cni_enabled {
         out.push(json!({"name": names::proxy::XTABLES_LOCK_VOLUME, "emptyDir": {}}));
     }
     out

@@ -2,7 +2,7 @@
 //! and then uninjecting gives back the object as it was, and injecting twice equals once.
 
 use oxlink_crds::names::annotations as anno;
-use oxlink_proxy_injector::{
+use oxlink_inject::{
     Values,
     workload::{InjectOptions, ObjectResult, inject_object, uninject_object},
 };
@@ -128,7 +128,7 @@ fn skipped_workloads_are_reported_and_unchanged() {
     let result = inject_object(&mut host, &options(&values, true)).unwrap();
     assert_eq!(
         result,
-        ObjectResult::Skipped(oxlink_proxy_injector::SkipReason::HostNetwork)
+        ObjectResult::Skipped(oxlink_inject::SkipReason::HostNetwork)
     );
     assert_eq!(host, before);
 }
@@ -142,7 +142,7 @@ fn manual_injection_labels_pods_with_their_workload_and_namespace() {
     let mut seen = 0;
     for mut object in fixtures() {
         let kind = object["kind"].as_str().unwrap().to_string();
-        let Some(pointer) = oxlink_proxy_injector::workload::template_pointer(&kind) else {
+        let Some(pointer) = oxlink_inject::workload::template_pointer(&kind) else {
             continue;
         };
         if inject_object(&mut object, &options(&values, true)).unwrap() != ObjectResult::Injected {

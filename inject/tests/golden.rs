@@ -3,12 +3,12 @@
 //!
 //! A scenario names the object (a Pod, a workload or a Service), the namespace's annotations,
 //! the owner the webhook would resolve, value overrides and the origin (webhook or CLI). On a
-//! mismatch the test prints a line diff. `OXLINK_BLESS=1 cargo test -p oxlink-proxy-injector
+//! mismatch the test prints a line diff. `OXLINK_BLESS=1 cargo test -p oxlink-inject
 //! --test golden` rewrites the golden files from the current output; only `1` blesses (unset,
 //! empty and `0` compare; any other value fails, rather than be taken either way).
 
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
-use oxlink_proxy_injector::{
+use oxlink_inject::{
     InjectContext, Origin, Owner, Values, patch, service_patch, workload::template_pointer,
 };
 use serde::Deserialize;
@@ -102,7 +102,7 @@ fn run(scenario: &Scenario) -> Value {
         created_by,
         origin,
     };
-    let injection = oxlink_proxy_injector::inject_template(&template, &ctx);
+    let injection = oxlink_inject::inject_template(&template, &ctx);
     let before = serde_json::to_value(&template).unwrap();
     let ops = patch::diff(&before, &injection.template, pointer);
 
@@ -280,7 +280,7 @@ fn injected_template(name: &str) -> Value {
         created_by: "oxlink/proxy-injector test",
         origin: Origin::Webhook,
     };
-    let injection = oxlink_proxy_injector::inject_template(&template, &ctx);
+    let injection = oxlink_inject::inject_template(&template, &ctx);
     assert!(injection.outcome.is_ok(), "{:?}", injection.outcome);
     injection.template
 }
