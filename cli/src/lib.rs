@@ -9,7 +9,7 @@
 use clap::{Parser, Subcommand};
 
 mod check;
-mod identity;
+pub(crate) mod identity;
 mod inject;
 mod install;
 mod uninject;
