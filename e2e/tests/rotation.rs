@@ -108,7 +108,10 @@ async fn rotation(client: Client, ns: String) -> Result<()> {
         "--stop-after-batches",
         "4",
     ]);
-    let e = format!("{:#}", stopped.expect_err("the first run stops after 4 batches"));
+    let e = format!(
+        "{:#}",
+        stopped.expect_err("the first run stops after 4 batches")
+    );
     ensure!(e.contains("stopped after 4 batches"), "{e}");
     let state = rotation_state(&client).await?;
     ensure!(
@@ -120,8 +123,15 @@ async fn rotation(client: Client, ns: String) -> Result<()> {
         "mid-rotation, the bundle holds both anchors"
     );
 
-    let out = cli(&["identity", "rotate-anchor", "--batch", "1", "--timeout", "3m"])
-        .context("resuming the rotation")?;
+    let out = cli(&[
+        "identity",
+        "rotate-anchor",
+        "--batch",
+        "1",
+        "--timeout",
+        "3m",
+    ])
+    .context("resuming the rotation")?;
     let took = started.elapsed();
     eprintln!("{out}");
     ensure!(out.contains("Resuming: a trust anchor rotation"), "{out}");

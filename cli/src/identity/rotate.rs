@@ -295,11 +295,9 @@ async fn run_step(
     out: &mut impl Write,
 ) -> Result<()> {
     let step = rotation.step;
-    if step.restarts() || step == Step::SwitchIssuer {
-        if rotation.restart_token.is_none() {
-            rotation.restart_token = Some(utc_rfc3339(SystemTime::now()));
-            cluster::save(&ctx.client, &ctx.ns, rotation, None).await?;
-        }
+    if (step.restarts() || step == Step::SwitchIssuer) && rotation.restart_token.is_none() {
+        rotation.restart_token = Some(utc_rfc3339(SystemTime::now()));
+        cluster::save(&ctx.client, &ctx.ns, rotation, None).await?;
     }
     let token = rotation.restart_token.clone().unwrap_or_default();
     match step {
