@@ -568,7 +568,12 @@ async fn verify(
     };
     let deadline = Instant::now() + ctx.timeout;
     loop {
-        let pods = cluster::meshed_pods(&ctx.client, &ctx.ns).await?;
+        // Pods whose containers have all stopped (a finished Job's) hold no live proxy.
+        let pods: Vec<_> = cluster::meshed_pods(&ctx.client, &ctx.ns)
+            .await?
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
         let mut old = Vec::new();
         for pod in &pods {
             let name = format!(
