@@ -117,7 +117,7 @@ pub(crate) async fn update_values(
     if let Some(crt) = issuer_crt {
         values["identity"]["issuer"]["tls"]["crtPEM"] = json!(crt);
     }
-    let text = serde_saphyr::to_string(&values).context("writing the values as YAML")?;
+    let text = values_text(&values)?;
     Api::<ConfigMap>::namespaced(client.clone(), ns)
         .patch(
             cp::CONFIG_CONFIGMAP,
@@ -127,6 +127,29 @@ pub(crate) async fn update_values(
         .await
         .with_context(|| format!("updating ConfigMap {ns}/{}", cp::CONFIG_CONFIGMAP))?;
     Ok(())
+}
+
+/// The values as `linkerd-config` stores them: JSON, which is YAML that every reader takes.
+/// Whole numbers are written as integers: the YAML reader gives negative integers (`gid: -1`)
+/// as floats.
+pub(crate) fn values_text(values: &Value) -> Result<String> {
+    fn whole(v: &mut Value) {
+        match v {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|f| {
+                    !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15
+                }) {
+                    *v = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(whole),
+            Value::Object(map) => map.values_mut().for_each(whole),
+            _ => {}
+        }
+    }
+    let mut values = values.clone();
+    whole(&mut values);
+    Ok(serde_json::to_string_pretty(&values).context("writing the values")?)
 }
 
 /// A Secret's key, as UTF-8.

@@ -510,3 +510,19 @@ fn check_warns_about_an_unfinished_rotation_only() {
             .contains("oxlink.io/anchor-rotation")
     );
 }
+
+#[test]
+fn rewritten_values_still_parse_for_the_injector_and_the_cli() {
+    use crate::install::{chart, values};
+    let mut v = values::from_yaml("values.yaml", chart::VALUES_YAML).unwrap();
+    v["identityTrustAnchorsPEM"] = json!(format!("{}{}", fx::ANCHOR_CRT, fx::OTHER_ANCHOR_CRT));
+    let text = super::cluster::values_text(&v).unwrap();
+    let injector = oxlink_proxy_injector::values::Values::from_yaml(&text).unwrap();
+    assert_eq!(
+        injector.identity_trust_anchors_pem,
+        format!("{}{}", fx::ANCHOR_CRT, fx::OTHER_ANCHOR_CRT)
+    );
+    let back = values::from_yaml("linkerd-config", &text).unwrap();
+    assert_eq!(back["identityTrustAnchorsPEM"], v["identityTrustAnchorsPEM"]);
+    assert_eq!(back["proxy"]["gid"], v["proxy"]["gid"]);
+}
