@@ -74,7 +74,7 @@ async fn rotation(client: Client, ns: String) -> Result<()> {
                         .filter(|p| p.metadata.deletion_timestamp.is_none())
                         .cloned()
                         .collect();
-                    let ok = live.len() == 3 && live.iter().all(|p| ready_with_proxy(p));
+                    let ok = live.len() == 3 && live.iter().all(ready_with_proxy);
                     Ok(if ok {
                         Ok(live)
                     } else {

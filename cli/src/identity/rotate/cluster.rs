@@ -136,9 +136,10 @@ pub(crate) fn values_text(values: &Value) -> Result<String> {
     fn whole(v: &mut Value) {
         match v {
             Value::Number(n) => {
-                if let Some(f) = n.as_f64().filter(|f| {
-                    !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15
-                }) {
+                if let Some(f) = n
+                    .as_f64()
+                    .filter(|f| !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15)
+                {
                     *v = Value::from(f as i64);
                 }
             }
@@ -149,7 +150,7 @@ pub(crate) fn values_text(values: &Value) -> Result<String> {
     }
     let mut values = values.clone();
     whole(&mut values);
-    Ok(serde_json::to_string_pretty(&values).context("writing the values")?)
+    serde_json::to_string_pretty(&values).context("writing the values")
 }
 
 /// A Secret's key, as UTF-8.

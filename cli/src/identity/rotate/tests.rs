@@ -523,6 +523,9 @@ fn rewritten_values_still_parse_for_the_injector_and_the_cli() {
         format!("{}{}", fx::ANCHOR_CRT, fx::OTHER_ANCHOR_CRT)
     );
     let back = values::from_yaml("linkerd-config", &text).unwrap();
-    assert_eq!(back["identityTrustAnchorsPEM"], v["identityTrustAnchorsPEM"]);
+    assert_eq!(
+        back["identityTrustAnchorsPEM"],
+        v["identityTrustAnchorsPEM"]
+    );
     assert_eq!(back["proxy"]["gid"], v["proxy"]["gid"]);
 }
