@@ -57,8 +57,12 @@ pub(crate) fn check_rotation(annotation: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// The proxy metric that carries the expiry of the proxy's own certificate.
-const CERT_EXPIRY_METRIC: &str = "identity_cert_expiration_timestamp_seconds";
+/// The proxy metric that carries the expiry of the proxy's own certificate: the current proxy
+/// (v2.366) names it under its `control_` registry; older proxies without the prefix.
+const CERT_EXPIRY_METRICS: [&str; 2] = [
+    "control_identity_cert_expiration_timestamp_seconds",
+    "identity_cert_expiration_timestamp_seconds",
+];
 
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
@@ -582,7 +586,10 @@ async fn verify(
                 pod.metadata.name.as_deref().unwrap_or_default()
             );
             match cluster::proxy_metrics(&ctx.client, pod).await {
-                Ok(text) => match state::gauge(&text, CERT_EXPIRY_METRIC) {
+                Ok(text) => match CERT_EXPIRY_METRICS
+                    .iter()
+                    .find_map(|m| state::gauge(&text, m))
+                {
                     Some(expiry) if issued_after(expiry, switched_at, lifetime, issuer_expiry) => {}
                     Some(expiry) => old.push(format!(
                         "{name}: its certificate (expiring {}) predates the new issuer",
