@@ -416,10 +416,15 @@ pub(crate) async fn proxy_metrics(client: &Client, pod: &Pod) -> Result<String> 
         "/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics"
     ))
     .body(Vec::new())?;
-    let text = client
-        .request_text(request)
-        .await
-        .with_context(|| format!("reading the proxy metrics of pod {ns}/{name}"))?;
+    let text = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.request_text(request),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("the proxy of pod {ns}/{name} did not serve its metrics within 10s")
+    })?
+    .with_context(|| format!("reading the proxy metrics of pod {ns}/{name}"))?;
     if text.trim().is_empty() {
         bail!("the proxy of pod {ns}/{name} served no metrics");
     }
