@@ -24,6 +24,9 @@ pub(crate) enum IdentityCommand {
     Generate(GenerateArgs),
     /// Describe a PEM certificate chain and check it against a trust bundle.
     Inspect(InspectArgs),
+    /// Replace the mesh's trust anchor, restarting the meshed workloads in batches; resumes an
+    /// interrupted rotation.
+    RotateAnchor(Box<rotate::RotateArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -57,10 +60,15 @@ pub(crate) struct InspectArgs {
     bundle: Option<PathBuf>,
 }
 
-pub(crate) fn run(cmd: IdentityCommand, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(
+    cmd: IdentityCommand,
+    cluster: &crate::client::ClusterArgs,
+    out: &mut impl Write,
+) -> Result<()> {
     match cmd {
         IdentityCommand::Generate(args) => generate(args, SystemTime::now(), out),
         IdentityCommand::Inspect(args) => inspect(args, SystemTime::now(), out),
+        IdentityCommand::RotateAnchor(args) => rotate::run(*args, cluster, out),
     }
 }
 
@@ -75,18 +83,7 @@ fn generate(args: GenerateArgs, now: SystemTime, out: &mut impl Write) -> Result
         );
     }
     if !args.force {
-        let existing: Vec<String> = FILES
-            .iter()
-            .map(|f| args.dir.join(f))
-            .filter(|p| p.exists())
-            .map(|p| p.display().to_string())
-            .collect();
-        if !existing.is_empty() {
-            bail!(
-                "refusing to overwrite {} (use --force to replace)",
-                existing.join(", ")
-            );
-        }
+        refuse_overwrite(&args.dir).map_err(|e| anyhow::anyhow!("{e} (use --force to replace)"))?;
     }
     let anchor = generate::trust_anchor(&args.anchor_common_name, args.anchor_lifetime, now)
         .context("generating the trust anchor")?;
@@ -116,6 +113,20 @@ fn generate(args: GenerateArgs, now: SystemTime, out: &mut impl Write) -> Result
         out,
         "keep ca.key offline; the control plane needs only ca.crt, issuer.crt and issuer.key"
     )?;
+    Ok(())
+}
+
+/// Fails when any of the four files already exists in `dir`.
+fn refuse_overwrite(dir: &Path) -> Result<()> {
+    let existing: Vec<String> = FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        bail!("refusing to overwrite {}", existing.join(", "));
+    }
     Ok(())
 }
 
@@ -192,6 +203,8 @@ fn humanize(d: Duration) -> String {
     }
     if out.is_empty() { "0s".into() } else { out }
 }
+
+pub(crate) mod rotate;
 
 #[cfg(test)]
 mod tests;

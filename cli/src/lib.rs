@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod client;
-mod identity;
+pub(crate) mod identity;
 mod inject;
 mod install;
 mod uninject;
@@ -85,7 +85,7 @@ impl Cli {
             Command::Upgrade(args) => args.run(&cluster, out)?,
             Command::Uninstall(args) => args.run(&cluster, out)?,
             Command::Check(args) => check::run(args, &cluster, out, &mut std::io::stderr().lock())?,
-            Command::Identity { command } => identity::run(command, out)?,
+            Command::Identity { command } => identity::run(command, &cluster, out)?,
             Command::Inject(args) => {
                 args.run(
                     &cluster,
@@ -101,7 +101,7 @@ impl Cli {
                     &mut std::io::stderr().lock(),
                 )?;
             }
-            Command::Viz { command } => viz::run(command, out)?,
+            Command::Viz { command } => viz::run(command, &cluster, out)?,
             Command::Version { client: _, short } => {
                 if short {
                     writeln!(out, "{VERSION}")?;

@@ -30,14 +30,18 @@ pub(crate) enum VizCommand {
     Edges(metrics::EdgesArgs),
 }
 
-pub(crate) fn run(command: VizCommand, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(
+    command: VizCommand,
+    cluster: &crate::client::ClusterArgs,
+    out: &mut impl Write,
+) -> Result<()> {
     match command {
         VizCommand::Install(args) => args.run(out),
-        VizCommand::Uninstall(args) => args.run(out),
-        VizCommand::Check(args) => check::run(args, out),
-        VizCommand::Stat(args) => args.run(out),
-        VizCommand::Routes(args) => args.run(out),
-        VizCommand::Edges(args) => args.run(out),
+        VizCommand::Uninstall(args) => args.run(cluster, out),
+        VizCommand::Check(args) => check::run(args, cluster, out),
+        VizCommand::Stat(args) => args.run(cluster, out),
+        VizCommand::Routes(args) => args.run(cluster, out),
+        VizCommand::Edges(args) => args.run(cluster, out),
     }
 }
 

@@ -78,10 +78,26 @@ pub(crate) struct IdentityMaterial {
 
 pub(crate) async fn identity(client: &Client, ns: &str) -> Category {
     let loaded = load_identity(client, ns).await;
-    Category::new(
-        "linkerd-identity",
-        identity_checks(loaded, SystemTime::now()),
+    let mut checks = identity_checks(loaded, SystemTime::now());
+    checks.push(rotation(client, ns).await);
+    Category::new("linkerd-identity", checks)
+}
+
+/// Whether a trust-anchor rotation was left unfinished (`oxlink identity rotate-anchor`).
+async fn rotation(client: &Client, ns: &str) -> Outcome {
+    let annotation = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_metadata_opt(cp::TRUST_ROOTS_CONFIGMAP)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|m| m.metadata.annotations)
+        .and_then(|mut a| a.remove(oxlink_crds::names::annotations::ANCHOR_ROTATION));
+    Outcome::new(
+        "no trust anchor rotation is left unfinished",
+        "l5d-identity-trust-anchor-rotation",
+        crate::identity::rotate::check_rotation(annotation.as_deref()),
     )
+    .warn_only()
 }
 
 /// The checks of `linkerd-identity`, given what was loaded.

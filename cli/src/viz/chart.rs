@@ -98,8 +98,12 @@ impl InstallArgs {
 impl UninstallArgs {
     /// Like `linkerd viz uninstall`: every cluster-wide object labelled
     /// `linkerd.io/extension=viz` (the Namespace takes everything inside it along).
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
-        let objects = cluster::block_on(cluster::extension_objects())?;
+    pub(crate) fn run(
+        self,
+        cluster_args: &crate::client::ClusterArgs,
+        out: &mut impl Write,
+    ) -> Result<()> {
+        let objects = cluster::block_on(cluster::extension_objects(cluster_args))?;
         if objects.is_empty() {
             anyhow::bail!(
                 "the linkerd-viz extension is not installed: no object is labelled linkerd.io/extension=viz"

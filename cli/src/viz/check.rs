@@ -6,6 +6,7 @@ use super::{
     cluster::{self, Prometheus},
 };
 use crate::check::report::{self, Category, Outcome, Output};
+use crate::client::ClusterArgs;
 use anyhow::Result;
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -42,11 +43,11 @@ impl std::fmt::Display for VizChecksFailed {
 
 impl std::error::Error for VizChecksFailed {}
 
-pub(crate) fn run(args: CheckArgs, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(args: CheckArgs, cluster_args: &ClusterArgs, out: &mut impl Write) -> Result<()> {
     let categories = cluster::block_on(async {
         let deadline = Instant::now() + args.wait;
         loop {
-            let c = vec![checks().await];
+            let c = vec![checks(cluster_args).await];
             if report::success(&c) || Instant::now() >= deadline {
                 return Ok(c);
             }
@@ -208,9 +209,9 @@ async fn self_check(client: &Client) -> Result<(), String> {
     }
 }
 
-async fn checks() -> Category {
+async fn checks(cluster_args: &ClusterArgs) -> Category {
     const CATEGORY: &str = "linkerd-viz";
-    let client = match cluster::client().await {
+    let client = match cluster::client(cluster_args).await {
         Ok(c) => c,
         Err(e) => {
             return Category::new(

@@ -17,15 +17,14 @@ use oxlink_viz::{Kind, prom, stat::Listed};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+use crate::client::ClusterArgs;
 pub(crate) use crate::install::cluster::block_on;
 
 /// The Service of the extension's Prometheus and its port.
 const PROMETHEUS_SERVICE: &str = "prometheus:9090";
 
-pub(crate) async fn client() -> Result<Client> {
-    oxlink_kube::infer()
-        .await
-        .context("connecting to the cluster")
+pub(crate) async fn client(cluster: &ClusterArgs) -> Result<Client> {
+    cluster.client().await
 }
 
 /// Percent-encodes a query-string value (RFC 3986 unreserved characters pass).
@@ -355,8 +354,10 @@ pub(crate) async fn services_of(
 }
 
 /// The extension's cluster-wide objects (apiVersion, kind, name), labelled `linkerd.io/extension=viz`.
-pub(crate) async fn extension_objects() -> Result<Vec<(String, String, String)>> {
-    let client = client().await?;
+pub(crate) async fn extension_objects(
+    cluster: &ClusterArgs,
+) -> Result<Vec<(String, String, String)>> {
+    let client = client(cluster).await?;
     let lp = ListParams::default().labels(&format!("{}={}", EXTENSION_LABEL.0, EXTENSION_LABEL.1));
     let mut out = Vec::new();
     for n in Api::<ClusterRole>::all(client.clone())

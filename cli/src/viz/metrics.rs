@@ -2,6 +2,7 @@
 //! answers of the extension's Prometheus and the pods Kubernetes lists, printed as Linkerd does.
 
 use super::cluster::{self, Prometheus};
+use crate::client::ClusterArgs;
 use anyhow::{Result, bail};
 use oxlink_viz::{
     Kind, Output, Resource, Window, edges, promql, routes,
@@ -127,11 +128,11 @@ impl StatArgs {
             .collect()
     }
 
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
+    pub(crate) fn run(self, cluster_args: &ClusterArgs, out: &mut impl Write) -> Result<()> {
         let queries = self.queries()?;
         let namespace = (!self.all_namespaces).then_some(self.namespace.as_str());
         let rows = cluster::block_on(async {
-            let client = cluster::client().await?;
+            let client = cluster::client(cluster_args).await?;
             let prom = Prometheus::new(client.clone());
             let mut rows = Vec::new();
             for (target, q) in &queries {
@@ -229,11 +230,11 @@ impl RoutesArgs {
         )?)
     }
 
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
+    pub(crate) fn run(self, cluster_args: &ClusterArgs, out: &mut impl Write) -> Result<()> {
         let (target, to) = self.resources()?;
         let name = target.name.clone().unwrap_or_default();
         let rows = cluster::block_on(async {
-            let client = cluster::client().await?;
+            let client = cluster::client(cluster_args).await?;
             // The Services whose profiles name the routes: those in front of the target
             // (inbound), or the `--to` Service (or those in front of the `--to` workload).
             let (profile_ns, services) = match &to {
@@ -306,10 +307,10 @@ impl EdgesArgs {
         Ok((r.kind, promql::edges(r.kind, namespace)?))
     }
 
-    pub(crate) fn run(self, out: &mut impl Write) -> Result<()> {
+    pub(crate) fn run(self, cluster_args: &ClusterArgs, out: &mut impl Write) -> Result<()> {
         let (kind, q) = self.queries()?;
         let edges = cluster::block_on(async {
-            let prom = Prometheus::new(cluster::client().await?);
+            let prom = Prometheus::new(cluster::client(cluster_args).await?);
             let mut a = prom.queries(&[&q.outbound, &q.inbound]).await?.into_iter();
             let outbound = a.next().unwrap_or_default();
             let inbound = a.next().unwrap_or_default();

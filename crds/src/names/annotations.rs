@@ -248,3 +248,12 @@ pub const RETRY_TIMEOUT: &str = "retry.linkerd.io/timeout";
 /// On a CRD of a `*.k8s.io` group: where the API was approved (the API server rejects such a
 /// CRD without it).
 pub const API_APPROVED: &str = "api-approved.kubernetes.io";
+/// On a pod template: when `kubectl rollout restart` (and `oxlink identity rotate-anchor`)
+/// last asked for new pods.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+// === oxlink ===
+
+/// On ConfigMap `linkerd-identity-trust-roots`: the state of a trust-anchor rotation (JSON),
+/// written by `oxlink identity rotate-anchor` so that an interrupted rotation resumes.
+pub const ANCHOR_ROTATION: &str = "oxlink.io/anchor-rotation";

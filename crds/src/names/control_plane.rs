@@ -56,6 +56,8 @@ pub const CA_CRT_KEY: &str = "ca.crt";
 pub const TRUST_ROOTS_CONFIGMAP: &str = "linkerd-identity-trust-roots";
 /// Key of the PEM bundle in [`TRUST_ROOTS_CONFIGMAP`].
 pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
+/// Secret holding the next issuer (`crt.pem`, `key.pem`) while a trust-anchor rotation runs.
+pub const NEXT_ISSUER_SECRET: &str = "oxlink-identity-issuer-next";
 
 /// Audience of the ServiceAccount tokens proxies present to Certify.
 pub const IDENTITY_TOKEN_AUDIENCE: &str = "identity.l5d.io";

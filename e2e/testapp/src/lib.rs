@@ -60,7 +60,10 @@ impl Cli {
         } = self;
         let pod = pod_name_from(pod_name, hostname);
         match command {
-            Command::Serve(args) => until_shutdown(args.run(bind_ip, pod)).await,
+            Command::Serve(args) => {
+                let delay = args.shutdown_delay;
+                until_shutdown_after(delay, args.run(bind_ip, pod)).await
+            }
             Command::Todobackend(args) => until_shutdown(args.run(bind_ip, pod)).await,
             Command::Todoui(args) => until_shutdown(args.run(bind_ip, pod)).await,
             Command::Postgres(args) => until_shutdown(args.run(bind_ip)).await,
@@ -77,6 +80,25 @@ async fn until_shutdown(command: impl Future<Output = anyhow::Result<()>>) -> an
         result = command => result,
         () = shutdown() => Ok(()),
     }
+}
+
+/// Runs `command` until it ends, or until `delay` after SIGINT/SIGTERM.
+async fn until_shutdown_after(
+    delay: Option<std::time::Duration>,
+    command: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::pin!(command);
+    tokio::select! {
+        result = &mut command => return result,
+        () = shutdown() => {}
+    }
+    if let Some(delay) = delay {
+        tokio::select! {
+            result = &mut command => return result,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    Ok(())
 }
 
 /// `POD_NAME`, else `HOSTNAME`, else the kernel's hostname (of this UTS namespace).

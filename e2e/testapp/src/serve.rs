@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Port to serve HTTP/1.1 and h2c on (repeatable or comma-separated; default 8080).
     #[arg(long = "http", value_name = "PORT", value_delimiter = ',')]
     pub http: Vec<u16>,
+    /// After SIGTERM, go on serving this long before stopping (what a preStop sleep gives an
+    /// app: time to leave the Service's endpoints), e.g. `2s`.
+    #[arg(long, value_name = "D", value_parser = args::duration)]
+    pub shutdown_delay: Option<Duration>,
     #[command(flatten)]
     pub behaviour: BehaviourArgs,
 }
@@ -92,7 +96,11 @@ struct Echo<'a> {
 impl ServeArgs {
     /// Serves until the process ends.
     pub async fn run(self, ip: IpAddr, pod: String) -> anyhow::Result<()> {
-        let Self { http, behaviour } = self;
+        let Self {
+            http,
+            shutdown_delay: _,
+            behaviour,
+        } = self;
         let ports = if http.is_empty() { vec![8080] } else { http };
         let addrs: Vec<_> = ports.iter().map(|&p| SocketAddr::new(ip, p)).collect();
         let serving = Serving::start(&addrs, pod, behaviour).await?;
