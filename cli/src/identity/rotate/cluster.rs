@@ -252,8 +252,19 @@ pub(crate) async fn meshed_pods(client: &Client, ns: &str) -> Result<Vec<Pod>> {
         .items;
     Ok(pods
         .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && has_proxy(p))
         .collect())
+}
+
+/// Whether the pod runs a `linkerd-proxy` container (as a native sidecar or not): our
+/// controllers carry the control-plane label but serve mesh TLS themselves, without a proxy.
+pub(super) fn has_proxy(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .any(|c| c.name == oxlink_crds::names::proxy::PROXY_CONTAINER)
+    })
 }
 
 /// The workloads that own meshed pods (from the injector's `linkerd.io/proxy-*` labels), and

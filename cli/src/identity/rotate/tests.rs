@@ -529,3 +529,23 @@ fn rewritten_values_still_parse_for_the_injector_and_the_cli() {
     );
     assert_eq!(back["proxy"]["gid"], v["proxy"]["gid"]);
 }
+
+/// Only pods that run a proxy (native sidecar or container) have a certificate to check; the
+/// controllers carry the control-plane label without one.
+#[test]
+fn only_pods_with_a_proxy_container_are_checked() {
+    let pod = |spec: serde_json::Value| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec}))
+            .unwrap()
+    };
+    let native = pod(serde_json::json!({
+        "initContainers": [{"name": "linkerd-init"}, {"name": "linkerd-proxy", "restartPolicy": "Always"}],
+        "containers": [{"name": "app"}]
+    }));
+    let classic =
+        pod(serde_json::json!({"containers": [{"name": "linkerd-proxy"}, {"name": "app"}]}));
+    let controller = pod(serde_json::json!({"containers": [{"name": "identity"}]}));
+    assert!(super::cluster::has_proxy(&native));
+    assert!(super::cluster::has_proxy(&classic));
+    assert!(!super::cluster::has_proxy(&controller));
+}
