@@ -15,8 +15,10 @@ use k8s_openapi::{
     jiff::{SignedDuration, Timestamp},
 };
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use std::{collections::HashMap, sync::Arc};
-use tokio::sync::Mutex;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 /// How long a repeat counts on the first Event rather than starting a new one (client-go's
 /// series window for `events.k8s.io/v1`).
@@ -94,22 +96,29 @@ impl Recorder {
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), namespace);
-        // Held across the request so that two repeats cannot both create a first Event.
-        let mut recent = self.recent.lock().await;
-        recent.retain(|_, e| last_seen(e).is_some_and(|t| t + SERIES_WINDOW > now));
-        match recent.get_mut(&key) {
-            Some(previous) => {
+        // The cache is only touched between requests, never held across one: publishing runs
+        // on the hot paths' spawned tasks, which must not queue behind the API server. (Two
+        // first sightings at the same moment may then create two Events; a repeat after that
+        // counts on the one cached last.)
+        let repeat = {
+            let mut recent = self.recent.lock().expect("events cache lock");
+            recent.retain(|_, e| last_seen(e).is_some_and(|t| t + SERIES_WINDOW > now));
+            recent.get_mut(&key).map(|previous| {
                 let count = previous.series.as_ref().map_or(2, |s| s.count + 1);
                 let series = EventSeries {
                     count,
                     last_observed_time: MicroTime(now),
                 };
+                previous.series = Some(series.clone());
+                (previous.metadata.name.clone().unwrap_or_default(), series)
+            })
+        };
+        match repeat {
+            Some((name, series)) => {
                 let patch = serde_json::json!({ "series": series });
-                let name = previous.metadata.name.clone().unwrap_or_default();
                 events
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
-                previous.series = Some(series);
             }
             None => {
                 let created = events
@@ -118,7 +127,8 @@ impl Recorder {
                         &self.new_event(event, note, regarding, now),
                     )
                     .await?;
-                if recent.len() >= MAX_CACHED {
+                let mut recent = self.recent.lock().expect("events cache lock");
+                if recent.len() >= MAX_CACHED && !recent.contains_key(&key) {
                     let oldest = recent
                         .iter()
                         .min_by_key(|(_, e)| last_seen(e))
