@@ -141,10 +141,9 @@ pub async fn spawn(
     } else {
         let keys = Arc::new(IssuerKeys::new(ApiServerKeys::new(client.clone())));
         let bound = Arc::new(BoundObjects::default());
-        let [service_accounts, pods]: [_; 2] =
-            bound.spawn(client.clone()).try_into().expect("two watches");
-        tasks.adopt("the ServiceAccount metadata watch", service_accounts);
-        tasks.adopt("the Pod metadata watch", pods);
+        for (name, task) in bound.spawn(client.clone()) {
+            tasks.adopt(name, task);
+        }
         let k = keys.clone();
         tasks.background("the service-account issuer keys refresh", async move {
             loop {

@@ -51,7 +51,11 @@ pub(crate) async fn run(n: usize, connections: usize) -> anyhow::Result<()> {
             let keys = Arc::new(IssuerKeys::new(ApiServerKeys::new(client.clone())));
             keys.refresh().await.map_err(|e| anyhow::anyhow!(e))?;
             let bound = Arc::new(BoundObjects::default());
-            let tasks = bound.spawn(client.clone());
+            let tasks: Vec<_> = bound
+                .spawn(client.clone())
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
             while !bound.synced() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -63,23 +63,32 @@ pub struct BoundObjects {
 // === impl BoundObjects ===
 
 impl BoundObjects {
-    /// Watches ServiceAccounts and Pods of every namespace (metadata only) until the returned
-    /// tasks are dropped.
-    pub fn spawn(self: &Arc<Self>, client: kube::Client) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Watches ServiceAccounts and Pods of every namespace (metadata only); the two tasks, each
+    /// with its name.
+    pub fn spawn(
+        self: &Arc<Self>,
+        client: kube::Client,
+    ) -> [(&'static str, tokio::task::JoinHandle<()>); 2] {
         let sas = self.clone();
         let pods = self.clone();
         let c = client.clone();
-        vec![
-            tokio::spawn(async move {
-                sas.service_accounts
-                    .run(Api::<PartialObjectMeta<ServiceAccount>>::all(c))
-                    .await
-            }),
-            tokio::spawn(async move {
-                pods.pods
-                    .run(Api::<PartialObjectMeta<Pod>>::all(client))
-                    .await
-            }),
+        [
+            (
+                "the ServiceAccount metadata watch",
+                tokio::spawn(async move {
+                    sas.service_accounts
+                        .run(Api::<PartialObjectMeta<ServiceAccount>>::all(c))
+                        .await
+                }),
+            ),
+            (
+                "the Pod metadata watch",
+                tokio::spawn(async move {
+                    pods.pods
+                        .run(Api::<PartialObjectMeta<Pod>>::all(client))
+                        .await
+                }),
+            ),
         ]
     }
 
