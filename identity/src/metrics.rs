@@ -128,7 +128,8 @@ impl Metrics {
         let seconds = issuer
             .current()
             .and_then(|i| {
-                i.not_after()
+                i.credentials()
+                    .not_after()
                     .duration_since(std::time::SystemTime::now())
                     .ok()
             })

@@ -19,7 +19,9 @@ use oxlink_admin::{
     serve_admin,
 };
 use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
-use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
+use oxlink_tls::{
+    IssuancePolicy, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config,
+};
 use prometheus_client::registry::Registry;
 use std::{
     future::Future,
@@ -36,7 +38,8 @@ pub struct Config {
     /// namespace part of every identity.
     pub namespace: String,
     pub trust_domain: String,
-    pub issuer: IssuerConfig,
+    /// How issued leaves are dated.
+    pub issuance: IssuancePolicy,
     /// Serve h2c instead of TLS (behind a proxy sidecar).
     pub plaintext: bool,
     /// The gRPC listener's limits.
@@ -115,7 +118,7 @@ pub async fn spawn(
     let watch = IssuerWatch::new(
         issuer.clone(),
         anchors.clone(),
-        config.issuer,
+        config.issuance,
         events.clone(),
     );
     let (ns, c) = (config.namespace.clone(), client.clone());
@@ -157,7 +160,7 @@ pub async fn spawn(
             keys.clone(),
             bound.clone(),
             reviewer,
-            config.issuer.clock_skew,
+            config.issuance.clock_skew,
             metrics.clone(),
         );
         (Tokens::Local(local), Some(LocalState { keys, bound }))
