@@ -2,10 +2,10 @@
 //! issuer, and the admission webhooks' serving certificates, judged as `linkerd check` does.
 
 use super::{
-    algorithm,
     checks::message,
     report::{Category, Outcome},
 };
+use crate::algorithm;
 use k8s_openapi::api::{
     admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,

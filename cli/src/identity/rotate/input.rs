@@ -2,7 +2,7 @@
 //! cluster changes: the new trust anchor, and the issuer it signed.
 
 use super::state::anchor_id;
-use crate::check::algorithm;
+use crate::algorithm;
 use anyhow::{Context, Result, bail};
 use oxlink_tls::{ChainSummary, IssuerCredentials, TrustBundle, generate, pem, utc_rfc3339};
 use std::{
