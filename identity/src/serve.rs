@@ -181,7 +181,9 @@ pub async fn spawn(
         Some(listener) => {
             let addr = listener.local_addr().map_err(StartError::Addr)?;
             let (m, i) = (metrics.clone(), issuer.clone());
-            let refresh_expiry: ScrapeHook = Arc::new(move || m.refresh_issuer_expiry(&i));
+            let refresh_expiry: ScrapeHook = Arc::new(move || {
+                m.refresh_issuer_expiry(i.current().map(|i| i.credentials().not_after()))
+            });
             let admin = Admin {
                 registry: Arc::new(registry),
                 ready: ready.clone(),
