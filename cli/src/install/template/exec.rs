@@ -6,7 +6,7 @@ use super::{
     yaml::{self, go_number, sorted},
 };
 use oxlink_crds::names::encoding::base64;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// How deep `include`/`template` may nest before recursion is assumed.
 const MAX_DEPTH: usize = 64;
