@@ -238,6 +238,25 @@ fn tests_to(
     Ok(())
 }
 
+/// Whether process `pid` is running.
+pub(crate) fn alive(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends `sig` (`TERM`, `KILL`) to process `pid`, ignoring failure.
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,23 +379,4 @@ mod tests {
         assert_eq!(r.failures, ["x"]);
         assert_eq!(r.skips.len(), 1);
     }
-}
-
-/// Whether process `pid` is running.
-pub(crate) fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Sends `sig` (`TERM`, `KILL`) to process `pid`, ignoring failure.
-pub(crate) fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
 }
