@@ -85,15 +85,23 @@ pub fn expired_issuer() -> Issuer {
     Issuer::new(credentials, IssuancePolicy::default())
 }
 
-fn load(crt: &str, key: &str) -> Issuer {
-    let credentials = IssuerCredentials::from_pem(
+/// The credentials of [`ISSUER_CRT`] alone, without an issuance policy.
+pub fn issuer_credentials() -> IssuerCredentials {
+    credentials(ISSUER_CRT, ISSUER_KEY)
+}
+
+fn credentials(crt: &str, key: &str) -> IssuerCredentials {
+    IssuerCredentials::from_pem(
         crt.as_bytes(),
         key.as_bytes(),
         &anchors(),
         SystemTime::now(),
     )
-    .expect("the issuer fixture loads");
-    Issuer::new(credentials, IssuancePolicy::default())
+    .expect("the issuer fixture loads")
+}
+
+fn load(crt: &str, key: &str) -> Issuer {
+    Issuer::new(credentials(crt, key), IssuancePolicy::default())
 }
 
 /// A fresh P-256 key and a DER CSR for `name` (CN = DNS SAN = `name`), as a proxy makes them.

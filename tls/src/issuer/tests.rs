@@ -93,13 +93,7 @@ fn honours_configured_lifetimes() {
         lifetime: Duration::from_secs(3600),
         clock_skew: Duration::from_secs(5),
     };
-    let credentials = IssuerCredentials::from_pem(
-        fixtures::ISSUER_CRT.as_bytes(),
-        fixtures::ISSUER_KEY.as_bytes(),
-        &fixtures::anchors(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    let credentials = fixtures::issuer_credentials();
     let issuer = Issuer::new(credentials, policy);
     assert_eq!(issuer.policy(), policy);
     let now = SystemTime::now();
@@ -187,13 +181,7 @@ fn refuses_to_sign_once_the_issuer_has_expired() {
 
 #[test]
 fn a_longer_policy_is_still_capped_by_the_credentials() {
-    let credentials = IssuerCredentials::from_pem(
-        fixtures::ISSUER_CRT.as_bytes(),
-        fixtures::ISSUER_KEY.as_bytes(),
-        &fixtures::anchors(),
-        SystemTime::now(),
-    )
-    .unwrap();
+    let credentials = fixtures::issuer_credentials();
     let not_after = credentials.not_after();
     let policy = IssuancePolicy {
         lifetime: Duration::from_secs(1000 * 365 * 24 * 3600),
