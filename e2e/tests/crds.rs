@@ -929,7 +929,7 @@ async fn routes_and_rate_limits_match_linkerds_schemas() -> Result<()> {
                 json!([{"filters": [{"type": "RequestHeaderModifier"}]}]),
             )
             .await,
-            &["spec.rules[0].filters[0]", "type RequestHeaderModifier needs requestHeaderModifier"],
+            &["spec.rules[0].filters[0]", "requestHeaderModifier must be set when type is RequestHeaderModifier"],
         )?;
 
         // A rule's filters are RequestHeaderModifier or RequestRedirect; ResponseHeaderModifier

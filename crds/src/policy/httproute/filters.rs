@@ -11,15 +11,15 @@ use serde::{Deserialize, Serialize};
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.type != 'RequestHeaderModifier' || has(self.requestHeaderModifier)",
-        "message": "type RequestHeaderModifier needs requestHeaderModifier",
+        "message": "requestHeaderModifier must be set when type is RequestHeaderModifier",
     },
     {
         "rule": "self.type != 'ResponseHeaderModifier' || has(self.responseHeaderModifier)",
-        "message": "type ResponseHeaderModifier needs responseHeaderModifier",
+        "message": "responseHeaderModifier must be set when type is ResponseHeaderModifier",
     },
     {
         "rule": "self.type != 'RequestRedirect' || has(self.requestRedirect)",
-        "message": "type RequestRedirect needs requestRedirect",
+        "message": "requestRedirect must be set when type is RequestRedirect",
     },
 ]))]
 pub struct HttpRouteFilter {
@@ -128,11 +128,11 @@ pub enum RedirectScheme {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.type != 'ReplaceFullPath' || has(self.replaceFullPath)",
-        "message": "type ReplaceFullPath needs replaceFullPath",
+        "message": "replaceFullPath must be set when type is ReplaceFullPath",
     },
     {
         "rule": "self.type != 'ReplacePrefixMatch' || has(self.replacePrefixMatch)",
-        "message": "type ReplacePrefixMatch needs replacePrefixMatch",
+        "message": "replacePrefixMatch must be set when type is ReplacePrefixMatch",
     },
 ]))]
 pub struct HttpPathModifier {
