@@ -2,7 +2,7 @@
 //! Linkerd's words and output shapes (the tap API server's checks wait for a tap server).
 
 use super::{
-    chart::{self, EXTENSION_LABEL, NAMESPACE},
+    EXTENSION_LABEL, NAMESPACE, chart,
     cluster::{self, Prometheus},
 };
 use crate::check::report::{self, Category, Outcome, Output};

@@ -2,7 +2,7 @@
 //! ServiceProfiles behind `routes`, the extension's objects, and Prometheus' answers through the
 //! API server's Service proxy (`services/prometheus:9090/proxy`, as `kubectl proxy` reaches it).
 
-use super::chart::{EXTENSION_LABEL, NAMESPACE};
+use super::{EXTENSION_LABEL, NAMESPACE};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::{
     core::v1::{Namespace, Pod, Service},
