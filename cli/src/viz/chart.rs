@@ -35,6 +35,8 @@ templates![
     "namespace.yaml",
     "prometheus-rbac.yaml",
     "prometheus.yaml",
+    "tap-rbac.yaml",
+    "tap.yaml",
 ];
 
 #[derive(Debug, Args)]

@@ -111,8 +111,17 @@ async fn pods(client: &Client) -> Result<Vec<Pod>, String> {
 }
 
 fn injected(pods: &[Pod]) -> Result<(), String> {
+    // The tap server opts out: it speaks mesh TLS itself.
+    let opted_out = |p: &Pod| {
+        p.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(oxlink_crds::names::annotations::INJECT))
+            .is_some_and(|v| v == oxlink_crds::names::annotations::INJECT_DISABLED)
+    };
     let bare: Vec<&str> = pods
         .iter()
+        .filter(|p| !opted_out(p))
         .filter(|p| {
             !p.spec.as_ref().is_some_and(|s| {
                 s.containers
