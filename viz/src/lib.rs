@@ -5,8 +5,10 @@
 //! The crate is pure: [`resource`] parses Linkerd's resource words (`deploy/web`, `ns`,
 //! `svc/backend`); [`promql`] builds the queries Linkerd's metrics API sends for each flag;
 //! [`prom`] reads Prometheus' query answers; [`stat`], [`routes`] and [`edges`] turn samples into
-//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`). Talking to the
-//! cluster and to Prometheus is the caller's (the `oxlink` CLI's) business.
+//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`). [`tap`] is what a
+//! tap client asks the tap server and the events it gets back, printed as Linkerd's tap lines;
+//! [`top`] aggregates those events into `viz top`'s table. Talking to the cluster, Prometheus
+//! and the tap server is the caller's (the `oxlink` CLI's) business.
 
 pub mod edges;
 pub mod prom;
