@@ -1,7 +1,7 @@
 use super::*;
 use linkerd2_proxy_api::{
     net::TcpAddress,
-    tap::tap_event::{EndpointMeta, Http, http},
+    tap::tap_event::{EndpointMeta, Http, http as ev},
 };
 use oxlink_viz::Resource;
 
@@ -56,7 +56,7 @@ fn every_filter_must_hold() {
         m[3],
         r#match::Match::Http(r#match::Http {
             r#match: Some(r#match::http::Match::Method(HttpMethod::from(
-                http::Method::GET
+                ::http::Method::GET
             )))
         })
     );
@@ -81,9 +81,9 @@ fn proxy_events_become_linkerds_shape() {
         destination_meta: None,
         proxy_direction: ProxyDirection::Inbound as i32,
         event: Some(tap_event::Event::Http(Http {
-            event: Some(http::Event::RequestInit(http::RequestInit {
-                id: Some(http::StreamId { base: 6, stream: 0 }),
-                method: Some(HttpMethod::from(http::Method::POST)),
+            event: Some(ev::Event::RequestInit(ev::RequestInit {
+                id: Some(ev::StreamId { base: 6, stream: 0 }),
+                method: Some(HttpMethod::from(::http::Method::POST)),
                 scheme: Some(Scheme::from("http")),
                 authority: "todo.example".into(),
                 path: "/".into(),
@@ -100,8 +100,8 @@ fn proxy_events_become_linkerds_shape() {
     let end = ProtoEvent {
         proxy_direction: ProxyDirection::Outbound as i32,
         event: Some(tap_event::Event::Http(Http {
-            event: Some(http::Event::ResponseEnd(http::ResponseEnd {
-                id: Some(http::StreamId { base: 6, stream: 1 }),
+            event: Some(ev::Event::ResponseEnd(ev::ResponseEnd {
+                id: Some(ev::StreamId { base: 6, stream: 1 }),
                 since_request_init: Some(prost_types::Duration {
                     seconds: 1,
                     nanos: 2_000,
