@@ -1,6 +1,6 @@
 //! `oxlink-tap`'s command line.
 
-use crate::{Config, TapLimits, TapMetrics, serve};
+use crate::{Config, Server, TapLimits, TapMetrics, serve};
 use anyhow::Context;
 use clap::Parser;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -190,12 +190,14 @@ impl Args {
             "the tap API server",
             serve(
                 listener,
-                client,
-                tls,
-                config,
-                metrics,
-                connections.clone(),
-                limits,
+                Server {
+                    client,
+                    tls,
+                    config,
+                    metrics,
+                    connections: connections.clone(),
+                    limits,
+                },
                 tasks.signal(),
             ),
         );

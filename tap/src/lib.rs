@@ -24,5 +24,5 @@ mod server;
 
 pub use self::{
     args::Args,
-    server::{Config, TapLimits, TapMetrics, serve},
+    server::{Config, Server, TapLimits, TapMetrics, serve},
 };

@@ -93,7 +93,7 @@ pub fn observe_request(req: &TapRequest, limit: u32) -> ObserveRequest {
     }
     ObserveRequest {
         limit,
-        r#match: (!all.is_empty()).then(|| Match {
+        r#match: (!all.is_empty()).then_some(Match {
             r#match: Some(r#match::Match::All(Seq { matches: all })),
         }),
         extract: None,

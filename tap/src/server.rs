@@ -119,17 +119,27 @@ struct Shared {
     metrics: TapMetrics,
 }
 
+/// What the tap API server runs with.
+pub struct Server {
+    pub client: Client,
+    /// Mesh TLS to the proxies, presenting our certificate.
+    pub tls: Arc<ClientConfig>,
+    pub config: Config,
+    pub metrics: TapMetrics,
+    pub connections: ServerMetrics,
+    pub limits: Limits,
+}
+
 /// Serves the tap API on `listener` (HTTP/1) until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    client: Client,
-    tls: Arc<ClientConfig>,
-    config: Config,
-    metrics: TapMetrics,
-    connections: ServerMetrics,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, server: Server, shutdown: impl Future<Output = ()>) {
+    let Server {
+        client,
+        tls,
+        config,
+        metrics,
+        connections,
+        limits,
+    } = server;
     let shared = Arc::new(Shared {
         client,
         tls,
