@@ -270,7 +270,8 @@ async fn checks(cluster_args: &ClusterArgs) -> Category {
         Outcome::skipped(
             "tap API server has valid cert",
             "l5d-tap-cert-valid",
-            "no tap server yet",
+            "oxlink's tap server is reached through the API server's Service proxy, with no \
+             APIService certificate of its own",
         ),
     ];
     let pods = pods(&client).await;

@@ -174,7 +174,11 @@ fn prometheus_can_be_left_out_and_values_extend_it() {
     let o = objects(
         json!({"prometheus": {"enabled": false}, "prometheusUrl": "http://prom.monitoring:9090"}),
     );
-    assert!(o.is_empty(), "{o:?}");
+    assert!(
+        o.iter()
+            .all(|o| o["metadata"]["labels"]["component"] == "tap"),
+        "only the tap server is left: {o:?}"
+    );
     let o = objects(json!({
         "commonLabels": {"team": "mesh"},
         "prometheus": {"logFormat": "json", "args": {"web.enable-lifecycle": ""}},
