@@ -49,7 +49,8 @@ pub enum ProxyError {
 }
 
 /// The `Observe` request for a client's filters (Linkerd's tap API builds the same match):
-/// everything given must hold.
+/// everything given must hold. The proxy requires a match: without filters it is an empty
+/// `all`, which every request satisfies.
 pub fn observe_request(req: &TapRequest, limit: u32) -> ObserveRequest {
     let http = |m: r#match::http::Match| Match {
         r#match: Some(r#match::Match::Http(r#match::Http { r#match: Some(m) })),
@@ -93,7 +94,7 @@ pub fn observe_request(req: &TapRequest, limit: u32) -> ObserveRequest {
     }
     ObserveRequest {
         limit,
-        r#match: (!all.is_empty()).then_some(Match {
+        r#match: Some(Match {
             r#match: Some(r#match::Match::All(Seq { matches: all })),
         }),
         extract: None,

@@ -13,7 +13,10 @@ fn request() -> TapRequest {
 fn no_filter_matches_everything() {
     let o = observe_request(&request(), 7);
     assert_eq!(o.limit, 7);
-    assert!(o.r#match.is_none());
+    let Some(r#match::Match::All(Seq { matches })) = o.r#match.and_then(|m| m.r#match) else {
+        panic!("an All match: the proxy requires one");
+    };
+    assert!(matches.is_empty());
 }
 
 #[test]
