@@ -303,6 +303,38 @@ async fn tap(client: Client, ns: String) -> Result<()> {
         "{bad:?}"
     );
 
+    // The proxy serves tap to the tap server's identity only: a client without it is refused.
+    let anchors =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "linkerd")
+            .get("linkerd-identity-trust-roots")
+            .await?
+            .data
+            .and_then(|mut d| d.remove("ca-bundle.crt"))
+            .context("the trust anchors")?;
+    let anchors = oxlink_tls::TrustBundle::from_pem(anchors.as_bytes())?;
+    let anonymous = std::sync::Arc::new(oxlink_tls::client_config(
+        std::sync::Arc::new(oxlink_tls::ServingCert::default()),
+        &anchors,
+    )?);
+    let web_identity = format!("web.{ns}.serviceaccount.identity.linkerd.cluster.local");
+    let request = oxlink_viz::tap::TapRequest::new(oxlink_viz::Resource::parse("deploy/web")?, &ns);
+    let refused = async {
+        let mut tap =
+            oxlink_tap::proxy::connect(web_ip.parse()?, 4190, &web_identity, anonymous).await?;
+        let mut events = tap
+            .observe(oxlink_tap::proxy::observe_request(&request, 10))
+            .await?
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), events.message()).await?;
+        anyhow::Ok(first?.is_some())
+    }
+    .await;
+    eprintln!("tap without the tap identity: {refused:?}");
+    ensure!(
+        !matches!(refused, Ok(true)),
+        "web's proxy streamed tap events to a client without the tap server's identity"
+    );
+
     // top: rows by source and path, counted like the load generator counts.
     let before = sent(&load).await?;
     let t0 = std::time::Instant::now();
