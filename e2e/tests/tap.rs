@@ -329,10 +329,18 @@ async fn tap(client: Client, ns: String) -> Result<()> {
         anyhow::Ok(first?.is_some())
     }
     .await;
-    eprintln!("tap without the tap identity: {refused:?}");
+    let refused = refused.map_err(|e| format!("{e:?}"));
+    eprintln!(
+        "tap without the tap identity: {}",
+        refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.lines().next())
+            .unwrap_or("not refused")
+    );
     ensure!(
-        !matches!(refused, Ok(true)),
-        "web's proxy streamed tap events to a client without the tap server's identity"
+        matches!(&refused, Err(e) if e.contains("Unauthorized client")),
+        "web's proxy must refuse a tap client without the tap server's identity: {refused:?}"
     );
 
     // top: rows by source and path, counted like the load generator counts.
