@@ -1,12 +1,13 @@
-//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, and the metrics
+//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, the metrics
 //! commands `stat`, `routes` and `edges`, read from the extension's Prometheus (through the API
 //! server's Service proxy, so the CLI needs nothing but a kubeconfig) by the PromQL of
-//! `oxlink-viz`.
+//! `oxlink-viz`, and `tap` and `top`, read from the extension's tap server the same way.
 
 mod chart;
 mod check;
 mod cluster;
 mod metrics;
+mod tap;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -33,6 +34,10 @@ pub(crate) enum VizCommand {
     Routes(metrics::RoutesArgs),
     /// Display connections between resources, and Linkerd-proxied mTLS status.
     Edges(metrics::EdgesArgs),
+    /// Listen to a traffic stream.
+    Tap(tap::TapArgs),
+    /// Display sorted information about live traffic.
+    Top(tap::TopArgs),
 }
 
 pub(crate) fn run(
@@ -47,6 +52,8 @@ pub(crate) fn run(
         VizCommand::Stat(args) => args.run(cluster, out),
         VizCommand::Routes(args) => args.run(cluster, out),
         VizCommand::Edges(args) => args.run(cluster, out),
+        VizCommand::Tap(args) => args.run(cluster, out),
+        VizCommand::Top(args) => args.run(cluster, out),
     }
 }
 

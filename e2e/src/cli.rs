@@ -63,6 +63,31 @@ pub fn oxlink_binary(args: &[&str]) -> Result<BinaryRun> {
     })
 }
 
+/// Runs the built `oxlink` binary with `args` for `run_for` and then stops it (SIGKILL), as a
+/// user stops `viz tap` or `viz top` with Ctrl-C; what it printed until then. One that ends on
+/// its own before is not stopped.
+pub fn oxlink_binary_for(args: &[&str], run_for: std::time::Duration) -> Result<BinaryRun> {
+    let bin = binary()?;
+    let mut child = Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let until = std::time::Instant::now() + run_for;
+    while std::time::Instant::now() < until && child.try_wait()?.is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output()?;
+    Ok(BinaryRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// Runs a tool (helm, kubectl) with `stdin`, failing with its stderr.
 pub fn tool(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut child = Command::new(program)

@@ -256,6 +256,12 @@ fn proxy_env(cfg: &ProxyConfig, cp: ControlPlane<'_>, anchors: &str) -> Vec<Valu
             env::POLICY_SVC_NAME,
             cp.identity_of(cp::DESTINATION_SERVICE_ACCOUNT),
         ),
+        // What Linkerd's viz tap injector adds at admission, set here so that `oxlink inject`
+        // and the webhook agree: the proxy serves tap to the viz tap server only.
+        var(
+            env::TAP_SVC_NAME,
+            cp::tap_identity(cp.namespace, cp.trust_domain),
+        ),
     ]);
     if !cfg.access_log.is_empty() {
         out.push(var(env::ACCESS_LOG, &*cfg.access_log));

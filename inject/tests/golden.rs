@@ -344,6 +344,11 @@ const KNOWN_ENV_DIFFERENCES: &[(&str, &str)] = &[
         "- _pod_containerName",
         "HEAD's downward-API var for the proxy's trace attributes; not rendered yet",
     ),
+    (
+        "+ LINKERD2_PROXY_TAP_SVC_NAME",
+        "Linkerd's viz tap injector adds it at admission once viz is installed; our injection \
+         sets it always, so that `oxlink inject` and the webhook agree",
+    ),
 ];
 
 /// The default injection against Linkerd's facts, not against our own output: the proxy's env

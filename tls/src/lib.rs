@@ -31,10 +31,10 @@ pub use self::{
     issuer::{
         DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, IssuancePolicy, Issuer, Leaf,
     },
-    serving::{ServingCert, ServingError, server_config},
+    serving::{ServingCert, ServingError, client_config, server_config},
 };
 pub use rcgen::KeyPair;
 pub use rustls::{
-    ServerConfig,
+    ClientConfig, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer},
 };

@@ -3,7 +3,8 @@
 use crate::{bundle::TrustBundle, issuer::Leaf};
 use parking_lot::RwLock;
 use rustls::{
-    ServerConfig,
+    ClientConfig, ServerConfig,
+    client::ResolvesClientCert,
     crypto::ring as provider,
     pki_types::{CertificateDer, PrivateKeyDer},
     server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
@@ -55,6 +56,23 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A TLS 1.3 client configuration (ALPN `h2`) for mesh TLS to proxies: it presents `cert`
+/// (our mesh identity) and accepts servers whose chain leads to `anchors`; the caller names the
+/// identity it expects as the server name.
+pub fn client_config(
+    cert: Arc<ServingCert>,
+    anchors: &TrustBundle,
+) -> Result<ClientConfig, ServingError> {
+    let provider = Arc::new(provider::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(ServingError::Config)?
+        .with_root_certificates(anchors.root_store())
+        .with_client_cert_resolver(cert);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
 // === impl ServingCert ===
 
 impl ServingCert {
@@ -84,6 +102,17 @@ impl ServingCert {
 impl ResolvesServerCert for ServingCert {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.current.read().clone()
+    }
+}
+
+/// The same certificate serves as our client certificate when we connect to proxies.
+impl ResolvesClientCert for ServingCert {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.current.read().clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.is_set()
     }
 }
 

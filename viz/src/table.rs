@@ -10,7 +10,7 @@ const NONE: &str = "-";
 /// Lays out cells like Go's tabwriter as Linkerd configures it: the first `left` columns are
 /// padded on the right to their widest cell; every other column is right-aligned to its widest
 /// cell plus three spaces (`right`), or left-aligned with three spaces after it.
-fn layout(rows: &[Vec<String>], left: usize, right: bool) -> String {
+pub(crate) fn layout(rows: &[Vec<String>], left: usize, right: bool) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

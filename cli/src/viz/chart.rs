@@ -30,6 +30,8 @@ templates![
     "namespace.yaml",
     "prometheus-rbac.yaml",
     "prometheus.yaml",
+    "tap-rbac.yaml",
+    "tap.yaml",
 ];
 
 #[derive(Debug, Args)]

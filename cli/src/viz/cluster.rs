@@ -27,18 +27,7 @@ pub(crate) async fn client(cluster: &ClusterArgs) -> Result<Client> {
     cluster.client().await
 }
 
-/// Percent-encodes a query-string value (RFC 3986 unreserved characters pass).
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use oxlink_viz::encode;
 
 /// Sends instant queries to the extension's Prometheus.
 pub(crate) struct Prometheus {

@@ -56,3 +56,30 @@ pub const TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
 /// The label that exports a Service to other clusters (multicluster's default selector); as an
 /// annotation it is a mistake that `check --proxy` reports.
 pub const MULTICLUSTER_EXPORTED: &str = "mirror.linkerd.io/exported";
+
+/// The metric label and name of a pod's owner, as the proxies' metrics and tap events name it
+/// (`deployment`/`web`): its controller, with a ReplicaSet created by a Deployment reported as that
+/// Deployment, a Job as `k8s_job`.
+pub fn pod_owner(pod: &k8s_openapi::api::core::v1::Pod) -> Option<(String, String)> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    let hash = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(POD_TEMPLATE_HASH));
+    if owner.kind == "ReplicaSet"
+        && let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
+    {
+        return Some(("deployment".into(), deployment.into()));
+    }
+    let label = match owner.kind.as_str() {
+        "Job" => "k8s_job".to_string(),
+        kind => kind.to_lowercase(),
+    };
+    Some((label, owner.name.clone()))
+}

@@ -85,7 +85,7 @@ impl PodInfo {
             ("pod".to_string(), key.name.clone()),
             ("serviceaccount".to_string(), sa),
         ]);
-        if let Some((kind, name)) = owner(pod) {
+        if let Some((kind, name)) = labels::pod_owner(pod) {
             metric_labels.insert(kind, name);
         }
         if let Some(ns) = control_plane_ns {
@@ -145,32 +145,6 @@ impl PodInfo {
             },
         ))
     }
-}
-
-/// The metric label and name of the pod's owner: its controller, with a ReplicaSet created by a
-/// Deployment reported as that Deployment.
-fn owner(pod: &Pod) -> Option<(String, String)> {
-    let owner = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))?;
-    let hash = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(POD_TEMPLATE_HASH));
-    if owner.kind == "ReplicaSet"
-        && let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}")))
-    {
-        return Some(("deployment".into(), deployment.into()));
-    }
-    let label = match owner.kind.as_str() {
-        "Job" => "k8s_job".to_string(),
-        kind => kind.to_lowercase(),
-    };
-    Some((label, owner.name.clone()))
 }
 
 impl Index {

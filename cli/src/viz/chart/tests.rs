@@ -41,6 +41,43 @@ fn every_template_file_is_embedded() {
 }
 
 #[test]
+fn tap_runs_our_server_with_its_own_identity() {
+    let o = objects(json!({}));
+    find(&o, "ServiceAccount", "tap");
+    let svc = find(&o, "Service", "tap");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8088);
+    let deploy = find(&o, "Deployment", "tap");
+    let pod = &deploy["spec"]["template"];
+    // It speaks mesh TLS itself: no proxy in front of it.
+    assert_eq!(
+        pod["metadata"]["annotations"]["linkerd.io/inject"],
+        "disabled"
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "tap");
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["command"][0], "/oxlink-tap");
+    assert_eq!(c["image"], "oxlink:0.1.0");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--controller-namespace=linkerd"), "{args:?}");
+    assert!(args.contains(&"--max-rps=1000"), "{args:?}");
+    let token = &pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "identity.l5d.io");
+    let role = find(&o, "Role", "linkerd-linkerd-viz-tap-trust-roots");
+    assert_eq!(role["metadata"]["namespace"], "linkerd");
+    find(&o, "ClusterRoleBinding", "linkerd-linkerd-viz-tap");
+    assert!(
+        !objects(json!({"tap": {"enabled": false}}))
+            .iter()
+            .any(|o| o["metadata"]["name"] == "tap")
+    );
+}
+
+#[test]
 fn prometheus_has_linkerd_viz_names_and_labels() {
     let o = objects(json!({"installNamespace": true}));
     let ns = find(&o, "Namespace", NAMESPACE);
@@ -137,7 +174,11 @@ fn prometheus_can_be_left_out_and_values_extend_it() {
     let o = objects(
         json!({"prometheus": {"enabled": false}, "prometheusUrl": "http://prom.monitoring:9090"}),
     );
-    assert!(o.is_empty(), "{o:?}");
+    assert!(
+        o.iter()
+            .all(|o| o["metadata"]["labels"]["component"] == "tap"),
+        "only the tap server is left: {o:?}"
+    );
     let o = objects(json!({
         "commonLabels": {"team": "mesh"},
         "prometheus": {"logFormat": "json", "args": {"web.enable-lifecycle": ""}},

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    oxlink_tap::Args::parse_and_run()
+}
