@@ -260,7 +260,7 @@ fn proxy_env(cfg: &ProxyConfig, cp: ControlPlane<'_>, anchors: &str) -> Vec<Valu
         // and the webhook agree: the proxy serves tap to the viz tap server only.
         var(
             env::TAP_SVC_NAME,
-            cp::tap_identity(cp.namespace, cp.trust_domain),
+            names::identity::tap_identity(cp.namespace, cp.trust_domain),
         ),
     ]);
     if !cfg.access_log.is_empty() {

@@ -15,9 +15,9 @@ use oxlink_crds::{
     names::{
         control_plane::{
             IDENTITY_GRPC_PORT, IDENTITY_SERVICE, IDENTITY_SERVICE_ACCOUNT, PROXY_TAP_PORT,
-            TAP_ADMIN_PORT, TAP_PORT, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY, tap_identity,
+            TAP_ADMIN_PORT, TAP_PORT, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
         },
-        identity::service_account_identity,
+        identity::{service_account_identity, tap_identity},
         proxy::IDENTITY_TOKEN_PATH,
     },
 };

@@ -2,7 +2,7 @@
 //! Service proxy (`services/tap:8088/proxy/tap`), printed as Linkerd's lines or aggregated into
 //! Linkerd's live table.
 
-use super::chart::NAMESPACE;
+use super::NAMESPACE;
 use crate::client::ClusterArgs;
 use anyhow::{Context, Result, bail};
 use futures::{AsyncBufReadExt, StreamExt};

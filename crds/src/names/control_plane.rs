@@ -156,7 +156,7 @@ pub const GLOBAL_EGRESS_NETWORK_NAMESPACE: &str = "linkerd-egress";
 /// Namespace of the viz extension.
 pub const VIZ_NAMESPACE: &str = "linkerd-viz";
 /// The viz tap server's ServiceAccount, Deployment and Service. Proxies accept tap clients with
-/// this ServiceAccount's mesh identity only ([`tap_identity`]).
+/// this ServiceAccount's mesh identity only (`names::identity::tap_identity`).
 pub const TAP_SERVICE_ACCOUNT: &str = "tap";
 /// Port of the tap server's HTTP API (clients reach it through the API server's Service proxy).
 pub const TAP_PORT: u16 = 8088;
@@ -164,14 +164,3 @@ pub const TAP_PORT: u16 = 8088;
 pub const TAP_ADMIN_PORT: u16 = 9998;
 /// The proxy's tap port (its control listener, `LINKERD2_PROXY_CONTROL_LISTEN_ADDR`).
 pub const PROXY_TAP_PORT: u16 = 4190;
-
-/// The tap server's mesh identity, which every proxy is told to accept as its tap client
-/// (`LINKERD2_PROXY_TAP_SVC_NAME`): `tap.linkerd-viz.serviceaccount.identity.<ns>.<trust-domain>`.
-pub fn tap_identity(controller_ns: &str, trust_domain: &str) -> String {
-    super::identity::service_account_identity(
-        TAP_SERVICE_ACCOUNT,
-        VIZ_NAMESPACE,
-        controller_ns,
-        trust_domain,
-    )
-}

@@ -161,5 +161,5 @@ pub const IDENTITY_SPIRE_WORKLOAD_API_ADDRESS: &str =
 // === Extensions ===
 
 /// Identity of the viz tap server, the only client the proxy's tap port accepts; without it the
-/// proxy serves no tap. Set on every injected proxy (see `control_plane::tap_identity`).
+/// proxy serves no tap. Set on every injected proxy (see `identity::tap_identity`).
 pub const TAP_SVC_NAME: &str = "LINKERD2_PROXY_TAP_SVC_NAME";

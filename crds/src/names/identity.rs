@@ -1,6 +1,6 @@
 //! Mesh identity names: `<sa>.<ns>.serviceaccount.identity.<control-ns>.<trust-domain>`.
 
-use super::control_plane::IDENTITY_SERVICE_ACCOUNT_LABEL;
+use super::control_plane::{IDENTITY_SERVICE_ACCOUNT_LABEL, TAP_SERVICE_ACCOUNT, VIZ_NAMESPACE};
 
 /// The mesh identity of ServiceAccount `service_account` in `namespace`, in a mesh whose
 /// control plane runs in `control_namespace` with `trust_domain`.
@@ -29,6 +29,17 @@ pub fn identity_name(
     trust_domain: &str,
 ) -> String {
     format!("{name}.{namespace}.{kind}.identity.{control_namespace}.{trust_domain}")
+}
+
+/// The tap server's mesh identity, which every proxy is told to accept as its tap client
+/// (`LINKERD2_PROXY_TAP_SVC_NAME`): `tap.linkerd-viz.serviceaccount.identity.<ns>.<trust-domain>`.
+pub fn tap_identity(controller_ns: &str, trust_domain: &str) -> String {
+    service_account_identity(
+        TAP_SERVICE_ACCOUNT,
+        VIZ_NAMESPACE,
+        controller_ns,
+        trust_domain,
+    )
 }
 
 #[cfg(test)]
