@@ -5,9 +5,11 @@
 //! The crate is pure: [`resource`] parses Linkerd's resource words (`deploy/web`, `ns`,
 //! `svc/backend`); [`promql`] builds the queries Linkerd's metrics API sends for each flag;
 //! [`prom`] reads Prometheus' query answers; [`stat`], [`routes`] and [`edges`] turn samples into
-//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`). Talking to the
-//! cluster and to Prometheus is the caller's (the `oxlink` CLI's) business.
+//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`); [`api`] is the
+//! metrics API's requests (validated here, once) and JSON answers. Talking to the cluster and
+//! to Prometheus is the metrics API server's business (`oxlink-web`).
 
+pub mod api;
 pub mod edges;
 pub mod prom;
 pub mod promql;
