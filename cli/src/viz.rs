@@ -1,11 +1,12 @@
-//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, and the metrics
-//! commands `stat`, `routes` and `edges`, read from the extension's Prometheus (through the API
-//! server's Service proxy, so the CLI needs nothing but a kubeconfig) by the PromQL of
-//! `oxlink-viz`.
+//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, `dashboard`, and the
+//! metrics commands `stat`, `routes` and `edges`, answered by the extension's metrics API
+//! (`oxlink-web`, reached through the API server's Service proxy, so the CLI needs nothing but a
+//! kubeconfig) from the PromQL of `oxlink-viz`.
 
 mod chart;
 mod check;
 mod cluster;
+mod dashboard;
 mod metrics;
 
 use anyhow::Result;
@@ -28,6 +29,8 @@ pub(crate) enum VizCommand {
     Routes(metrics::RoutesArgs),
     /// Display connections between resources, and Linkerd-proxied mTLS status.
     Edges(metrics::EdgesArgs),
+    /// Open the Linkerd dashboard in a web browser.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 pub(crate) fn run(
@@ -42,6 +45,7 @@ pub(crate) fn run(
         VizCommand::Stat(args) => args.run(cluster, out),
         VizCommand::Routes(args) => args.run(cluster, out),
         VizCommand::Edges(args) => args.run(cluster, out),
+        VizCommand::Dashboard(args) => args.run(cluster, out),
     }
 }
 
