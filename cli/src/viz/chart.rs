@@ -35,6 +35,7 @@ templates![
     "namespace.yaml",
     "prometheus-rbac.yaml",
     "prometheus.yaml",
+    "web.yaml",
 ];
 
 #[derive(Debug, Args)]

@@ -33,10 +33,11 @@ pub struct Images {
 }
 
 /// The controller binaries the controller image holds.
-pub const CONTROLLERS: [&str; 3] = [
+pub const CONTROLLERS: [&str; 4] = [
     "oxlink-identity",
     "oxlink-destination",
     "oxlink-proxy-injector",
+    "oxlink-web",
 ];
 
 /// The name of the Prometheus server binary among the programs pods run.
