@@ -113,9 +113,14 @@ impl Web {
         let query = req.uri().query().unwrap_or_default();
         match path {
             STAT_PATH | ROUTES_PATH | EDGES_PATH | SELF_CHECK_PATH => self.api(path, query).await,
-            "/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
-            "/app.css" => asset("text/css; charset=utf-8", APP_CSS),
             p if is_page(p) => asset("text/html; charset=utf-8", INDEX_HTML),
+            // The page names its script and style relatively, so they are found beside every view.
+            p if p.strip_suffix("/app.js").is_some_and(is_view) => {
+                asset("text/javascript; charset=utf-8", APP_JS)
+            }
+            p if p.strip_suffix("/app.css").is_some_and(is_view) => {
+                asset("text/css; charset=utf-8", APP_CSS)
+            }
             p => status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -187,6 +192,12 @@ fn has_body<B>(req: &Request<B>) -> bool {
     h.contains_key(header::TRANSFER_ENCODING)
         || h.get(header::CONTENT_LENGTH)
             .is_some_and(|l| l.as_bytes() != b"0")
+}
+
+/// Where the page's relative links lead from a view: its directory (`/namespaces/NS/deployments`
+/// for a deployment), or the root.
+fn is_view(dir: &str) -> bool {
+    dir.is_empty() || is_page(dir) || is_page(&format!("{dir}/x"))
 }
 
 /// The dashboard's views, each served the same page: `/`, `/overview`, `/namespaces`,

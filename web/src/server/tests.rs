@@ -242,11 +242,22 @@ async fn pages_and_assets_are_served_and_other_paths_are_not() {
     assert!(body.contains("api(\"stat\""));
     let (code, head, _) = get(web, &req("/app.css", "localhost")).await;
     assert!(code == 200 && head.contains("text/css"));
+    // Relative links from every view find them.
+    for beside in [
+        "/namespaces/app.js",
+        "/namespaces/todo/app.js",
+        "/namespaces/todo/deployments/app.css",
+    ] {
+        let (code, _, _) = get(web, &req(beside, "localhost")).await;
+        assert_eq!(code, 200, "{beside}");
+    }
     for missing in [
         "/namespaces/todo/pods/x",
         "/namespaces//deployments/x",
         "/api/tap",
         "/etc/passwd",
+        "/etc/app.js",
+        "/namespaces/todo/pods/x/app.js",
     ] {
         let (code, _, body) = get(web, &req(missing, "localhost")).await;
         assert_eq!(code, 404, "{missing}: {body}");
