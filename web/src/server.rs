@@ -113,7 +113,6 @@ impl Web {
         let query = req.uri().query().unwrap_or_default();
         match path {
             STAT_PATH | ROUTES_PATH | EDGES_PATH | SELF_CHECK_PATH => self.api(path, query).await,
-            p if is_page(p) => asset("text/html; charset=utf-8", INDEX_HTML),
             // The page names its script and style relatively, so they are found beside every view.
             p if p.strip_suffix("/app.js").is_some_and(is_view) => {
                 asset("text/javascript; charset=utf-8", APP_JS)
@@ -121,6 +120,7 @@ impl Web {
             p if p.strip_suffix("/app.css").is_some_and(is_view) => {
                 asset("text/css; charset=utf-8", APP_CSS)
             }
+            p if is_page(p) => asset("text/html; charset=utf-8", INDEX_HTML),
             p => status(
                 StatusCode::NOT_FOUND,
                 "NotFound",

@@ -248,8 +248,9 @@ async fn pages_and_assets_are_served_and_other_paths_are_not() {
         "/namespaces/todo/app.js",
         "/namespaces/todo/deployments/app.css",
     ] {
-        let (code, _, _) = get(web, &req(beside, "localhost")).await;
+        let (code, head, _) = get(web, &req(beside, "localhost")).await;
         assert_eq!(code, 200, "{beside}");
+        assert!(!head.contains("text/html"), "{beside}: {head}");
     }
     for missing in [
         "/namespaces/todo/pods/x",
