@@ -35,18 +35,7 @@ pub struct App {
 impl App {
     /// The pod labelled `app=NAME`.
     pub fn pod(&self, app: &str) -> Result<Pod> {
-        self.pods
-            .iter()
-            .find(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some(app)
-            })
-            .cloned()
-            .with_context(|| format!("no {app} pod"))
+        dataplane::pod_by_app(&self.pods, app)
     }
 }
 

@@ -143,8 +143,12 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-fn encode(pairs: &[(&str, Option<&str>)]) -> String {
+/// `resource=…` for each resource word, then the pairs that have a value.
+fn encode(resources: &[String], pairs: &[(&str, Option<&str>)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
+    for r in resources {
+        s.append_pair("resource", r);
+    }
     for (k, v) in pairs {
         if let Some(v) = v {
             s.append_pair(k, v);
@@ -236,25 +240,18 @@ impl StatRequest {
 
     /// The request as a query string.
     pub fn to_query(&self) -> String {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for r in &self.resources {
-            s.append_pair("resource", r);
-        }
-        let rest = encode(&[
-            ("namespace", Some(&self.namespace)),
-            ("all_namespaces", self.all_namespaces.then_some("true")),
-            ("to", self.to.as_deref()),
-            ("to_namespace", self.to_namespace.as_deref()),
-            ("from", self.from.as_deref()),
-            ("from_namespace", self.from_namespace.as_deref()),
-            ("window", Some(self.window.as_str())),
-        ]);
-        let first = s.finish();
-        if first.is_empty() {
-            rest
-        } else {
-            format!("{first}&{rest}")
-        }
+        encode(
+            &self.resources,
+            &[
+                ("namespace", Some(&self.namespace)),
+                ("all_namespaces", self.all_namespaces.then_some("true")),
+                ("to", self.to.as_deref()),
+                ("to_namespace", self.to_namespace.as_deref()),
+                ("from", self.from.as_deref()),
+                ("from_namespace", self.from_namespace.as_deref()),
+                ("window", Some(self.window.as_str())),
+            ],
+        )
     }
 
     /// The request a query string carries, validated.
@@ -352,22 +349,15 @@ impl RoutesRequest {
     }
 
     pub fn to_query(&self) -> String {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for r in &self.resource {
-            s.append_pair("resource", r);
-        }
-        let rest = encode(&[
-            ("namespace", Some(&self.namespace)),
-            ("to", self.to.as_deref()),
-            ("to_namespace", self.to_namespace.as_deref()),
-            ("window", Some(self.window.as_str())),
-        ]);
-        let first = s.finish();
-        if first.is_empty() {
-            rest
-        } else {
-            format!("{first}&{rest}")
-        }
+        encode(
+            &self.resource,
+            &[
+                ("namespace", Some(&self.namespace)),
+                ("to", self.to.as_deref()),
+                ("to_namespace", self.to_namespace.as_deref()),
+                ("window", Some(self.window.as_str())),
+            ],
+        )
     }
 
     pub fn from_query(query: &str) -> Result<Self, RequestError> {
@@ -412,11 +402,13 @@ impl EdgesRequest {
     }
 
     pub fn to_query(&self) -> String {
-        encode(&[
-            ("resource", Some(&self.kind)),
-            ("namespace", Some(&self.namespace)),
-            ("all_namespaces", self.all_namespaces.then_some("true")),
-        ])
+        encode(
+            std::slice::from_ref(&self.kind),
+            &[
+                ("namespace", Some(&self.namespace)),
+                ("all_namespaces", self.all_namespaces.then_some("true")),
+            ],
+        )
     }
 
     pub fn from_query(query: &str) -> Result<Self, RequestError> {
