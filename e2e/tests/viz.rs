@@ -1,6 +1,7 @@
 //! `oxlink viz` on the real data plane: the viz chart's real Prometheus (built from its Go
 //! module, run by the pod runtime) scrapes the real proxies with Linkerd viz's relabelling, and
-//! `viz stat`, `viz routes` and `viz edges` read it while a meshed load generator sends steady
+//! `viz stat`, `viz routes` and `viz edges` read it through the metrics API (`oxlink-web`, run by
+//! the pod runtime as the chart's `web` pod) while a meshed load generator sends steady
 //! traffic to a server that fails exactly every 10th request.
 //!
 //! Also: `oxlink viz install` renders what `helm template` renders from `charts/oxlink-viz`.
