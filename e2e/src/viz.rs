@@ -142,8 +142,11 @@ pub async fn a_minute_of_traffic(ns: &str) -> Result<Value> {
         Duration::from_secs(150),
         || async {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let out: Value =
-                serde_json::from_str(&cli(&["viz", "stat", "deploy", "-n", ns, "-o", "json"])?)?;
+            // Until Prometheus and the metrics API are up, the command fails: try again.
+            let out: Value = match cli(&["viz", "stat", "deploy", "-n", ns, "-o", "json"]) {
+                Ok(text) => serde_json::from_str(&text)?,
+                Err(e) => return Ok(Err(Value::String(format!("{e:#}")))),
+            };
             let rps = row(&out, "web")?["rps"].as_f64().unwrap_or_default();
             // A full window of samples (ten scrapes) is there once the rate is near the offered 12/s.
             Ok(if t0.elapsed() > Duration::from_secs(60) && rps > 10.0 {

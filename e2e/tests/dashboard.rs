@@ -9,7 +9,7 @@ use kube::Client;
 use oxlink_e2e::{
     cli::oxlink_spawn,
     dataplane, eventually,
-    viz::{App, a_minute_of_traffic, load_counts, row, with_viz_app},
+    viz::{App, a_minute_of_traffic, cli, load_counts, row, with_viz_app},
     webdriver::{self, Browser},
 };
 use serde_json::Value;
@@ -112,6 +112,9 @@ fn artifacts() -> PathBuf {
 
 async fn dashboard(_client: Client, ns: String, app: App) -> Result<()> {
     let (load, stress) = (app.pod("load")?, app.pod("load-stress")?);
+    // The extension is up: Prometheus scrapes proxies and the metrics API reads it.
+    let check = cli(&["viz", "check", "--wait", "3m"]).context("oxlink viz check")?;
+    ensure!(check.contains("√ viz extension self-check"), "{check}");
     let before = (load_counts(&load).await?, load_counts(&stress).await?);
     let t0 = std::time::Instant::now();
     let stat = a_minute_of_traffic(&ns).await?;

@@ -30,6 +30,13 @@ pub enum QueryError {
     Timeout { url: String },
     #[error("Prometheus at {url} answered with more than {MAX_ANSWER_BYTES} bytes")]
     TooLarge { url: String },
+    /// An answer that is not Prometheus' JSON (a proxy's or a load balancer's error page).
+    #[error("Prometheus at {url} answered {status}: {body:?}")]
+    Status {
+        url: String,
+        status: http::StatusCode,
+        body: String,
+    },
     #[error(transparent)]
     Answer(#[from] prom::PromError),
 }
@@ -107,6 +114,7 @@ impl Prometheus {
                         error: error_chain(&e),
                     })?;
             // Prometheus answers errors (a bad query: 400, 422, 503) with its JSON body too.
+            let status = response.status();
             let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
@@ -123,7 +131,17 @@ impl Prometheus {
                     }
                 })?
                 .to_bytes();
-            Ok(prom::parse_vector(&String::from_utf8_lossy(&body))?)
+            let text = String::from_utf8_lossy(&body);
+            match prom::parse_vector(&text) {
+                Err(prom::PromError::Malformed(_)) if !status.is_success() => {
+                    Err(QueryError::Status {
+                        url: self.url.clone(),
+                        status,
+                        body: text.chars().take(200).collect(),
+                    })
+                }
+                answer => Ok(answer?),
+            }
         };
         tokio::time::timeout(QUERY_TIMEOUT, answer)
             .await
@@ -178,6 +196,29 @@ mod tests {
                 "Prometheus at http://127.0.0.1:{port} is not reachable"
             )),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_prometheus_json_is_named_with_its_status() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Something in front of Prometheus (a proxy without a backend) answers 503, empty.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let p = Prometheus::new(&format!("http://{addr}")).unwrap();
+        let err = p.query("up").await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("Prometheus at http://{addr} answered 503 Service Unavailable: \"\"")
         );
     }
 }
