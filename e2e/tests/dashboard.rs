@@ -33,8 +33,8 @@ fn dashboard_shows_the_meshed_workloads_in_chromium() -> Result<()> {
     with_viz_app("dashboard", dashboard)
 }
 
-/// The rows of the table `id` as the page rendered them: `data-name`, then each cell's
-/// `data-column` → {value, text}.
+/// The rows of the table `id` as the page rendered them: `row` (the row's `data-name`), then
+/// each cell's `data-column` → {value, text}.
 fn read_table(id: &str) -> String {
     format!(
         r#"const t = document.getElementById("{id}");
@@ -43,7 +43,7 @@ fn read_table(id: &str) -> String {
             return e ? {{error: e.textContent}} : null;
         }}
         return Array.from(t.querySelectorAll("tbody tr")).map(tr => {{
-            const o = {{name: tr.getAttribute("data-name")}};
+            const o = {{row: tr.getAttribute("data-name")}};
             tr.querySelectorAll("td[data-column]").forEach(td => {{
                 o[td.getAttribute("data-column")] = {{value: td.getAttribute("data-value"), text: td.textContent}};
             }});
@@ -54,7 +54,7 @@ fn read_table(id: &str) -> String {
 
 fn find<'a>(rows: &'a Value, name: &str) -> Result<&'a Value> {
     rows.as_array()
-        .and_then(|r| r.iter().find(|r| r["name"] == name))
+        .and_then(|r| r.iter().find(|r| r["row"] == name))
         .with_context(|| format!("no row {name} in {rows:#}"))
 }
 
