@@ -8,6 +8,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod algorithm;
 mod check;
 mod client;
 pub(crate) mod identity;

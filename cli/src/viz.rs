@@ -13,6 +13,13 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::io::Write;
 
+/// The extension's namespace and Helm release name, as Linkerd's.
+pub(crate) const NAMESPACE: &str = "linkerd-viz";
+/// The label every object of the extension carries.
+pub(crate) const EXTENSION_LABEL: (&str, &str) = ("linkerd.io/extension", "viz");
+/// The Deployment (and Service) of the dashboard and metrics API, as Linkerd names it.
+pub(crate) const WEB: &str = "web";
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum VizCommand {
     /// Output Kubernetes resources to install the linkerd-viz extension (pipe them to

@@ -3,7 +3,7 @@
 //! `oxlink install --crds` prints [`manifest`]; `cargo xtask codegen` writes [`chart_templates`]
 //! into the `oxlink-crds` chart. Both come from [`crds`], so they cannot disagree.
 
-use crate::{policy, service_profile, traffic_split, workload};
+use crate::{policy, served::Served, service_profile, traffic_split, workload};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     CustomResourceExt,
@@ -16,31 +16,6 @@ pub const GENERATED_HEADER: &str =
 
 /// Where the chart's generated templates live, relative to the workspace root.
 pub const CHART_TEMPLATES_DIR: &str = "charts/oxlink-crds/templates";
-
-/// A version served with the storage version's schema.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Served {
-    name: &'static str,
-    deprecation: Option<&'static str>,
-}
-
-// === impl Served ===
-
-impl Served {
-    pub(crate) const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            deprecation: None,
-        }
-    }
-
-    pub(crate) const fn deprecated(name: &'static str, warning: &'static str) -> Self {
-        Self {
-            name,
-            deprecation: Some(warning),
-        }
-    }
-}
 
 /// Every CRD oxlink installs, sorted by name.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -93,10 +68,10 @@ pub(crate) fn with_served<K: CustomResourceExt>(served: &[Served]) -> CustomReso
     for s in served {
         let mut crd = storage.clone();
         let version = &mut crd.spec.versions[0];
-        version.name = s.name.to_string();
+        version.name = s.name().to_string();
         version.storage = false;
-        version.deprecated = s.deprecation.map(|_| true);
-        version.deprecation_warning = s.deprecation.map(str::to_string);
+        version.deprecated = s.deprecation().map(|_| true);
+        version.deprecation_warning = s.deprecation().map(str::to_string);
         all.push(crd);
     }
     merged(all, &storage.spec.versions[0].name)

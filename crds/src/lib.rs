@@ -22,6 +22,7 @@ pub mod policy;
 pub mod ports;
 pub mod quantity;
 mod schema;
+mod served;
 pub mod service_profile;
 pub mod traffic_split;
 pub mod workload;

@@ -178,4 +178,4 @@ pub struct WeightedDst {
 }
 
 /// The older version of the resource, served with the same schema.
-pub(crate) const SERVED: &[crate::install::Served] = &[crate::install::Served::new("v1alpha1")];
+pub(crate) const SERVED: &[crate::served::Served] = &[crate::served::Served::new("v1alpha1")];

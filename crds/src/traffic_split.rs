@@ -2,7 +2,7 @@
 //!
 //! Served as `v1alpha1` (storage) and `v1alpha2`, with one schema.
 
-use crate::{install::Served, schema};
+use crate::{schema, served::Served};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -174,7 +174,7 @@ pub async fn start(admin: &Client, ns: &str, plaintext: bool) -> Result<Running>
         Config {
             namespace: ns.to_string(),
             trust_domain: "cluster.local".into(),
-            issuer: oxlink_tls::IssuerConfig::default(),
+            issuance: oxlink_tls::IssuancePolicy::default(),
             plaintext,
             limits: oxlink_admin::serve::Limits::GRPC,
             token_review_only: false,

@@ -340,7 +340,13 @@ async fn httproute_round_trips() -> Result<()> {
         let route: HttpRoute = round_trip(&client, &ns, "httproute.yaml").await?;
         let rule = &route.spec.rules[0];
         assert_eq!(rule.backend_refs.len(), 2);
-        assert_eq!(rule.filters.len(), 2);
+        // A rule's filters are RequestHeaderModifier or RequestRedirect in Linkerd's schema;
+        // ResponseHeaderModifier is a backend's.
+        assert_eq!(rule.filters.len(), 1);
+        assert_eq!(
+            rule.backend_refs[0].filters[0].kind,
+            oxlink_crds::policy::httproute::FilterType::ResponseHeaderModifier
+        );
         let timeouts = rule.timeouts.as_ref().context("timeouts")?;
         assert_eq!(timeouts.request.as_deref(), Some("10s"));
         Ok(())
@@ -817,6 +823,249 @@ async fn manifests_linkerd_accepts_are_accepted() -> Result<()> {
                 other => bail!("empty list {i}: expected a 422, got {other:?}"),
             }
         }
+        Ok(())
+    })
+    .await
+}
+
+/// Expects `result` to be a 422 whose message holds every one of `needles`.
+fn refused(what: &str, result: Result<DynamicObject, kube::Error>, needles: &[&str]) -> Result<()> {
+    match result {
+        Err(kube::Error::Api(s)) => {
+            ensure!(s.code == 422, "{what}: expected a 422, got {s:?}");
+            for needle in needles {
+                ensure!(
+                    s.message.contains(needle),
+                    "{what}: {:?} does not contain {needle:?}",
+                    s.message
+                );
+            }
+            Ok(())
+        }
+        other => bail!("{what}: expected a 422, got {other:?}"),
+    }
+}
+
+/// HTTPRoute and HTTPLocalRateLimitPolicy, each fixed difference from Linkerd's schemas (see
+/// the table in the oxlink-crds crate's docs): what Linkerd accepts is accepted, what it refuses
+/// is refused.
+#[tokio::test]
+async fn routes_and_rate_limits_match_linkerds_schemas() -> Result<()> {
+    install_crds()?;
+    with_temp_ns("crd-parity-routes", |client, ns| async move {
+        let route = |version: &str| {
+            (
+                format!("policy.linkerd.io/{version}"),
+                "HTTPRoute",
+                "httproutes",
+            )
+        };
+        const RATE_LIMIT: (&str, &str, &str) = (
+            "policy.linkerd.io/v1alpha1",
+            "HTTPLocalRateLimitPolicy",
+            "httplocalratelimitpolicies",
+        );
+        let create_route = |name: &str, version: &str, rules: Value| {
+            let (api_version, kind, plural) = route(version);
+            let (client, ns, name) = (client.clone(), ns.clone(), name.to_string());
+            async move {
+                create_as(
+                    &client,
+                    &ns,
+                    (&api_version, kind, plural),
+                    &name,
+                    json!({"spec": {"parentRefs": [{"group": "core", "kind": "Service", "name": "web", "port": 80}],
+                                    "rules": rules}}),
+                )
+                .await
+            }
+        };
+
+        // A path match without a type is a PathPrefix match, in every served version.
+        for version in ["v1alpha1", "v1beta1", "v1beta2", "v1beta3"] {
+            let created = create_route(
+                &format!("untyped-path-{version}"),
+                version,
+                json!([{"matches": [{"path": {"value": "/books"}}]}]),
+            )
+            .await
+            .with_context(|| format!("a {version} path without a type"))?;
+            assert_eq!(
+                created.data["spec"]["rules"][0]["matches"][0]["path"]["type"], "PathPrefix",
+                "{version}"
+            );
+        }
+        let read: HttpRoute = Api::namespaced(client.clone(), &ns)
+            .get("untyped-path-v1beta3")
+            .await?;
+        let path = read.spec.rules[0].matches[0].path.as_ref().context("path")?;
+        assert_eq!(
+            path.kind,
+            oxlink_crds::policy::httproute::PathMatchType::PathPrefix
+        );
+
+        // A filter's type names the settings it uses; settings of another type are ignored,
+        // not refused (Linkerd reads the filter by its type) ...
+        create_route(
+            "extra-settings",
+            "v1beta3",
+            json!([{"filters": [
+                {"type": "RequestHeaderModifier",
+                 "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]},
+                 "requestRedirect": {"scheme": "https"}},
+                {"type": "RequestRedirect",
+                 "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/a",
+                                              "replacePrefixMatch": "/b"}}},
+            ]}]),
+        )
+        .await
+        .context("filters with settings of another type")?;
+        // ... but the settings of its own type are required.
+        refused(
+            "a RequestHeaderModifier without its settings",
+            create_route(
+                "no-settings",
+                "v1beta3",
+                json!([{"filters": [{"type": "RequestHeaderModifier"}]}]),
+            )
+            .await,
+            &["spec.rules[0].filters[0]", "requestHeaderModifier must be set when type is RequestHeaderModifier"],
+        )?;
+
+        // A rule's filters are RequestHeaderModifier or RequestRedirect; ResponseHeaderModifier
+        // is a backend's filter only.
+        refused(
+            "a rule-level ResponseHeaderModifier",
+            create_route(
+                "rule-response-headers",
+                "v1beta3",
+                json!([{"filters": [{"type": "ResponseHeaderModifier",
+                                     "responseHeaderModifier": {"remove": ["x-a"]}}]}]),
+            )
+            .await,
+            &["spec.rules[0].filters", "ResponseHeaderModifier belongs in a backendRef's filters"],
+        )?;
+        create_route(
+            "backend-response-headers",
+            "v1beta3",
+            json!([{"backendRefs": [{"name": "web", "port": 80, "filters": [
+                {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"remove": ["x-a"]}}]}]}]),
+        )
+        .await
+        .context("a backend's ResponseHeaderModifier")?;
+
+        // Section names and redirect hostnames are DNS subdomains.
+        let (api_version, kind, plural) = route("v1beta3");
+        refused(
+            "a section name with an underscore",
+            create_as(
+                &client,
+                &ns,
+                (&api_version, kind, plural),
+                "bad-section",
+                json!({"spec": {"parentRefs": [{"group": "policy.linkerd.io", "kind": "Server",
+                                                 "name": "web", "sectionName": "Not_A_Section"}]}}),
+            )
+            .await,
+            &["spec.parentRefs[0].sectionName", "should match"],
+        )?;
+        refused(
+            "a redirect hostname with an underscore",
+            create_route(
+                "bad-redirect-host",
+                "v1beta3",
+                json!([{"filters": [{"type": "RequestRedirect",
+                                     "requestRedirect": {"hostname": "Bad_Host"}}]}]),
+            )
+            .await,
+            &["requestRedirect.hostname", "should match"],
+        )?;
+
+        // Header and query parameter lists name each header or parameter once.
+        let twice = json!([{"name": "x-a", "value": "1"}, {"name": "x-a", "value": "2"}]);
+        for (what, rules, field) in [
+            (
+                "a header matched twice",
+                json!([{"matches": [{"headers": twice}]}]),
+                "spec.rules[0].matches[0].headers[1]",
+            ),
+            (
+                "a query parameter matched twice",
+                json!([{"matches": [{"queryParams": twice}]}]),
+                "spec.rules[0].matches[0].queryParams[1]",
+            ),
+            (
+                "a header set twice",
+                json!([{"filters": [{"type": "RequestHeaderModifier",
+                                     "requestHeaderModifier": {"set": twice}}]}]),
+                "spec.rules[0].filters[0].requestHeaderModifier.set[1]",
+            ),
+            (
+                "a header added twice by a backend's filter",
+                json!([{"backendRefs": [{"name": "web", "port": 80, "filters": [
+                    {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": twice}}]}]}]),
+                "spec.rules[0].backendRefs[0].filters[0].responseHeaderModifier.add[1]",
+            ),
+        ] {
+            refused(
+                what,
+                create_route("twice", "v1beta3", rules).await,
+                &[field, "Duplicate value"],
+            )?;
+        }
+
+        // Rates are positive and fit a u32, as Linkerd reads them.
+        let server = json!({"group": "policy.linkerd.io", "kind": "Server", "name": "web"});
+        let rate_limit = |name: &str, spec: Value| {
+            let (client, ns, name) = (client.clone(), ns.clone(), name.to_string());
+            let mut spec = spec;
+            spec["targetRef"] = server.clone();
+            async move { create_as(&client, &ns, RATE_LIMIT, &name, json!({"spec": spec})).await }
+        };
+        rate_limit(
+            "largest",
+            json!({"total": {"requestsPerSecond": 4294967295u64},
+                   "identity": {"requestsPerSecond": 1}}),
+        )
+        .await
+        .context("the largest and smallest rates")?;
+        refused(
+            "a zero rate",
+            rate_limit("zero", json!({"total": {"requestsPerSecond": 0}})).await,
+            &["spec.total.requestsPerSecond", "greater than or equal to 1"],
+        )?;
+        refused(
+            "a rate above u32",
+            rate_limit(
+                "huge",
+                json!({"identity": {"requestsPerSecond": 4294967296u64}}),
+            )
+            .await,
+            &["spec.identity.requestsPerSecond", "less than or equal to"],
+        )?;
+        // An override's client namespace is a DNS label.
+        for (i, namespace) in [json!(""), json!("Not_A_Namespace"), json!("n".repeat(64))]
+            .into_iter()
+            .enumerate()
+        {
+            refused(
+                &format!("client namespace {namespace}"),
+                rate_limit(
+                    &format!("client-ns-{i}"),
+                    json!({"overrides": [{"requestsPerSecond": 5, "clientRefs": [
+                        {"kind": "ServiceAccount", "name": "a", "namespace": namespace}]}]}),
+                )
+                .await,
+                &["spec.overrides[0].clientRefs[0].namespace"],
+            )?;
+        }
+        rate_limit(
+            "client-ns",
+            json!({"overrides": [{"requestsPerSecond": 5, "clientRefs": [
+                {"kind": "ServiceAccount", "name": "a", "namespace": "ingress"}]}]}),
+        )
+        .await
+        .context("a client in another namespace")?;
         Ok(())
     })
     .await

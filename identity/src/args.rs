@@ -15,7 +15,7 @@ use oxlink_crds::duration::parse_duration;
 use oxlink_crds::names::control_plane::{
     IDENTITY_ADMIN_PORT, IDENTITY_GRPC_PORT, NAMESPACE, TRUST_DOMAIN,
 };
-use oxlink_tls::{DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, IssuerConfig};
+use oxlink_tls::{DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, IssuancePolicy};
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 /// The mesh certificate authority: answers linkerd2-proxy's Certify.
@@ -92,7 +92,7 @@ impl Args {
         let config = Config {
             namespace: controller_namespace,
             trust_domain: identity_trust_domain,
-            issuer: IssuerConfig {
+            issuance: IssuancePolicy {
                 lifetime: identity_issuance_lifetime.unwrap_or(DEFAULT_ISSUANCE_LIFETIME),
                 clock_skew: identity_clock_skew_allowance.unwrap_or(DEFAULT_CLOCK_SKEW_ALLOWANCE),
             },

@@ -68,7 +68,8 @@ impl IssuerState {
 
     /// Whether a Certify call at `now` could be answered: an issuer is loaded and valid.
     pub fn can_issue(&self, now: SystemTime) -> bool {
-        self.current().is_some_and(|i| i.check_valid(now).is_ok())
+        self.current()
+            .is_some_and(|i| i.credentials().check_valid(now).is_ok())
     }
 
     /// A receiver that sees every replacement (for the server's own certificate).
@@ -145,7 +146,7 @@ impl<V: ValidateToken> Certifier<V> {
         let csr = CertificateRequest::from_der(&req.csr).map_err(CertifyError::InvalidCsr)?;
 
         // 3. The issuer is still valid now.
-        if let Err(e) = issuer.check_valid(SystemTime::now()) {
+        if let Err(e) = issuer.credentials().check_valid(SystemTime::now()) {
             self.events.issuer_validation_failed(e.to_string());
             return Err(CertifyError::IssuerInvalid(e));
         }

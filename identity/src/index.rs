@@ -13,7 +13,9 @@ use oxlink_crds::names::control_plane::{
     IDENTITY_ISSUER_SECRET, ISSUER_CRT_KEY, ISSUER_KEY_KEY, ISSUER_SCHEME_KUBERNETES, TLS_CRT_KEY,
     TLS_KEY_KEY, TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY,
 };
-use oxlink_tls::{BundleError, Issuer, IssuerConfig, IssuerError, TrustBundle};
+use oxlink_tls::{
+    BundleError, IssuancePolicy, Issuer, IssuerCredentials, IssuerError, TrustBundle,
+};
 use std::time::{Duration, SystemTime};
 
 /// Why the issuer Secret or the trust roots could not be used.
@@ -43,15 +45,14 @@ pub async fn load_trust_roots(client: kube::Client, ns: &str) -> Result<TrustBun
     Ok(TrustBundle::from_pem(pem.as_bytes())?)
 }
 
-/// Loads an issuer from a Secret of either scheme: `kubernetes.io/tls` (`tls.crt`, `tls.key`;
+/// Loads the issuer's credentials from a Secret of either scheme: `kubernetes.io/tls` (`tls.crt`, `tls.key`;
 /// its `ca.crt` is not trusted here, the ConfigMap is) or `linkerd.io/tls` (`crt.pem`,
 /// `key.pem`). The scheme follows the Secret's type, then its keys.
 pub fn issuer_from_secret(
     secret: &Secret,
     anchors: &TrustBundle,
-    config: IssuerConfig,
     now: SystemTime,
-) -> Result<Issuer, SecretError> {
+) -> Result<IssuerCredentials, SecretError> {
     let data = secret.data.as_ref();
     let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
     let kubernetes = secret.type_.as_deref() == Some(ISSUER_SCHEME_KUBERNETES)
@@ -69,11 +70,10 @@ pub fn issuer_from_secret(
                 key,
             })
     };
-    Ok(Issuer::from_pem(
+    Ok(IssuerCredentials::from_pem(
         get(crt_key)?,
         get(key_key)?,
         anchors,
-        config,
         now,
     )?)
 }
@@ -82,7 +82,8 @@ pub fn issuer_from_secret(
 pub struct IssuerWatch {
     state: IssuerState,
     anchors: TrustBundle,
-    config: IssuerConfig,
+    /// How the leaves of every issuer loaded from the Secret are dated.
+    policy: IssuancePolicy,
     events: Events,
     /// The certificate and key bytes last seen, so that a resync of the same Secret is quiet.
     last_seen: Option<(Vec<u8>, Vec<u8>)>,
@@ -95,13 +96,13 @@ impl IssuerWatch {
     pub fn new(
         state: IssuerState,
         anchors: TrustBundle,
-        config: IssuerConfig,
+        policy: IssuancePolicy,
         events: Events,
     ) -> Self {
         Self {
             state,
             anchors,
-            config,
+            policy,
             events,
             last_seen: None,
             pending: None,
@@ -146,12 +147,12 @@ impl IssuerWatch {
         }
         self.last_seen = Some(fingerprint);
         self.pending = None;
-        match issuer_from_secret(secret, &self.anchors, self.config, now) {
-            Ok(issuer) => {
-                let note = format!("Updated identity issuer {}", issuer.subject());
+        match issuer_from_secret(secret, &self.anchors, now) {
+            Ok(credentials) => {
+                let note = format!("Updated identity issuer {}", credentials.subject());
                 let first = self.state.current().is_none();
-                tracing::info!(subject = issuer.subject(), not_after = ?issuer.not_after(), "loaded the issuer");
-                self.state.set(issuer);
+                tracing::info!(subject = credentials.subject(), not_after = ?credentials.not_after(), "loaded the issuer");
+                self.state.set(Issuer::new(credentials, self.policy));
                 if !first {
                     self.events.issuer_updated(note);
                 }

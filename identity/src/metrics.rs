@@ -123,15 +123,11 @@ impl Metrics {
         self.certify.get_or_create(&ResultLabels { result }).get()
     }
 
-    /// Sets the issuer-expiry gauge from the issuer loaded now (0 when none is), at scrape time.
-    pub(crate) fn refresh_issuer_expiry(&self, issuer: &crate::IssuerState) {
-        let seconds = issuer
-            .current()
-            .and_then(|i| {
-                i.not_after()
-                    .duration_since(std::time::SystemTime::now())
-                    .ok()
-            })
+    /// Sets the issuer-expiry gauge from the expiry of the issuer loaded now (0 when none is),
+    /// at scrape time.
+    pub(crate) fn refresh_issuer_expiry(&self, not_after: Option<std::time::SystemTime>) {
+        let seconds = not_after
+            .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
             .map_or(0.0, |d| d.as_secs_f64());
         self.issuer_expiry.set(seconds);
     }

@@ -19,7 +19,9 @@ use oxlink_admin::{
     serve_admin,
 };
 use oxlink_crds::names::control_plane::IDENTITY_SERVICE_ACCOUNT;
-use oxlink_tls::{IssuerConfig, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config};
+use oxlink_tls::{
+    IssuancePolicy, KeyPair, PrivateKeyDer, ServingCert, ServingError, server_config,
+};
 use prometheus_client::registry::Registry;
 use std::{
     future::Future,
@@ -36,7 +38,8 @@ pub struct Config {
     /// namespace part of every identity.
     pub namespace: String,
     pub trust_domain: String,
-    pub issuer: IssuerConfig,
+    /// How issued leaves are dated.
+    pub issuance: IssuancePolicy,
     /// Serve h2c instead of TLS (behind a proxy sidecar).
     pub plaintext: bool,
     /// The gRPC listener's limits.
@@ -115,7 +118,7 @@ pub async fn spawn(
     let watch = IssuerWatch::new(
         issuer.clone(),
         anchors.clone(),
-        config.issuer,
+        config.issuance,
         events.clone(),
     );
     let (ns, c) = (config.namespace.clone(), client.clone());
@@ -157,7 +160,7 @@ pub async fn spawn(
             keys.clone(),
             bound.clone(),
             reviewer,
-            config.issuer.clock_skew,
+            config.issuance.clock_skew,
             metrics.clone(),
         );
         (Tokens::Local(local), Some(LocalState { keys, bound }))
@@ -178,7 +181,9 @@ pub async fn spawn(
         Some(listener) => {
             let addr = listener.local_addr().map_err(StartError::Addr)?;
             let (m, i) = (metrics.clone(), issuer.clone());
-            let refresh_expiry: ScrapeHook = Arc::new(move || m.refresh_issuer_expiry(&i));
+            let refresh_expiry: ScrapeHook = Arc::new(move || {
+                m.refresh_issuer_expiry(i.current().map(|i| i.credentials().not_after()))
+            });
             let admin = Admin {
                 registry: Arc::new(registry),
                 ready: ready.clone(),

@@ -108,7 +108,7 @@ impl TrustBundle {
         if parsed.is_empty() {
             return Err("no certificate".into());
         }
-        let path = crate::issuer::verify_path(&parsed, &anchors)?;
+        let path = verify_path(&parsed, &anchors)?;
         let t = unix(now);
         for cert in path {
             let v = cert.validity();
@@ -200,6 +200,42 @@ impl ChainSummary {
             is_ca: cert.is_ca(),
         })
     }
+}
+
+/// Walks from `chain[0]` through the rest of `chain` to one of `anchors`, checking each
+/// signature and that each signer is a CA. Returns the path, anchor included.
+pub(crate) fn verify_path<'c, 'a>(
+    chain: &'c [X509Certificate<'a>],
+    anchors: &'c [X509Certificate<'a>],
+) -> Result<Vec<&'c X509Certificate<'a>>, String> {
+    let mut current = &chain[0];
+    let mut path = vec![current];
+    // The issuer may itself be an anchor (Linkerd's CLI makes one root for both roles).
+    if anchors.iter().any(|a| a.as_raw() == current.as_raw()) {
+        return Ok(path);
+    }
+    for _ in 0..=chain.len() {
+        let signed_by = |c: &X509Certificate<'_>| {
+            c.subject() == current.issuer()
+                && current.verify_signature(Some(c.public_key())).is_ok()
+        };
+        if let Some(anchor) = anchors.iter().find(|a| signed_by(a)) {
+            path.push(anchor);
+            return Ok(path);
+        }
+        let Some(next) = chain[1..].iter().find(|c| signed_by(c) && c.is_ca()) else {
+            return Err(format!(
+                "no trust anchor or CA in the chain signed {}",
+                current.subject()
+            ));
+        };
+        if path.iter().any(|p| p.as_raw() == next.as_raw()) {
+            return Err("the chain loops".into());
+        }
+        path.push(next);
+        current = next;
+    }
+    Err("the chain is too long".into())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Everything is ECDSA P-256 except the RSA anchor, and valid from 2025 to 2125 except the
 //! expired issuer (2000–2001).
 
-use crate::{Issuer, IssuerConfig, TrustBundle};
+use crate::{IssuancePolicy, Issuer, IssuerCredentials, TrustBundle};
 use std::time::SystemTime;
 
 macro_rules! fixture {
@@ -71,15 +71,37 @@ pub fn issuer_2() -> Issuer {
     load(ISSUER_2_CRT, ISSUER_2_KEY)
 }
 
-fn load(crt: &str, key: &str) -> Issuer {
-    Issuer::from_pem(
+/// The issuer of [`EXPIRED_ISSUER_CRT`], loaded in 2000 while it was valid (trusted directly,
+/// since the anchor fixture is younger), as a server that has held it since then would.
+pub fn expired_issuer() -> Issuer {
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(960_000_000);
+    let credentials = IssuerCredentials::from_pem(
+        EXPIRED_ISSUER_CRT.as_bytes(),
+        EXPIRED_ISSUER_KEY.as_bytes(),
+        &TrustBundle::from_pem(EXPIRED_ISSUER_CRT.as_bytes()).expect("the fixture parses"),
+        then,
+    )
+    .expect("the expired issuer fixture loads at a time it was valid");
+    Issuer::new(credentials, IssuancePolicy::default())
+}
+
+/// The credentials of [`ISSUER_CRT`] alone, without an issuance policy.
+pub fn issuer_credentials() -> IssuerCredentials {
+    credentials(ISSUER_CRT, ISSUER_KEY)
+}
+
+fn credentials(crt: &str, key: &str) -> IssuerCredentials {
+    IssuerCredentials::from_pem(
         crt.as_bytes(),
         key.as_bytes(),
         &anchors(),
-        IssuerConfig::default(),
         SystemTime::now(),
     )
     .expect("the issuer fixture loads")
+}
+
+fn load(crt: &str, key: &str) -> Issuer {
+    Issuer::new(credentials(crt, key), IssuancePolicy::default())
 }
 
 /// A fresh P-256 key and a DER CSR for `name` (CN = DNS SAN = `name`), as a proxy makes them.

@@ -2,7 +2,8 @@
 
 use crate::{
     bundle::{ChainSummary, TrustBundle},
-    issuer::{Issuer, IssuerConfig, IssuerError},
+    credentials::{IssuerCredentials, IssuerError},
+    issuer::DEFAULT_CLOCK_SKEW_ALLOWANCE,
     pem::{self, PemError},
     time::to_offset,
 };
@@ -89,11 +90,10 @@ pub fn issuer(
             reason: e.to_string(),
         })
     })?;
-    Issuer::from_pem(
+    IssuerCredentials::from_pem(
         generated.crt_pem.as_bytes(),
         generated.key_pem.as_bytes(),
         &bundle,
-        IssuerConfig::default(),
         now,
     )
     .map_err(GenerateError::Verify)?;
@@ -138,7 +138,7 @@ fn ca_params(
     now: SystemTime,
     constraints: BasicConstraints,
 ) -> CertificateParams {
-    let skew = IssuerConfig::default().clock_skew;
+    let skew = DEFAULT_CLOCK_SKEW_ALLOWANCE;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
@@ -177,14 +177,14 @@ mod tests {
         let anchor = trust_anchor(DEFAULT_ANCHOR_NAME, YEAR, now).unwrap();
         let issuer_ca = issuer(&anchor, DEFAULT_ISSUER_NAME, YEAR / 2, now).unwrap();
         let bundle = TrustBundle::from_pem(anchor.crt_pem.as_bytes()).unwrap();
-        let issuer = Issuer::from_pem(
+        let credentials = IssuerCredentials::from_pem(
             issuer_ca.crt_pem.as_bytes(),
             issuer_ca.key_pem.as_bytes(),
             &bundle,
-            IssuerConfig::default(),
             now,
         )
         .unwrap();
+        let issuer = crate::Issuer::new(credentials, crate::IssuancePolicy::default());
         let name = "web.default.serviceaccount.identity.linkerd.cluster.local";
         let csr = CertificateRequest::from_der(&fixtures::csr(name).1).unwrap();
         let leaf = issuer.sign(&csr, now).unwrap();

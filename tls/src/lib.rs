@@ -1,7 +1,8 @@
 //! Certificates and TLS for every oxlink server and for the mesh's certificate authority.
 //!
-//! This crate owns PEM/DER decoding and encoding, trust bundles, the identity issuer (loading a
-//! certificate chain and key, signing a proxy's CSR into a leaf certificate with Linkerd's
+//! This crate owns PEM/DER decoding and encoding, trust bundles, the identity issuer (its
+//! credentials, a certificate chain and key checked against the trust anchors, and the issuance
+//! policy under which it signs a proxy's CSR into a leaf certificate with Linkerd's
 //! validity rules), reloadable serving certificates for our gRPC and admission servers, and the
 //! Certify client our own servers use to obtain their mesh identity. Fixed test certificates
 //! live here too, behind a `test-util` feature, so that tests never mint their own.
@@ -9,6 +10,7 @@
 mod bundle;
 #[cfg(feature = "certify-client")]
 mod certify;
+mod credentials;
 mod csr;
 pub mod generate;
 mod issuer;
@@ -24,10 +26,10 @@ pub use self::certify::{CertifyClient, CertifyConfig, CertifyError, CertifyMetri
 pub use self::time::utc_rfc3339;
 pub use self::{
     bundle::{BundleError, ChainSummary, TrustBundle, VerifyError},
+    credentials::{IssuerCredentials, IssuerError},
     csr::{CertificateRequest, CsrError},
     issuer::{
-        DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, Issuer, IssuerConfig, IssuerError,
-        Leaf,
+        DEFAULT_CLOCK_SKEW_ALLOWANCE, DEFAULT_ISSUANCE_LIFETIME, IssuancePolicy, Issuer, Leaf,
     },
     serving::{ServingCert, ServingError, server_config},
 };

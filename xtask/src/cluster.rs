@@ -5,11 +5,14 @@
 //! background, and waits until the API server is ready and the controllers and simulated nodes
 //! are up. Every step is idempotent.
 
-use crate::{paths, pods, run};
+use crate::{
+    paths::{self, source_hash},
+    pods,
+    run::{self, alive, signal},
+};
 use anyhow::{Context, Result, bail};
 use std::{
     fs,
-    hash::{DefaultHasher, Hash, Hasher},
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -322,45 +325,6 @@ fn version_ldflags(version: &str) -> String {
     flags
 }
 
-/// A hash of a Go module's sources (go.mod, go.sum and the Go files) and build flags, naming its
-/// cached build (localkube's, Prometheus').
-pub(crate) fn source_hash(src: &Path, ldflags: &str) -> Result<u64> {
-    let mut files: Vec<PathBuf> = fs::read_dir(src)
-        .with_context(|| format!("reading {}", src.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "go")
-                || p.file_name()
-                    .is_some_and(|n| n == "go.mod" || n == "go.sum")
-        })
-        .collect();
-    files.sort();
-    let mut h = DefaultHasher::new();
-    ldflags.hash(&mut h);
-    for f in files {
-        f.file_name().hash(&mut h);
-        fs::read(&f)?.hash(&mut h);
-    }
-    Ok(h.finish())
-}
-
-pub(crate) fn alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-pub(crate) fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
-}
-
 fn log_tails(dir: &Path) -> String {
     let mut out = String::new();
     for name in [
@@ -448,13 +412,5 @@ mod tests {
         cluster.down().unwrap();
         assert!(!dir.join("pid").exists(), "the stale pid file is removed");
         fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn the_build_cache_key_changes_with_the_flags() {
-        let src = paths::workspace().join("e2e").join("localkube");
-        let a = source_hash(&src, "-ldflags=a").unwrap();
-        assert_eq!(a, source_hash(&src, "-ldflags=a").unwrap());
-        assert_ne!(a, source_hash(&src, "-ldflags=b").unwrap());
     }
 }

@@ -611,7 +611,7 @@ impl Demo {
     fn teardown(&mut self) {
         println!("\nTearing down…");
         for (name, child) in self.children.iter_mut().rev() {
-            cluster::signal(child.id(), "TERM");
+            run::signal(child.id(), "TERM");
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));

@@ -1,6 +1,8 @@
 //! `cargo xtask`: oxlink's developer tasks. See `cargo xtask --help`.
 
 mod bench;
+#[cfg(test)]
+mod circles;
 mod cluster;
 mod codegen;
 mod demo;

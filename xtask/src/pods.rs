@@ -96,7 +96,7 @@ pub(crate) fn start(dir: &Path, localkube: &Path) -> Result<()> {
     fs::write(pid_file(dir), child.id().to_string())?;
     let started = Instant::now();
     while !ready.exists() {
-        if !crate::cluster::alive(child.id()) {
+        if !crate::run::alive(child.id()) {
             bail!(
                 "the pod runtime exited before it was ready; see {}",
                 dir.join("logs").join("pod-runtime.log").display()
@@ -120,19 +120,19 @@ pub(crate) fn stop(dir: &Path) {
     let Some(pid) = fs::read_to_string(pid_file(dir))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
-        .filter(|p| crate::cluster::alive(*p))
+        .filter(|p| crate::run::alive(*p))
     else {
         let _ = fs::remove_file(pid_file(dir));
         return;
     };
-    crate::cluster::signal(pid, "TERM");
+    crate::run::signal(pid, "TERM");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while crate::cluster::alive(pid) && Instant::now() < deadline {
+    while crate::run::alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    if crate::cluster::alive(pid) {
+    if crate::run::alive(pid) {
         eprintln!("the pod runtime (pid {pid}) did not stop within 60s; killing it");
-        crate::cluster::signal(pid, "KILL");
+        crate::run::signal(pid, "KILL");
     }
     let _ = fs::remove_file(pid_file(dir));
     let _ = fs::remove_file(ready_file(dir));
@@ -144,7 +144,7 @@ pub(crate) fn running(dir: &Path) -> bool {
     fs::read_to_string(pid_file(dir))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
-        .is_some_and(crate::cluster::alive)
+        .is_some_and(crate::run::alive)
 }
 
 fn pid_file(dir: &Path) -> PathBuf {

@@ -6,7 +6,7 @@
 //! `enable_kubernetes_sd` build tags): that is all the viz scrape configuration uses, and it
 //! keeps the first build to a few minutes.
 
-use crate::{cluster, paths, run};
+use crate::{paths, run};
 use anyhow::{Context, Result, bail};
 use std::{fs, path::PathBuf, process::Command, time::Instant};
 
@@ -24,7 +24,7 @@ pub(crate) fn build() -> Result<PathBuf> {
     let flags = format!("{ldflags} -tags={TAGS}");
     let binary = paths::cache().join("prometheus").join(format!(
         "prometheus-{version}-{:016x}",
-        cluster::source_hash(&src, &flags)?
+        paths::source_hash(&src, &flags)?
     ));
     if binary.exists() {
         return Ok(binary);

@@ -1,7 +1,7 @@
 //! Running other programs, with the command line echoed and failures named.
 
 use anyhow::{Context, Result, bail};
-use std::process::Command;
+use std::{fs, process::Command};
 
 /// `cargo`: the one that runs this xtask.
 pub(crate) fn cargo() -> Command {
@@ -236,6 +236,25 @@ fn tests_to(
         bail!("`{}` failed ({status}): {counts}", display(cmd));
     }
     Ok(())
+}
+
+/// Whether process `pid` is running.
+pub(crate) fn alive(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends `sig` (`TERM`, `KILL`) to process `pid`, ignoring failure.
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 #[cfg(test)]

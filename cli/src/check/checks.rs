@@ -10,6 +10,7 @@ use k8s_openapi::{
         core::v1::{ConfigMap, Namespace, Node},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{Api, Client, api::PostParams};
 use std::time::{Duration, SystemTime};
@@ -290,4 +291,9 @@ pub(crate) async fn crds_established(client: &Client) -> Result<(), String> {
             missing.join(", ")
         ))
     }
+}
+
+/// An object's name, empty when unset.
+pub(crate) fn name_of(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
 }

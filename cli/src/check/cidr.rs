@@ -1,6 +1,6 @@
 //! `clusterNetworks`: the CIDRs the proxies treat as in-cluster, and what they must cover.
 
-use super::control_plane::name_of;
+use super::checks::name_of;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use oxlink_crds::names::cidr::Cidr;
 use std::net::IpAddr;

@@ -5,18 +5,15 @@
 //! functions only fetch them.
 
 use super::{
-    checks::{crds_established, list, message, namespace_exists},
+    checks::{crds_established, list, message, name_of, namespace_exists},
     cidr::Networks,
     report::{Category, Outcome},
 };
-use k8s_openapi::{
-    api::{
-        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
-        apps::v1::{Deployment, ReplicaSet},
-        core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding},
-    },
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+use k8s_openapi::api::{
+    admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount},
+    rbac::v1::{ClusterRole, ClusterRoleBinding},
 };
 use kube::{Api, Client, Resource};
 use oxlink_crds::names::{control_plane as cp, labels};
@@ -257,10 +254,6 @@ fn not_ready(pod: &Pod) -> Option<String> {
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     (!ready).then(|| "condition Ready".to_string())
-}
-
-pub(crate) fn name_of(meta: &ObjectMeta) -> &str {
-    meta.name.as_deref().unwrap_or_default()
 }
 
 /// `cluster networks contains all node podCIDRs / pods / services`: every address the

@@ -2,10 +2,10 @@
 //! issuer, and the admission webhooks' serving certificates, judged as `linkerd check` does.
 
 use super::{
-    algorithm,
     checks::message,
     report::{Category, Outcome},
 };
+use crate::algorithm;
 use k8s_openapi::api::{
     admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
@@ -14,7 +14,7 @@ use k8s_openapi::api::{
 };
 use kube::{Api, Client};
 use oxlink_crds::names::control_plane as cp;
-use oxlink_tls::{ChainSummary, Issuer, IssuerConfig, TrustBundle, utc_rfc3339};
+use oxlink_tls::{ChainSummary, IssuerCredentials, TrustBundle, utc_rfc3339};
 use std::time::{Duration, SystemTime};
 
 /// Linkerd's threshold for "expires soon" (`expirationWarningThresholdInDays`).
@@ -223,15 +223,9 @@ pub(crate) fn identity_material(roots: &str, secret: &Secret) -> Result<Identity
         .ok_or_else(|| format!("{} holds no certificate", cp::IDENTITY_ISSUER_SECRET))?;
     // Loading it as identity would: signed by an anchor, key matching. Dates are judged by the
     // validity checks, so an expired issuer is reported there rather than here.
-    let issued_by_anchor = Issuer::from_pem(
-        &crt,
-        &key,
-        &bundle,
-        IssuerConfig::default(),
-        issuer.not_before,
-    )
-    .map(drop)
-    .map_err(|e| e.to_string());
+    let issued_by_anchor = IssuerCredentials::from_pem(&crt, &key, &bundle, issuer.not_before)
+        .map(drop)
+        .map_err(|e| e.to_string());
     let anchors_algorithm = each_anchor_der(roots.as_bytes(), &anchors)?;
     let issuer_der = oxlink_tls::pem::certificates(&crt).map_err(|e| e.to_string())?;
     Ok(IdentityMaterial {

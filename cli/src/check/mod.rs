@@ -7,7 +7,6 @@
 //! any check fails (warnings pass). A failed fatal check ends the run, as in Linkerd. With
 //! `--wait`, failing checks are retried until they pass or the time is up.
 
-pub(crate) mod algorithm;
 mod checks;
 mod cidr;
 mod control_plane;

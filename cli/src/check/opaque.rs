@@ -2,7 +2,7 @@
 //! each Service that targets it, and the other way round (Linkerd's
 //! `misconfiguredOpaqueAnnotation`, same rules and words).
 
-use super::{checks::list, control_plane::name_of};
+use super::checks::{list, name_of};
 use k8s_openapi::{
     api::{
         core::v1::{Pod, Service, ServicePort},

@@ -7,8 +7,8 @@
 //! the one `linkerd-config` records, and the one each proxy runs.
 
 use super::{
-    checks::{list, message, namespace_exists},
-    control_plane::{config_values, name_of},
+    checks::{list, message, name_of, namespace_exists},
+    control_plane::config_values,
     metadata, opaque,
     report::{Category, Outcome},
 };

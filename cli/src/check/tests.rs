@@ -1,5 +1,4 @@
 use super::{
-    algorithm,
     cidr::{Networks, parse_cidr},
     control_plane::{
         control_plane_pods_ready, ha_checks, missing, replica_set_failures, unschedulable_pods,
@@ -15,6 +14,7 @@ use super::{
     },
     report::{Category, Outcome, Output, Verdict, render, success},
 };
+use crate::algorithm;
 use k8s_openapi::{
     ByteString,
     api::{

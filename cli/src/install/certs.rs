@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use oxlink_crds::names::control_plane::{
     CLUSTER_DOMAIN, ISSUER_SCHEME_KUBERNETES, ISSUER_SCHEME_LINKERD, NAMESPACE,
 };
-use oxlink_tls::{Issuer, IssuerConfig, TrustBundle, generate};
+use oxlink_tls::{IssuerCredentials, TrustBundle, generate};
 use serde_json::{Value, json};
 use std::{path::Path, time::Duration, time::SystemTime};
 
@@ -140,16 +140,9 @@ fn check(
                 bail!("{name} is empty");
             }
         }
-        Issuer::from_pem(
-            crt.as_bytes(),
-            key.as_bytes(),
-            &bundle,
-            IssuerConfig::default(),
-            now,
-        )
-        .with_context(|| {
-            format!("{crt_name} and {key_name} are not a usable issuer under {anchors_name}")
-        })?;
+        IssuerCredentials::from_pem(crt.as_bytes(), key.as_bytes(), &bundle, now).with_context(
+            || format!("{crt_name} and {key_name} are not a usable issuer under {anchors_name}"),
+        )?;
     }
     Ok(())
 }

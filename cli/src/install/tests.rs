@@ -106,11 +106,10 @@ fn install_generates_an_identity_that_chains() {
     let crt = secret_text(&objects, "crt.pem");
     let key = secret_text(&objects, "key.pem");
     let bundle = oxlink_tls::TrustBundle::from_pem(anchors.as_bytes()).unwrap();
-    let issuer = oxlink_tls::Issuer::from_pem(
+    let issuer = oxlink_tls::IssuerCredentials::from_pem(
         crt.as_bytes(),
         key.as_bytes(),
         &bundle,
-        oxlink_tls::IssuerConfig::default(),
         SystemTime::now(),
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! The `oxlink-viz` chart, embedded at build time and rendered by the one chart renderer of
 //! `oxlink install`: `oxlink viz install` and `helm template charts/oxlink-viz` cannot disagree.
 
-use super::cluster;
+use super::{NAMESPACE, cluster};
 use crate::install::{
     chart::{self, ChartError, Document},
     values,
@@ -13,11 +13,6 @@ use std::{io::Write, path::PathBuf};
 
 /// The chart's name, as in `Chart.yaml`.
 pub(crate) const NAME: &str = "oxlink-viz";
-/// The extension's namespace and Helm release name, as Linkerd's.
-pub(crate) const NAMESPACE: &str = "linkerd-viz";
-/// The label every object of the extension carries.
-pub(crate) const EXTENSION_LABEL: (&str, &str) = ("linkerd.io/extension", "viz");
-
 /// The chart's default values.
 pub(crate) const VALUES_YAML: &str = include_str!("../../../charts/oxlink-viz/values.yaml");
 

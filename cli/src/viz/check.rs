@@ -2,7 +2,7 @@
 //! Linkerd's words and output shapes (the tap API server's checks wait for a tap server).
 
 use super::{
-    chart::{self, EXTENSION_LABEL, NAMESPACE},
+    EXTENSION_LABEL, NAMESPACE, chart,
     cluster::{self, MetricsApi},
 };
 use crate::check::report::{self, Category, Outcome, Output};
@@ -162,7 +162,7 @@ fn running(pods: &[Pod]) -> Result<(), String> {
 /// Deployment's `--prometheus-url` (the chart's `prometheusUrl`).
 pub(crate) async fn external_prometheus(client: &Client) -> Result<Option<String>, String> {
     let web = Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
-        .get_opt(super::dashboard::WEB)
+        .get_opt(super::WEB)
         .await
         .map_err(|e| e.to_string())?;
     Ok(web.and_then(|d| {

@@ -2,7 +2,7 @@
 //! answers through the API server's Service proxy (`services/metrics-api:8085/proxy`, as
 //! `kubectl proxy` reaches it), so a kubeconfig is all the CLI needs.
 
-use super::chart::{EXTENSION_LABEL, NAMESPACE};
+use super::{EXTENSION_LABEL, NAMESPACE};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::{
     core::v1::Namespace,

@@ -9,7 +9,7 @@
 //! does, against DNS rebinding. Requests are GET and HEAD only; answers are read up to
 //! [`MAX_ANSWER_BYTES`].
 
-use super::{chart::NAMESPACE, cluster};
+use super::{NAMESPACE, WEB, cluster};
 use crate::client::ClusterArgs;
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,9 +19,6 @@ use kube::{Api, Client};
 use oxlink_admin::serve::{Limits, Protocol, RequestBody, ServerMetrics, accept, serve_http};
 use oxlink_crds::duration::parse_duration;
 use std::{io::Write, sync::Arc, time::Duration};
-
-/// The Deployment (and Service) of the dashboard, as Linkerd names it.
-pub(crate) const WEB: &str = "web";
 
 /// Linkerd's default local port and address.
 const DEFAULT_PORT: u16 = 50750;

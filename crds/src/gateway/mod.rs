@@ -16,10 +16,7 @@ pub use self::{
     http_route::{HttpRoute, HttpRouteSpec},
 };
 
-use crate::{
-    install::{Served, with_served},
-    names::annotations::API_APPROVED,
-};
+use crate::{install::with_served, names::annotations::API_APPROVED, served::Served};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 

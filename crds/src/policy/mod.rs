@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 /// A Kubernetes API group, possibly empty (the core group).
 const GROUP_PATTERN: &str = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A DNS-1123 subdomain: a section name, a redirect's hostname.
+const SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A Kubernetes kind.
 const KIND_PATTERN: &str = r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$";
 /// A DNS-1123 label: namespace, ServiceAccount and Server names.

@@ -3,7 +3,7 @@
 //! Served as `v1beta3` (storage), `v1beta2`, and the deprecated `v1beta1` and `v1alpha1`, with
 //! one schema: manifests written for any of them apply unchanged.
 
-use crate::{install::Served, schema};
+use crate::{schema, served::Served};
 use k8s_openapi::apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString};
 use kube::CustomResource;
 use schemars::JsonSchema;

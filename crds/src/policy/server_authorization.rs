@@ -3,7 +3,7 @@
 //! Served as `v1beta1` (storage) and the deprecated `v1alpha1`, with one schema.
 
 use super::{IDENTITY_PATTERN, LABEL_PATTERN, MAX_NETWORKS, Network};
-use crate::install::Served;
+use crate::served::Served;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::test_support::{DB, Harness, WEB, request};
-use oxlink_tls::{IssuerConfig, fixtures};
-use std::time::{Duration, UNIX_EPOCH};
+use oxlink_tls::fixtures;
+use std::time::Duration;
 use tonic::Code;
 
 async fn refused(h: &Harness, req: CertifyRequest) -> CertifyError {
@@ -27,7 +27,10 @@ async fn issues_a_leaf_for_the_tokens_service_account() {
             SystemTime::now(),
         )
         .unwrap();
-    assert_eq!(leaf.intermediates, h.issuer.current().unwrap().chain());
+    assert_eq!(
+        leaf.intermediates,
+        h.issuer.current().unwrap().credentials().chain()
+    );
     assert_eq!(h.metrics.certify_count("issued"), 1);
     let events = h.events.lock();
     assert_eq!(events.len(), 1);
@@ -48,18 +51,8 @@ async fn unavailable_without_an_issuer() {
 #[tokio::test]
 async fn unavailable_once_the_issuer_has_expired() {
     let h = Harness::without_issuer();
-    // Loaded while it was valid, in 2000 (trusted directly, since the fixture anchor is younger),
-    // and used now.
-    let then = UNIX_EPOCH + Duration::from_secs(960_000_000);
-    let expired = oxlink_tls::Issuer::from_pem(
-        fixtures::EXPIRED_ISSUER_CRT.as_bytes(),
-        fixtures::EXPIRED_ISSUER_KEY.as_bytes(),
-        &oxlink_tls::TrustBundle::from_pem(fixtures::EXPIRED_ISSUER_CRT.as_bytes()).unwrap(),
-        IssuerConfig::default(),
-        then,
-    )
-    .unwrap();
-    h.issuer.set(expired);
+    // Loaded while it was valid, in 2000, and used now.
+    h.issuer.set(fixtures::expired_issuer());
     let err = refused(&h, request(WEB, "web-token")).await;
     assert!(matches!(err, CertifyError::IssuerInvalid(_)), "{err}");
     assert_eq!(err.code(), Code::Unavailable);
@@ -208,7 +201,10 @@ async fn a_new_issuer_signs_the_next_leaf() {
         .await
         .unwrap();
     assert_ne!(first.intermediates, second.intermediates);
-    assert_eq!(second.intermediates, fixtures::issuer_2().chain());
+    assert_eq!(
+        second.intermediates,
+        fixtures::issuer_2().credentials().chain()
+    );
     fixtures::anchors()
         .verify_leaf(
             &second.certificate,

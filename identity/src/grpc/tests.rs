@@ -163,7 +163,7 @@ async fn tls_serving_follows_issuer_rotation() {
     let channel = tls_endpoint(addr, SELF).connect().await.unwrap();
     certify_over(channel).await.unwrap();
     h.issuer.set(fixtures::issuer_2());
-    let issuer_2 = fixtures::issuer_2().chain()[0].to_vec();
+    let issuer_2 = fixtures::issuer_2().credentials().chain()[0].to_vec();
     // New connections, and the leaves they get, follow the new issuer.
     let rsp = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {

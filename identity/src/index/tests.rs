@@ -26,13 +26,8 @@ fn linkerd_scheme(crt: &str, key: &str) -> Secret {
     secret("Opaque", &[(ISSUER_CRT_KEY, crt), (ISSUER_KEY_KEY, key)])
 }
 
-fn load(s: &Secret) -> Result<Issuer, SecretError> {
-    issuer_from_secret(
-        s,
-        &fixtures::anchors(),
-        IssuerConfig::default(),
-        SystemTime::now(),
-    )
+fn load(s: &Secret) -> Result<IssuerCredentials, SecretError> {
+    issuer_from_secret(s, &fixtures::anchors(), SystemTime::now())
 }
 
 #[test]
@@ -72,7 +67,7 @@ fn the_watch_rotates_valid_issuers_and_keeps_the_last_one_otherwise() {
     let mut watch = IssuerWatch::new(
         state.clone(),
         fixtures::anchors(),
-        IssuerConfig::default(),
+        IssuancePolicy::default(),
         events,
     );
 
@@ -85,7 +80,10 @@ fn the_watch_rotates_valid_issuers_and_keeps_the_last_one_otherwise() {
     assert_eq!(recorded.lock().pop().unwrap().reason, "IssuerUpdateSkipped");
 
     watch.apply(&linkerd_scheme(fixtures::ISSUER_CRT, fixtures::ISSUER_KEY));
-    assert_eq!(state.current().unwrap().chain(), fixtures::issuer().chain());
+    assert_eq!(
+        state.current().unwrap().credentials().chain(),
+        fixtures::issuer().credentials().chain()
+    );
     assert!(
         recorded.lock().is_empty(),
         "the first load is not an update"
@@ -100,8 +98,8 @@ fn the_watch_rotates_valid_issuers_and_keeps_the_last_one_otherwise() {
         fixtures::ISSUER_2_KEY,
     ));
     assert_eq!(
-        state.current().unwrap().chain(),
-        fixtures::issuer_2().chain()
+        state.current().unwrap().credentials().chain(),
+        fixtures::issuer_2().credentials().chain()
     );
     let updated = recorded.lock().pop().unwrap();
     assert_eq!((updated.warning, updated.reason), (false, "IssuerUpdated"));
@@ -113,8 +111,8 @@ fn the_watch_rotates_valid_issuers_and_keeps_the_last_one_otherwise() {
     ] {
         watch.apply(&linkerd_scheme(crt, key));
         assert_eq!(
-            state.current().unwrap().chain(),
-            fixtures::issuer_2().chain()
+            state.current().unwrap().credentials().chain(),
+            fixtures::issuer_2().credentials().chain()
         );
         let skipped = recorded.lock().pop().unwrap();
         assert_eq!(
@@ -131,7 +129,7 @@ fn an_issuer_refused_as_not_yet_valid_is_loaded_once_it_becomes_valid() {
     let mut watch = IssuerWatch::new(
         state.clone(),
         fixtures::anchors(),
-        IssuerConfig::default(),
+        IssuancePolicy::default(),
         events,
     );
     let secret = linkerd_scheme(fixtures::ISSUER_CRT, fixtures::ISSUER_KEY);
@@ -161,7 +159,7 @@ fn an_issuer_refused_as_not_yet_valid_is_loaded_once_it_becomes_valid() {
     let mut watch = IssuerWatch::new(
         state.clone(),
         fixtures::anchors(),
-        IssuerConfig::default(),
+        IssuancePolicy::default(),
         Events::disabled(),
     );
     watch.apply_at(&secret, early);

@@ -335,6 +335,31 @@ fn rate_limit_policy(spec: &HttpLocalRateLimitPolicySpec) -> Checked {
             group_kind(target.group.as_deref(), &target.kind)
         ));
     }
+    // As Linkerd's webhook does: no per-identity or per-client rate above the total.
+    if let Some(total) = &spec.total {
+        let above = |rate: i64| rate > total.requests_per_second;
+        if let Some(identity) = spec
+            .identity
+            .as_ref()
+            .filter(|i| above(i.requests_per_second))
+        {
+            return Err(format!(
+                "spec.identity.requestsPerSecond ({}) cannot be greater than spec.total.requestsPerSecond ({})",
+                identity.requests_per_second, total.requests_per_second
+            ));
+        }
+        if let Some((o, over)) = spec
+            .overrides
+            .iter()
+            .enumerate()
+            .find(|(_, over)| above(over.requests_per_second))
+        {
+            return Err(format!(
+                "spec.overrides[{o}].requestsPerSecond ({}) cannot be greater than spec.total.requestsPerSecond ({})",
+                over.requests_per_second, total.requests_per_second
+            ));
+        }
+    }
     for (o, over) in spec.overrides.iter().enumerate() {
         for (c, client) in over.client_refs.iter().enumerate() {
             if !is::<ServiceAccount>(client.group.as_deref(), &client.kind) {

@@ -639,6 +639,41 @@ fn rate_limits_target_servers_and_override_service_accounts() {
     );
 }
 
+#[test]
+fn rate_limits_per_identity_and_client_stay_within_the_total() {
+    let server = json!({"group": "policy.linkerd.io", "kind": "Server", "name": "web"});
+    let sa = json!([{"kind": "ServiceAccount", "name": "a"}]);
+    let rl = |spec: Value| {
+        let mut spec = spec;
+        spec["targetRef"] = server.clone();
+        policy("HTTPLocalRateLimitPolicy", spec)
+    };
+    assert_eq!(
+        rl(
+            json!({"total": {"requestsPerSecond": 100}, "identity": {"requestsPerSecond": 100},
+                  "overrides": [{"requestsPerSecond": 100, "clientRefs": sa}]})
+        ),
+        Verdict::Allowed,
+        "equal to the total"
+    );
+    assert_eq!(
+        rl(json!({"identity": {"requestsPerSecond": 500},
+                  "overrides": [{"requestsPerSecond": 900, "clientRefs": sa}]})),
+        Verdict::Allowed,
+        "no total to exceed"
+    );
+    denied(
+        rl(json!({"total": {"requestsPerSecond": 100}, "identity": {"requestsPerSecond": 101}})),
+        "spec.identity.requestsPerSecond (101) cannot be greater than spec.total.requestsPerSecond (100)",
+    );
+    denied(
+        rl(json!({"total": {"requestsPerSecond": 100},
+                  "overrides": [{"requestsPerSecond": 10, "clientRefs": sa},
+                                {"requestsPerSecond": 200, "clientRefs": sa}]})),
+        "spec.overrides[1].requestsPerSecond (200) cannot be greater than spec.total.requestsPerSecond (100)",
+    );
+}
+
 /// A cluster holding only the Servers of namespace `todo`, and counting its lookups.
 struct WithServers {
     servers: Vec<oxlink_crds::policy::Server>,

@@ -2,9 +2,9 @@
 //! cluster changes: the new trust anchor, and the issuer it signed.
 
 use super::state::anchor_id;
-use crate::check::algorithm;
+use crate::algorithm;
 use anyhow::{Context, Result, bail};
-use oxlink_tls::{ChainSummary, Issuer, IssuerConfig, TrustBundle, generate, pem, utc_rfc3339};
+use oxlink_tls::{ChainSummary, IssuerCredentials, TrustBundle, generate, pem, utc_rfc3339};
 use std::{
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
@@ -146,15 +146,10 @@ pub(crate) fn material(
     let new_bundle = TrustBundle::from_der(vec![der.clone()])
         .map_err(|e| anyhow::anyhow!("{flag}: not usable as a trust anchor: {e}"))?;
     if let Some((crt, key)) = &issuer {
-        let issuer = Issuer::from_pem(
-            crt.as_bytes(),
-            key.as_bytes(),
-            &new_bundle,
-            IssuerConfig::default(),
-            now,
-        )
-        .context("the new issuer cannot be used with the new trust anchor")?;
-        let der = issuer.chain()[0].clone();
+        let credentials =
+            IssuerCredentials::from_pem(crt.as_bytes(), key.as_bytes(), &new_bundle, now)
+                .context("the new issuer cannot be used with the new trust anchor")?;
+        let der = credentials.chain()[0].clone();
         algorithm::issuer(&der).map_err(|e| anyhow::anyhow!("the new issuer certificate {e}"))?;
     }
     Ok(Material {

@@ -1,9 +1,12 @@
 //! Executes parsed templates over a JSON-like value tree, with Go's and Sprig's semantics for
 //! the supported constructs.
 
-use super::{Node, Operand, Pipeline, TemplateError, Templates, yaml};
+use super::{
+    Node, Operand, Pipeline, TemplateError, Templates,
+    yaml::{self, go_number, sorted},
+};
 use oxlink_crds::names::encoding::base64;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// How deep `include`/`template` may nest before recursion is assumed.
 const MAX_DEPTH: usize = 64;
@@ -532,47 +535,4 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
     }
-}
-
-pub(super) fn sorted(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    let mut entries: Vec<_> = map.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    entries
-}
-
-/// Go's `%v` of a number, as Helm prints numbers read from YAML values (floats): integers as
-/// such; floats in `%g`'s shortest form, which switches to exponent notation (`1e+06`,
-/// `1.234567e+06`) when the decimal exponent is below -4 or at least 6.
-pub(super) fn go_number(n: &serde_json::Number) -> String {
-    if !n.is_f64() {
-        return n.to_string();
-    }
-    let f = n.as_f64().unwrap_or_default();
-    if f == 0.0 {
-        return "0".into();
-    }
-    // Shortest round-trip digits and decimal exponent, e.g. 2103 -> "2.103e3".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or_default();
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let nd = digits.len() as i32;
-    let dp = exp + 1;
-    let mut eprec = 6;
-    if eprec > nd && nd >= dp {
-        eprec = nd;
-    }
-    let sign = if negative { "-" } else { "" };
-    if exp < -4 || exp >= eprec {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
-    }
-    format!("{f}")
 }

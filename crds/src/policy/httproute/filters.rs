@@ -1,23 +1,25 @@
 //! Filters of an HTTPRoute rule or backend.
 
+use crate::policy::SUBDOMAIN_PATTERN;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A processing step for matched requests; `type` names which field holds its settings.
+/// A processing step for matched requests; `type` names which field holds its settings (the
+/// settings of other types are ignored, as Linkerd does).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.requestHeaderModifier) == (self.type == 'RequestHeaderModifier')",
-        "message": "requestHeaderModifier must be set exactly when type is RequestHeaderModifier",
+        "rule": "self.type != 'RequestHeaderModifier' || has(self.requestHeaderModifier)",
+        "message": "requestHeaderModifier must be set when type is RequestHeaderModifier",
     },
     {
-        "rule": "has(self.responseHeaderModifier) == (self.type == 'ResponseHeaderModifier')",
-        "message": "responseHeaderModifier must be set exactly when type is ResponseHeaderModifier",
+        "rule": "self.type != 'ResponseHeaderModifier' || has(self.responseHeaderModifier)",
+        "message": "responseHeaderModifier must be set when type is ResponseHeaderModifier",
     },
     {
-        "rule": "has(self.requestRedirect) == (self.type == 'RequestRedirect')",
-        "message": "requestRedirect must be set exactly when type is RequestRedirect",
+        "rule": "self.type != 'RequestRedirect' || has(self.requestRedirect)",
+        "message": "requestRedirect must be set when type is RequestRedirect",
     },
 ]))]
 pub struct HttpRouteFilter {
@@ -52,14 +54,14 @@ pub enum FilterType {
 /// Header changes, applied in the order remove, set, add.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HeaderModifier {
-    /// Headers to overwrite.
+    /// Headers to overwrite, each name once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub set: Vec<HttpHeader>,
 
-    /// Headers to append to.
+    /// Headers to append to, each name once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub add: Vec<HttpHeader>,
 
     /// Header names to remove.
@@ -93,7 +95,7 @@ pub struct RequestRedirect {
 
     /// The host to redirect to; unset keeps the request's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SUBDOMAIN_PATTERN))]
     pub hostname: Option<String>,
 
     /// How to rewrite the path; unset keeps it.
@@ -125,12 +127,12 @@ pub enum RedirectScheme {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.replaceFullPath) == (self.type == 'ReplaceFullPath')",
-        "message": "replaceFullPath must be set exactly when type is ReplaceFullPath",
+        "rule": "self.type != 'ReplaceFullPath' || has(self.replaceFullPath)",
+        "message": "replaceFullPath must be set when type is ReplaceFullPath",
     },
     {
-        "rule": "has(self.replacePrefixMatch) == (self.type == 'ReplacePrefixMatch')",
-        "message": "replacePrefixMatch must be set exactly when type is ReplacePrefixMatch",
+        "rule": "self.type != 'ReplacePrefixMatch' || has(self.replacePrefixMatch)",
+        "message": "replacePrefixMatch must be set when type is ReplacePrefixMatch",
     },
 ]))]
 pub struct HttpPathModifier {

@@ -14,14 +14,14 @@ pub struct HttpRouteMatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<HttpPathMatch>,
 
-    /// Request headers, all of which must match.
+    /// Request headers, all of which must match; each name once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub headers: Vec<HttpHeaderMatch>,
 
-    /// Query parameters, all of which must match.
+    /// Query parameters, all of which must match; each name once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub query_params: Vec<HttpQueryParamMatch>,
 
     /// The request method.
@@ -36,8 +36,8 @@ pub struct HttpRouteMatch {
     "message": "value must be an absolute path (start with '/')",
 }]))]
 pub struct HttpPathMatch {
-    /// How `value` is compared.
-    #[serde(rename = "type")]
+    /// How `value` is compared; unset means `PathPrefix`.
+    #[serde(rename = "type", default)]
     pub kind: PathMatchType,
 
     /// The path, prefix or regular expression.

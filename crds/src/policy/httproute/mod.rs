@@ -8,8 +8,8 @@ mod matches;
 
 pub use self::{filters::*, matches::*};
 
-use super::{GROUP_PATTERN, KIND_PATTERN, LABEL_PATTERN};
-use crate::install::Served;
+use super::{GROUP_PATTERN, KIND_PATTERN, LABEL_PATTERN, SUBDOMAIN_PATTERN};
+use crate::served::Served;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -91,7 +91,7 @@ pub struct ParentReference {
 
     /// A section of the parent, e.g. a listener.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SUBDOMAIN_PATTERN))]
     pub section_name: Option<String>,
 
     /// A port of the parent (a Service port for outbound routes).
@@ -109,9 +109,13 @@ pub struct HttpRouteRule {
     #[schemars(length(max = 8))]
     pub matches: Vec<HttpRouteMatch>,
 
-    /// Processing applied to matched requests, in order.
+    /// Processing applied to matched requests, in order. `ResponseHeaderModifier` is a
+    /// backend's filter only: Linkerd's schema refuses it here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), extend("x-kubernetes-validations" = [{
+        "rule": "self.all(f, f.type != 'ResponseHeaderModifier')",
+        "message": "a rule's filters are RequestHeaderModifier or RequestRedirect; ResponseHeaderModifier belongs in a backendRef's filters",
+    }]))]
     pub filters: Vec<HttpRouteFilter>,
 
     /// Where matched requests go, split by weight.
@@ -214,3 +218,6 @@ pub(crate) const SERVED: &[Served] = &[
     Served::new("v1beta1"),
     Served::new("v1beta2"),
 ];
+
+#[cfg(test)]
+mod tests;

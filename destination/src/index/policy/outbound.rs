@@ -4,7 +4,7 @@
 
 use super::{
     RouteInfo,
-    parent::{Parent, egress_meta, forward_backend},
+    parent::{CORE_GROUP, Parent, SERVICE_KIND, egress_meta, forward_backend, queue, service_meta},
     retry::{Retries, Retry, StatusRange},
     routes::{self, Filter},
     timeouts::Timeouts,
@@ -24,13 +24,8 @@ use oxlink_crds::{
 use std::{collections::BTreeMap, time::Duration};
 
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
-const QUEUE_CAPACITY: u32 = 100;
-const FAILFAST_TIMEOUT: Duration = Duration::from_secs(3);
 const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
 const EWMA_DECAY: Duration = Duration::from_secs(10);
-/// The group Linkerd names core Services with in outbound metadata.
-pub(super) const CORE_GROUP: &str = "core";
-pub(super) const SERVICE_KIND: &str = "Service";
 
 /// What a Service's annotations and ports say about its outbound policy.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -192,17 +187,6 @@ impl FailureAccrual {
                 },
             )),
         }
-    }
-}
-
-pub(super) fn service_meta(svc: &ObjKey, port: u16) -> meta::Metadata {
-    routes::resource_meta(CORE_GROUP, SERVICE_KIND, &svc.ns, &svc.name, port)
-}
-
-pub(super) fn queue() -> pb::Queue {
-    pb::Queue {
-        capacity: QUEUE_CAPACITY,
-        failfast_timeout: Some(routes::duration(FAILFAST_TIMEOUT)),
     }
 }
 

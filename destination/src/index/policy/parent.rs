@@ -3,12 +3,7 @@
 //! which routes attach, where a rule without backends sends requests, and which retries and
 //! timeouts routes without their own inherit.
 
-use super::{
-    outbound::{CORE_GROUP, SERVICE_KIND, queue, service_meta},
-    retry::Retries,
-    routes,
-    timeouts::Timeouts,
-};
+use super::{retry::Retries, routes, timeouts::Timeouts};
 use crate::index::{Index, ObjKey};
 use kube::Resource;
 use linkerd2_proxy_api::{destination, meta, outbound as pb};
@@ -16,7 +11,27 @@ use oxlink_crds::{
     names::groups::POLICY,
     policy::{EgressNetwork, httproute::ParentReference},
 };
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
+
+/// The group Linkerd names core Services with in outbound metadata.
+pub(super) const CORE_GROUP: &str = "core";
+pub(super) const SERVICE_KIND: &str = "Service";
+/// The proxy's request queue in front of a parent's balancers.
+const QUEUE_CAPACITY: u32 = 100;
+const FAILFAST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The metadata naming a Service port as a parent or backend.
+pub(super) fn service_meta(svc: &ObjKey, port: u16) -> meta::Metadata {
+    routes::resource_meta(CORE_GROUP, SERVICE_KIND, &svc.ns, &svc.name, port)
+}
+
+/// The queue of every outbound parent.
+pub(super) fn queue() -> pb::Queue {
+    pb::Queue {
+        capacity: QUEUE_CAPACITY,
+        failfast_timeout: Some(routes::duration(FAILFAST_TIMEOUT)),
+    }
+}
 
 /// What routes attach to.
 #[derive(Clone, Copy, Debug)]
