@@ -11,15 +11,15 @@
 //!
 //! The defaults, and why:
 //!
-//! | limit | gRPC (identity, destination, policy) | webhook | admin | why |
-//! |---|---|---|---|---|
-//! | connections | 10,000 | 1,000 | 100 | every proxy holds one connection to each destination and policy replica; 10,000 meshed pods per replica is a large cluster. The webhook's clients are API servers (a few connections), the admin server's are kubelet and Prometheus. |
-//! | streams per connection | 1,000 | 100 | — | a proxy opens a Get and a GetProfile per active outbound target on one destination connection, and an OutboundPolicies watch per target plus an InboundServerPolicies watch per port on one policy connection, each held for up to an hour (`CONTROL_STREAM_LIFETIME`). 1,000 lets one proxy follow 500 services at once; kube-apiserver uses the same 1,000 for the same shape (long-lived watches on one connection). A client past the limit waits for a stream to end, so the limit must be well above what a proxy opens. Certify and admission reviews are unary: 100, envoy's recommendation for edge servers (Go's default is 250). |
-//! | header list | 16 KiB | 16 KiB | 16 KiB | hyper's default and the proxy's; a proxy's gRPC headers are a few hundred bytes (envoy allows 60 KiB, h2's own default is 16 MiB). |
-//! | TLS handshake and HTTP/2 preface (HTTP/1: the request head) | 10 s | 10 s | 10 s | the proxy's own protocol-detection timeout. |
-//! | request body | 10 s | 10 s | 10 s | a proxy sends its whole request at once; the API server gives a webhook 10 s by default. |
-//! | HTTP/2 keep-alive ping, answer within | 30 s, 20 s | 30 s, 20 s | — | a peer whose node is gone is reaped within a minute; 20 s (gRPC-go's default ping timeout) tolerates a starved node where the proxy's 3 s would not. |
-//! | idle connection (no request in flight) | 10 min | 90 s | 90 s | envoy closes idle connections after an hour, Go's HTTP client its own after 90 s; a proxy with no open stream to us for 10 minutes reconnects cheaply. |
+//! | limit | gRPC (identity, destination, policy) | webhook | admin | web (dashboard, metrics API) | why |
+//! |---|---|---|---|---|---|
+//! | connections | 10,000 | 1,000 | 100 | 200 | every proxy holds one connection to each destination and policy replica; 10,000 meshed pods per replica is a large cluster. The webhook's clients are API servers (a few connections), the admin server's are kubelet and Prometheus, the web server's a few browsers (six connections each) and CLIs. |
+//! | streams per connection | 1,000 | 100 | — | 100 | a proxy opens a Get and a GetProfile per active outbound target on one destination connection, and an OutboundPolicies watch per target plus an InboundServerPolicies watch per port on one policy connection, each held for up to an hour (`CONTROL_STREAM_LIFETIME`). 1,000 lets one proxy follow 500 services at once; kube-apiserver uses the same 1,000 for the same shape (long-lived watches on one connection). A client past the limit waits for a stream to end, so the limit must be well above what a proxy opens. Certify and admission reviews are unary: 100, envoy's recommendation for edge servers (Go's default is 250). |
+//! | header list | 16 KiB | 16 KiB | 16 KiB | 16 KiB | hyper's default and the proxy's; a proxy's gRPC headers are a few hundred bytes (envoy allows 60 KiB, h2's own default is 16 MiB). |
+//! | TLS handshake and HTTP/2 preface (HTTP/1: the request head) | 10 s | 10 s | 10 s | 10 s | the proxy's own protocol-detection timeout. |
+//! | request body | 10 s | 10 s | 10 s | 10 s (the web server takes no body) | a proxy sends its whole request at once; the API server gives a webhook 10 s by default. |
+//! | HTTP/2 keep-alive ping, answer within | 30 s, 20 s | 30 s, 20 s | — | 30 s, 20 s | a peer whose node is gone is reaped within a minute; 20 s (gRPC-go's default ping timeout) tolerates a starved node where the proxy's 3 s would not. |
+//! | idle connection (no request in flight) | 10 min | 90 s | 90 s | 90 s | envoy closes idle connections after an hour, Go's HTTP client its own after 90 s; a proxy with no open stream to us for 10 minutes reconnects cheaply. |
 
 mod accept;
 mod args;
@@ -78,6 +78,14 @@ impl Limits {
     /// The proxy-injector's admission server, called by API servers.
     pub const WEBHOOK: Self = Self {
         max_connections: 1_000,
+        max_concurrent_streams: 100,
+        idle_timeout: Duration::from_secs(90),
+        ..Self::GRPC
+    };
+
+    /// The viz dashboard and metrics API (`oxlink-web`): browsers and CLIs, a few at a time.
+    pub const WEB: Self = Self {
+        max_connections: 200,
         max_concurrent_streams: 100,
         idle_timeout: Duration::from_secs(90),
         ..Self::GRPC

@@ -3,7 +3,7 @@
 //! This crate owns the `oxlink` binary: `install` (CRDs and the control plane, rendered from the
 //! same source as the Helm charts), `upgrade`, `uninstall`, `check` (pre-flight, control plane and proxy health),
 //! `inject` / `uninject` (the same pure inject function the webhook uses), `identity`, `viz`
-//! (the viz extension and its `stat`, `routes`, `edges`) and `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
+//! (the viz extension and its `stat`, `routes`, `edges`, `dashboard`) and `version`. Flag names, defaults and messages follow the `linkerd` CLI so that existing
 //! scripts and habits keep working.
 
 use clap::{Parser, Subcommand};

@@ -1,11 +1,13 @@
-//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, the metrics
-//! commands `stat`, `routes` and `edges`, read from the extension's Prometheus (through the API
-//! server's Service proxy, so the CLI needs nothing but a kubeconfig) by the PromQL of
-//! `oxlink-viz`, and `tap` and `top`, read from the extension's tap server the same way.
+//! `oxlink viz`: Linkerd's viz extension — `install`, `uninstall`, `check`, `dashboard`, the
+//! metrics commands `stat`, `routes` and `edges`, answered by the extension's metrics API
+//! (`oxlink-web`, reached through the API server's Service proxy, so the CLI needs nothing but a
+//! kubeconfig) from the PromQL of `oxlink-viz`, and `tap` and `top`, read from the extension's tap
+//! server (`oxlink-tap`) the same way.
 
 mod chart;
 mod check;
 mod cluster;
+mod dashboard;
 mod metrics;
 mod tap;
 
@@ -17,6 +19,8 @@ use std::io::Write;
 pub(crate) const NAMESPACE: &str = "linkerd-viz";
 /// The label every object of the extension carries.
 pub(crate) const EXTENSION_LABEL: (&str, &str) = ("linkerd.io/extension", "viz");
+/// The Deployment (and Service) of the dashboard and metrics API, as Linkerd names it.
+pub(crate) const WEB: &str = "web";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum VizCommand {
@@ -38,6 +42,8 @@ pub(crate) enum VizCommand {
     Tap(tap::TapArgs),
     /// Display sorted information about live traffic.
     Top(tap::TopArgs),
+    /// Open the Linkerd dashboard in a web browser.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 pub(crate) fn run(
@@ -54,6 +60,7 @@ pub(crate) fn run(
         VizCommand::Edges(args) => args.run(cluster, out),
         VizCommand::Tap(args) => args.run(cluster, out),
         VizCommand::Top(args) => args.run(cluster, out),
+        VizCommand::Dashboard(args) => args.run(cluster, out),
     }
 }
 

@@ -329,3 +329,24 @@ fn a_missing_kubeconfig_is_reported_once_by_every_cluster_command() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("elsewhere"), "{run}");
 }
+
+#[test]
+fn viz_commands_refuse_bad_input_before_the_cluster_and_name_a_missing_one() {
+    let nc = NoCluster::new("viz");
+    // Refused before any cluster access, with the metrics API's own words.
+    nc.oxlink(&["viz", "dashboard", "--show", "grafana"])
+        .fails_with(1, "the oxlink viz extension has no Grafana");
+    nc.oxlink(&["viz", "stat", "widgets"]).fails_with(
+        1,
+        "cannot find Kubernetes canonical name from friendly name [widgets]",
+    );
+    nc.oxlink(&["viz", "stat", "deploy", "-n", "Bad_NS"])
+        .fails_with(1, "invalid namespace \"Bad_NS\"");
+    // Without a cluster: the dashboard and the metrics commands fail and say where they looked.
+    nc.oxlink(&["viz", "dashboard", "--show", "url"])
+        .fails_with(1, "")
+        .stderr_has("web Deployment");
+    nc.oxlink(&["viz", "edges", "deploy"])
+        .fails_with(1, "")
+        .stderr_has("metrics API");
+}

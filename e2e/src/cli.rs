@@ -88,6 +88,19 @@ pub fn oxlink_binary_for(args: &[&str], run_for: std::time::Duration) -> Result<
     })
 }
 
+/// Starts the built `oxlink` binary with `args` (for commands that run until stopped), its
+/// stdout piped.
+pub fn oxlink_spawn(args: &[&str]) -> Result<std::process::Child> {
+    let bin = binary()?;
+    Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))
+}
+
 /// Runs a tool (helm, kubectl) with `stdin`, failing with its stderr.
 pub fn tool(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut child = Command::new(program)

@@ -98,6 +98,24 @@ pub async fn http_get(ip: IpAddr, port: u16, path: &str) -> Result<String> {
     }
 }
 
+/// The pod labelled `app=APP` among `pods`.
+pub fn pod_by_app(
+    pods: &[k8s_openapi::api::core::v1::Pod],
+    app: &str,
+) -> Result<k8s_openapi::api::core::v1::Pod> {
+    pods.iter()
+        .find(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str)
+                == Some(app)
+        })
+        .cloned()
+        .with_context(|| format!("no {app} pod"))
+}
+
 /// The lines of a metrics text with this name that carry every one of `labels`.
 pub fn series<'a>(text: &'a str, name: &str, labels: &[&str]) -> Vec<&'a str> {
     text.lines()

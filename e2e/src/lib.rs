@@ -16,6 +16,8 @@ pub mod identity;
 pub mod localkube;
 pub mod policy;
 pub mod proxy;
+pub mod viz;
+pub mod webdriver;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};

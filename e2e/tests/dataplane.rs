@@ -68,20 +68,7 @@ async fn workshop(client: Client, ns: String) -> Result<()> {
         },
     )
     .await?;
-    let pod = |app: &str| -> Result<Pod> {
-        ready
-            .iter()
-            .find(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some(app)
-            })
-            .cloned()
-            .with_context(|| format!("no {app} pod"))
-    };
+    let pod = |app: &str| dataplane::pod_by_app(&ready, app);
     let (client_pod, todoui) = (pod("client")?, pod("todoui")?);
 
     // `oxlink check --proxy` against the real proxies (the CLI runs its own runtime).

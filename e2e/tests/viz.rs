@@ -1,25 +1,21 @@
 //! `oxlink viz` on the real data plane: the viz chart's real Prometheus (built from its Go
 //! module, run by the pod runtime) scrapes the real proxies with Linkerd viz's relabelling, and
-//! `viz stat`, `viz routes` and `viz edges` read it while a meshed load generator sends steady
+//! `viz stat`, `viz routes` and `viz edges` read it through the metrics API (`oxlink-web`, run by
+//! the pod runtime as the chart's `web` pod) while a meshed load generator sends steady
 //! traffic to a server that fails exactly every 10th request.
 //!
 //! Also: `oxlink viz install` renders what `helm template` renders from `charts/oxlink-viz`.
 //! The data-plane test owns the cluster's `linkerd` and `linkerd-viz` namespaces while it runs.
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::{
-    Api, Client,
-    api::{ListParams, Patch, PatchParams},
-};
+use kube::Client;
 use oxlink_e2e::{
-    cli::{kubectl, oxlink, tool, uninstall_control_plane, wait_for_control_plane},
-    dataplane, eventually, with_temp_ns,
+    cli::{oxlink, tool},
+    dataplane,
+    viz::{App, a_minute_of_traffic, cli, load_counts, row, with_viz_app},
 };
-use serde_json::{Value, json};
-use std::{collections::BTreeMap, path::Path, time::Duration};
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+use serde_json::Value;
+use std::{collections::BTreeMap, path::Path};
 
 /// The objects of a manifest by (kind, namespace, name), Prometheus' configuration parsed so
 /// that it compares as data.
@@ -92,117 +88,16 @@ fn viz_install_renders_what_helm_renders() -> Result<()> {
     Ok(())
 }
 
-/// `oxlink ARGS` on a thread of its own (the CLI runs its own runtime).
-fn cli(args: &[&str]) -> Result<String> {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    std::thread::spawn(move || oxlink(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-        .join()
-        .map_err(|_| anyhow::anyhow!("oxlink panicked"))?
-}
-
 #[test]
 fn viz_reads_the_real_proxies() -> Result<()> {
     if let Err(why) = dataplane::runtime() {
         return oxlink_e2e::skip(&why);
     }
-    kubectl(
-        &["apply", "-f", "-"],
-        Some(&oxlink(&["install", "--crds"])?),
-    )?;
-    kubectl(&["apply", "-f", "-"], Some(&oxlink(&["install"])?))?;
-    let result = wait_for_control_plane().and_then(|()| {
-        kubectl(&["apply", "-f", "-"], Some(&oxlink(&["viz", "install"])?))?;
-        tokio::runtime::Runtime::new()?.block_on(with_temp_ns("viz", viz))
-    });
-    // Whatever happened, the next test gets a cluster without viz or a control plane.
-    let uninstall = cli(&["viz", "uninstall"]).and_then(|m| {
-        kubectl(
-            &["delete", "--ignore-not-found", "--wait", "-f", "-"],
-            Some(&m),
-        )
-        .map(drop)
-    });
-    result.and(uninstall).and(uninstall_control_plane())
+    with_viz_app("viz", viz)
 }
 
-/// The load generator's own counts: requests sent, and of those answered 200.
-async fn load_counts(pod: &Pod) -> Result<(f64, f64)> {
-    let ip: std::net::IpAddr = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.as_deref())
-        .context("load pod has no IP")?
-        .parse()?;
-    let text = dataplane::http_get(ip, 9000, "/stats").await?;
-    let raw: Value = serde_json::from_str(&text).with_context(|| format!("stats: {text}"))?;
-    let responses = raw["responses"].as_f64().unwrap_or_default();
-    let errors = raw["errors"].as_f64().unwrap_or_default();
-    let ok = raw["by_status"]["200"].as_f64().unwrap_or_default();
-    Ok((responses + errors, ok))
-}
-
-fn row<'a>(rows: &'a Value, name: &str) -> Result<&'a Value> {
-    rows.as_array()
-        .and_then(|r| r.iter().find(|r| r["name"] == name))
-        .with_context(|| format!("no row {name} in {rows:#}"))
-}
-
-async fn viz(client: Client, ns: String) -> Result<()> {
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            &ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}})),
-        )
-        .await?;
-    let app =
-        std::fs::read_to_string(format!("{FIXTURES}/viz-app.yaml"))?.replace("NAMESPACE", &ns);
-    kubectl(&["apply", "-n", &ns, "-f", "-"], Some(&app))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let ready = eventually(
-        "the 4 pods to be Ready",
-        Duration::from_secs(180),
-        || async {
-            let list = pods.list(&ListParams::default()).await?.items;
-            let ready = |p: &Pod| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            };
-            let names: Vec<String> = list
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} ready={}",
-                        p.metadata.name.as_deref().unwrap_or_default(),
-                        ready(p)
-                    )
-                })
-                .collect();
-            Ok(if list.len() == 4 && list.iter().all(ready) {
-                Ok(list)
-            } else {
-                Err(names)
-            })
-        },
-    )
-    .await?;
-    let pod = |app: &str| {
-        ready
-            .iter()
-            .find(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some(app)
-            })
-            .cloned()
-            .with_context(|| format!("no {app} pod"))
-    };
-    let (load, stress) = (pod("load")?, pod("load-stress")?);
+async fn viz(_client: Client, ns: String, app: App) -> Result<()> {
+    let (load, stress) = (app.pod("load")?, app.pod("load-stress")?);
 
     // The extension is healthy: Prometheus runs meshed and scrapes proxies.
     let check = cli(&["viz", "check", "--wait", "3m"]).context("oxlink viz check")?;
@@ -213,23 +108,7 @@ async fn viz(client: Client, ns: String) -> Result<()> {
     // generators' own counts over the same minute.
     let before = (load_counts(&load).await?, load_counts(&stress).await?);
     let t0 = std::time::Instant::now();
-    let stat = eventually(
-        "viz stat to see a minute of traffic",
-        Duration::from_secs(150),
-        || async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let out: Value =
-                serde_json::from_str(&cli(&["viz", "stat", "deploy", "-n", &ns, "-o", "json"])?)?;
-            let rps = row(&out, "web")?["rps"].as_f64().unwrap_or_default();
-            // A full window of samples (ten scrapes) is there once the rate is near the offered 12/s.
-            Ok(if t0.elapsed() > Duration::from_secs(60) && rps > 10.0 {
-                Ok(out)
-            } else {
-                Err(out)
-            })
-        },
-    )
-    .await?;
+    let stat = a_minute_of_traffic(&ns).await?;
     let after = (load_counts(&load).await?, load_counts(&stress).await?);
     eprintln!("viz stat deploy -o json: {stat:#}");
     let secs = t0.elapsed().as_secs_f64();

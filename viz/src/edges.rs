@@ -1,9 +1,10 @@
 //! `edges`: who sends requests to whom, and whether the connection is mTLS with both identities.
 
 use crate::{Kind, prom::Sample};
+use serde::{Deserialize, Serialize};
 
 /// One edge between two resources.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
     pub src: String,
     pub src_namespace: String,

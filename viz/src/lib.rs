@@ -5,11 +5,14 @@
 //! The crate is pure: [`resource`] parses Linkerd's resource words (`deploy/web`, `ns`,
 //! `svc/backend`); [`promql`] builds the queries Linkerd's metrics API sends for each flag;
 //! [`prom`] reads Prometheus' query answers; [`stat`], [`routes`] and [`edges`] turn samples into
-//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`). [`tap`] is what a
-//! tap client asks the tap server and the events it gets back, printed as Linkerd's tap lines;
-//! [`top`] aggregates those events into `viz top`'s table. Talking to the cluster, Prometheus
-//! and the tap server is the caller's (the `oxlink` CLI's) business.
+//! rows; [`table`] prints them as Linkerd's CLI does (`table`, `wide`, `json`); [`api`] is the
+//! metrics API's requests (validated here, once) and JSON answers. [`tap`] is what a tap client
+//! asks the tap server and the events it gets back, printed as Linkerd's tap lines; [`top`]
+//! aggregates those events into `viz top`'s table. Talking to the cluster and to Prometheus is the
+//! metrics API server's business (`oxlink-web`), talking to the proxies the tap server's
+//! (`oxlink-tap`).
 
+pub mod api;
 pub mod edges;
 pub mod prom;
 pub mod promql;
@@ -99,37 +102,6 @@ impl std::str::FromStr for Window {
             seconds: n * per,
         })
     }
-}
-
-/// Percent-encodes a query-string value (RFC 3986 unreserved characters pass).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes a percent-encoded query-string value (`+` is a space); `None` if malformed.
-pub fn decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'%' => {
-                let hi = (bytes.next()? as char).to_digit(16)?;
-                let lo = (bytes.next()? as char).to_digit(16)?;
-                out.push((hi * 16 + lo) as u8);
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -80,6 +80,20 @@ impl Kind {
     }
 }
 
+// Kinds travel as their singular names (`"deployment"`), in the metrics API's JSON.
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        Kind::parse(&word).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A resource: a kind, maybe a name, maybe a namespace (`-n`, or the target's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {

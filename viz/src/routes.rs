@@ -2,6 +2,7 @@
 //! `[DEFAULT]` for requests that matched none, with the per-route metrics.
 
 use crate::{Window, prom::Sample};
+use serde::{Deserialize, Serialize};
 
 /// The name of the row of requests that matched no route, as Linkerd prints it.
 pub const DEFAULT_ROUTE: &str = "[DEFAULT]";
@@ -21,7 +22,7 @@ pub struct Answers {
 }
 
 /// The metrics of one route; `None` where nothing was measured.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RouteStats {
     pub success: Option<f64>,
     pub rps: f64,
@@ -29,7 +30,7 @@ pub struct RouteStats {
 }
 
 /// One row of `routes`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub route: String,
     pub service: String,

@@ -1,9 +1,10 @@
 //! `stat` rows: a resource's pods (MESHED) from Kubernetes, its golden metrics from Prometheus.
 
 use crate::{Kind, Window, prom::Sample, promql::RowLabels};
+use serde::{Deserialize, Serialize};
 
 /// A resource listed by Kubernetes, with its pods: how many run a proxy, how many there are.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listed {
     pub namespace: String,
     pub name: String,
@@ -24,7 +25,7 @@ pub struct Answers {
 }
 
 /// The golden metrics of one row; `None` where nothing was measured.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// The fraction of responses classified `success`.
     pub success: Option<f64>,
@@ -37,7 +38,7 @@ pub struct Stats {
 }
 
 /// One row of `stat`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub kind: Kind,
     pub listed: Listed,

@@ -2,7 +2,7 @@
 //! a line, in the shape Linkerd's `linkerd viz tap -o json` prints), and Linkerd's one-line
 //! rendering of each event (`req id=6:0 proxy=in  src=… dst=… tls=true :method=POST …`).
 
-use crate::{Kind, Resource, ResourceError, decode, encode};
+use crate::{Kind, Resource, ResourceError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -163,28 +163,22 @@ impl TapRequest {
                 pairs.push((key, v.clone()));
             }
         }
-        pairs
-            .into_iter()
-            .map(|(k, v)| format!("{k}={}", encode(&v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            query.append_pair(k, &v);
+        }
+        query.finish()
     }
 
     /// Reads a query string (without `?`); unknown or repeated keys are refused.
     pub fn from_query(query: &str) -> Result<Self, TapRequestError> {
         let mut values = BTreeMap::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k).ok_or_else(|| TapRequestError::UnknownKey(k.to_string()))?;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let Some(key) = KEYS.iter().find(|key| **key == k) else {
-                return Err(TapRequestError::UnknownKey(k));
+                return Err(TapRequestError::UnknownKey(k.into_owned()));
             };
-            let v = decode(v).ok_or(TapRequestError::Invalid {
-                key,
-                reason: "bad percent-encoding".into(),
-            })?;
-            if values.insert(*key, v).is_some() {
-                return Err(TapRequestError::Repeated(k));
+            if values.insert(*key, v.into_owned()).is_some() {
+                return Err(TapRequestError::Repeated(k.into_owned()));
             }
         }
         let resource = values

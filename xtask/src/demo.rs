@@ -147,6 +147,8 @@ impl Demo {
             "-p",
             "oxlink-proxy-injector",
             "-p",
+            "oxlink-web",
+            "-p",
             "oxlink-e2e",
             "-p",
             "oxlink-pod-runtime",

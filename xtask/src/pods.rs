@@ -20,13 +20,14 @@ pub(crate) const PROXY_ENV: &str = "OXLINK_PROXY_BIN";
 pub(crate) const PROXY_INIT_ENV: &str = "OXLINK_PROXY_INIT_BIN";
 
 /// The packages whose binaries pods run, built before the runtime starts.
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "oxlink-pod-runtime",
     "oxlink-testapp",
     "oxlink-identity",
     "oxlink-destination",
     "oxlink-proxy-injector",
     "oxlink-tap",
+    "oxlink-web",
 ];
 
 /// Why pods cannot run for real here, or `None` when they can.

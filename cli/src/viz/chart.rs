@@ -32,6 +32,7 @@ templates![
     "prometheus.yaml",
     "tap-rbac.yaml",
     "tap.yaml",
+    "web.yaml",
 ];
 
 #[derive(Debug, Args)]

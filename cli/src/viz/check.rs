@@ -3,7 +3,7 @@
 
 use super::{
     EXTENSION_LABEL, NAMESPACE, chart,
-    cluster::{self, Prometheus},
+    cluster::{self, MetricsApi},
 };
 use crate::check::report::{self, Category, Outcome, Output};
 use crate::client::ClusterArgs;
@@ -15,6 +15,7 @@ use k8s_openapi::api::{
 };
 use kube::{Api, Client, api::ListParams};
 use oxlink_crds::{duration::parse_duration, names::proxy::PROXY_CONTAINER};
+use oxlink_viz::api::{SELF_CHECK_PATH, SelfCheckResponse};
 use serde_json::json;
 use std::{
     io::Write,
@@ -166,6 +167,23 @@ fn running(pods: &[Pod]) -> Result<(), String> {
     Ok(())
 }
 
+/// The Prometheus the metrics API reads when it is not the bundled one: the `web`
+/// Deployment's `--prometheus-url` (the chart's `prometheusUrl`).
+pub(crate) async fn external_prometheus(client: &Client) -> Result<Option<String>, String> {
+    let web = Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
+        .get_opt(super::WEB)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(web.and_then(|d| {
+        d.spec?.template.spec?.containers.iter().find_map(|c| {
+            c.args
+                .iter()
+                .flatten()
+                .find_map(|a| a.strip_prefix("--prometheus-url=").map(str::to_string))
+        })
+    }))
+}
+
 async fn prometheus_installed(client: &Client) -> Result<(), String> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -205,16 +223,20 @@ async fn prometheus_installed(client: &Client) -> Result<(), String> {
     Ok(())
 }
 
-/// The extension's own self-check: its Prometheus answers, and scrapes at least one proxy.
+/// The extension's own self-check: the metrics API answers, its Prometheus answers it, and
+/// scrapes at least one proxy.
 async fn self_check(client: &Client) -> Result<(), String> {
-    let prom = Prometheus::new(client.clone());
-    let up = prom
-        .query("sum(up{job=\"linkerd-proxy\"})")
+    let answer: SelfCheckResponse = MetricsApi::new(client.clone())
+        .get(SELF_CHECK_PATH, "")
         .await
-        .map_err(|e| format!("Error calling Prometheus from the CLI: {e:#}"))?;
-    match up.first() {
-        Some(s) if s.value >= 1.0 => Ok(()),
-        _ => Err("Prometheus scrapes no Linkerd proxy yet".into()),
+        .map_err(|e| format!("Error calling the metrics API: {e:#}"))?;
+    if answer.proxies >= 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "Prometheus at {} scrapes no Linkerd proxy yet",
+            answer.prometheus_url
+        ))
     }
 }
 
@@ -288,11 +310,16 @@ async fn checks(cluster_args: &ClusterArgs) -> Category {
         )
         .fatal(),
     );
-    checks.push(Outcome::new(
-        "prometheus is installed and configured correctly",
-        "l5d-viz-prometheus",
-        prometheus_installed(&client).await,
-    ));
+    const PROMETHEUS: &str = "prometheus is installed and configured correctly";
+    checks.push(match external_prometheus(&client).await {
+        Ok(Some(_)) => Outcome::skipped(PROMETHEUS, "l5d-viz-prometheus", "prometheus is disabled"),
+        Ok(None) => Outcome::new(
+            PROMETHEUS,
+            "l5d-viz-prometheus",
+            prometheus_installed(&client).await,
+        ),
+        Err(e) => Outcome::new(PROMETHEUS, "l5d-viz-prometheus", Err(e)),
+    });
     checks.push(Outcome::new(
         "viz extension self-check",
         "l5d-viz-metrics-api",

@@ -211,32 +211,3 @@ fn install_renders_the_namespace_and_bad_values_change_nothing() {
             .contains("reading values file /nonexistent/values.yaml")
     );
 }
-
-#[test]
-fn query_strings_are_percent_encoded() {
-    assert_eq!(
-        cluster::encode(r#"sum(up{job="x"}) by (a)"#),
-        "sum%28up%7Bjob%3D%22x%22%7D%29%20by%20%28a%29"
-    );
-}
-
-#[test]
-fn workload_selectors_match_pod_labels() {
-    let labels: std::collections::BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sel = |v: serde_json::Value| cluster::selects(&v, &labels);
-    assert!(sel(serde_json::json!({"matchLabels": {"app": "web"}})));
-    assert!(!sel(serde_json::json!({"matchLabels": {"app": "db"}})));
-    assert!(sel(
-        serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]})
-    ));
-    assert!(!sel(
-        serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]})
-    ));
-    assert!(sel(
-        serde_json::json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]})
-    ));
-    assert!(!sel(serde_json::Value::Null));
-}

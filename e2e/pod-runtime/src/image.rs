@@ -33,11 +33,12 @@ pub struct Images {
 }
 
 /// The controller binaries the controller image holds.
-pub const CONTROLLERS: [&str; 4] = [
+pub const CONTROLLERS: [&str; 5] = [
     "oxlink-identity",
     "oxlink-destination",
     "oxlink-proxy-injector",
     "oxlink-tap",
+    "oxlink-web",
 ];
 
 /// The name of the Prometheus server binary among the programs pods run.

@@ -141,7 +141,7 @@ fn requests_round_trip_through_the_query_string() {
     req.method = Some("GET".into());
     req.max_rps = 2.5;
     let query = req.to_query();
-    assert!(query.contains("path=%2Fa%20b%26c"), "{query}");
+    assert!(query.contains("path=%2Fa+b%26c"), "{query}");
     let back = TapRequest::from_query(&query).unwrap();
     assert_eq!(back, req);
     assert_eq!(back.validate(1000.0), Ok(()));

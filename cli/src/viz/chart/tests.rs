@@ -171,14 +171,30 @@ fn the_scrape_config_relabels_proxies_like_linkerd_viz() {
 
 #[test]
 fn prometheus_can_be_left_out_and_values_extend_it() {
-    let o = objects(
+    // With `prometheusUrl`, no Prometheus: the metrics API reads the one named.
+    for overlay in [
+        json!({"prometheusUrl": "http://prom.monitoring:9090"}),
         json!({"prometheus": {"enabled": false}, "prometheusUrl": "http://prom.monitoring:9090"}),
-    );
-    assert!(
-        o.iter()
-            .all(|o| o["metadata"]["labels"]["component"] == "tap"),
-        "only the tap server is left: {o:?}"
-    );
+    ] {
+        let o = objects(overlay);
+        assert!(
+            o.iter().all(|d| ["web", "tap"].contains(
+                &d["metadata"]["labels"]["component"]
+                    .as_str()
+                    .unwrap_or_default()
+            )),
+            "only the dashboard and the tap server are left: {o:?}"
+        );
+        find(&o, "Deployment", "tap");
+        let web = find(&o, "Deployment", "web");
+        let args = web["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        assert!(
+            args.as_array()
+                .unwrap()
+                .contains(&json!("--prometheus-url=http://prom.monitoring:9090")),
+            "{args}"
+        );
+    }
     let o = objects(json!({
         "commonLabels": {"team": "mesh"},
         "prometheus": {"logFormat": "json", "args": {"web.enable-lifecycle": ""}},
@@ -196,4 +212,47 @@ fn prometheus_can_be_left_out_and_values_extend_it() {
             .unwrap()
             .contains(&json!("--web.enable-lifecycle"))
     );
+}
+
+#[test]
+fn web_serves_the_dashboard_and_the_metrics_api_under_linkerds_names() {
+    let o = objects(json!({}));
+    let web = find(&o, "Deployment", "web");
+    assert_eq!(
+        web["metadata"]["annotations"]["linkerd.io/inject"],
+        "enabled"
+    );
+    let c = &web["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["command"], json!(["/oxlink-web"]));
+    assert_eq!(c["image"], "oxlink:0.1.0");
+    // The bundled Prometheus is the binary's default: no --prometheus-url.
+    assert!(
+        !c["args"].to_string().contains("--prometheus-url"),
+        "{}",
+        c["args"]
+    );
+    let ports: Vec<i64> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [8084, 8085, 9994]);
+    assert_eq!(find(&o, "Service", "web")["spec"]["ports"][0]["port"], 8084);
+    assert_eq!(
+        find(&o, "Service", "metrics-api")["spec"]["ports"][0]["port"],
+        8085
+    );
+    let role = find(&o, "ClusterRole", "linkerd-linkerd-viz-web");
+    assert!(
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verbs"] == json!(["get", "list"]))
+    );
+    find(&o, "ClusterRoleBinding", "linkerd-linkerd-viz-web");
+    let o = objects(json!({"dashboard": {"enforcedHostRegexp": ".*"}}));
+    let c = &find(&o, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["args"].to_string().contains("--enforced-host=.*"));
 }

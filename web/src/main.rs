@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    oxlink_web::Args::parse_and_run()
+}
