@@ -245,7 +245,9 @@ impl Sender {
         match self {
             Self::H1(s) => {
                 // HTTP/1.1 wants an origin-form target and a Host header.
-                *request.uri_mut() = hyper::Uri::from_static("/inject");
+                let path = hyper::Uri::from_maybe_shared(request.uri().path().to_string())
+                    .expect("a path");
+                *request.uri_mut() = path;
                 request
                     .headers_mut()
                     .insert("host", hyper::header::HeaderValue::from_static("localhost"));
