@@ -23,7 +23,7 @@ pub struct EndpointsSnapshot {
     pub delta: Arc<[Bytes]>,
     /// The framed updates a new subscriber starts with, built on first use; shared by the
     /// snapshots of every key that holds the same state.
-    initial: Arc<OnceLock<Arc<[Bytes]>>>,
+    initial: Initial,
 }
 
 #[derive(Clone, Debug)]
@@ -91,8 +91,11 @@ impl EndpointsState {
 #[derive(Default)]
 pub(crate) struct Encoded {
     deltas: Vec<(EndpointsState, EndpointsState, Arc<[Bytes]>)>,
-    initials: Vec<(EndpointsState, Arc<OnceLock<Arc<[Bytes]>>>)>,
+    initials: Vec<(EndpointsState, Initial)>,
 }
+
+/// A state's initial updates, built on first use and shared by the snapshots holding it.
+type Initial = Arc<OnceLock<Arc<[Bytes]>>>;
 
 impl Encoded {
     fn delta(&mut self, prev: &EndpointsState, next: &EndpointsState) -> Arc<[Bytes]> {
@@ -109,7 +112,7 @@ impl Encoded {
         delta
     }
 
-    fn initial(&mut self, state: &EndpointsState) -> Arc<OnceLock<Arc<[Bytes]>>> {
+    fn initial(&mut self, state: &EndpointsState) -> Initial {
         if let Some((_, initial)) = self.initials.iter().find(|(s, _)| s.shared_with(state)) {
             return initial.clone();
         }
