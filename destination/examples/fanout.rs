@@ -89,7 +89,7 @@ impl Shape {
             hints: flag("--hints"),
             token: !flag("--no-token"),
         };
-        if shape.hints && shape.nodes % 2 != 0 {
+        if shape.hints && !shape.nodes.is_multiple_of(2) {
             return Err("--hints needs an even number of nodes (two zones)".into());
         }
         Ok(shape)

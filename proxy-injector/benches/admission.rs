@@ -245,8 +245,7 @@ impl Sender {
         match self {
             Self::H1(s) => {
                 // HTTP/1.1 wants an origin-form target and a Host header.
-                let path = hyper::Uri::from_maybe_shared(request.uri().path().to_string())
-                    .expect("a path");
+                let path: hyper::Uri = request.uri().path().parse().expect("a path");
                 *request.uri_mut() = path;
                 request
                     .headers_mut()
