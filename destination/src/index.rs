@@ -328,8 +328,22 @@ impl Index {
         if let Some(tx) = self.endpoint_subs.get(svc).and_then(|s| s.get(filter)) {
             return tx.subscribe();
         }
-        let state = self.endpoints_state(svc, filter, &mut HashMap::new());
-        let (tx, rx) = channel::channel(Arc::new(EndpointsSnapshot::first(state)));
+        let state = self
+            .endpoints_states(svc, std::slice::from_ref(filter))
+            .pop()
+            .unwrap_or(EndpointsState::Missing);
+        // A key of a Service that already has keys (another node's, mostly) usually holds
+        // the same endpoints as one of them: it then shares that one's state and encoding.
+        let same = self.endpoint_subs.get(svc).and_then(|subs| {
+            subs.values()
+                .map(|tx| tx.borrow().clone())
+                .find(|snap| snap.state == state)
+        });
+        let first = match same {
+            Some(snap) => EndpointsSnapshot::first_like(&snap),
+            None => EndpointsSnapshot::first(state),
+        };
+        let (tx, rx) = channel::channel(Arc::new(first));
         self.endpoint_subs
             .entry(svc.clone())
             .or_default()
@@ -414,20 +428,14 @@ impl Index {
         };
         subs.retain(|_, tx| !tx.is_closed());
         let filters: Vec<EndpointsFilter> = subs.keys().cloned().collect();
-        let mut built = HashMap::new();
-        let states: Vec<_> = filters
-            .into_iter()
-            .map(|f| {
-                let state = self.endpoints_state(svc, &f, &mut built);
-                (f, state)
-            })
-            .collect();
+        let states = self.endpoints_states(svc, &filters);
         let Some(subs) = self.endpoint_subs.get_mut(svc) else {
             return;
         };
-        for (filter, state) in states {
-            if let Some(tx) = subs.get(&filter) {
-                tx.send_if_modified(|snap| match snap.next(state) {
+        let mut encoded = endpoints::Encoded::default();
+        for (filter, state) in filters.iter().zip(states) {
+            if let Some(tx) = subs.get(filter) {
+                tx.send_if_modified(|snap| match snap.next(state, &mut encoded) {
                     Some(next) => {
                         *snap = Arc::new(next);
                         true

@@ -245,7 +245,8 @@ impl Sender {
         match self {
             Self::H1(s) => {
                 // HTTP/1.1 wants an origin-form target and a Host header.
-                *request.uri_mut() = hyper::Uri::from_static("/inject");
+                let path: hyper::Uri = request.uri().path().parse().expect("a path");
+                *request.uri_mut() = path;
                 request
                     .headers_mut()
                     .insert("host", hyper::header::HeaderValue::from_static("localhost"));
@@ -254,6 +255,120 @@ impl Sender {
             Self::H2(s) => s.send_request(request).await,
         }
     }
+}
+
+/// A paced load: `rate` requests per second over `connections` senders for `secs` seconds,
+/// generated on a thread of its own (one current-thread runtime), so that the server's
+/// workers run only the server; its CPU is that thread's.
+struct Load {
+    rate: u64,
+    secs: u64,
+    connections: u64,
+    h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
+}
+
+struct LoadRun {
+    /// Sorted.
+    latencies: Vec<Duration>,
+    /// The load generator's CPU seconds.
+    cpu: f64,
+}
+
+impl Load {
+    /// Posts `body` to `/inject` (expecting 200), or with `None` gets `/live`.
+    fn run<C, F>(&self, connect: C, body: Option<Bytes>) -> anyhow::Result<LoadRun>
+    where
+        C: Fn() -> F + Clone + Send + 'static,
+        F: std::future::Future<
+                Output = anyhow::Result<
+                    TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+                >,
+            > + Send,
+    {
+        let (rate, secs, connections, h2) =
+            (self.rate, self.secs, self.connections, self.h2.clone());
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let cpu0 = thread_cpu_seconds();
+                    let mut latencies =
+                        runtime.block_on(paced(rate, secs, connections, h2, connect, body))?;
+                    latencies.sort();
+                    Ok(LoadRun {
+                        latencies,
+                        cpu: thread_cpu_seconds() - cpu0,
+                    })
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the load generator panicked"))?
+        })
+    }
+}
+
+async fn paced<C, F>(
+    rate: u64,
+    secs: u64,
+    connections: u64,
+    shared_h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
+    connect: C,
+    body: Option<Bytes>,
+) -> anyhow::Result<Vec<Duration>>
+where
+    C: Fn() -> F + Clone + Send + 'static,
+    F: std::future::Future<
+            Output = anyhow::Result<
+                TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+            >,
+        > + Send,
+{
+    let per_connection = rate as f64 / connections as f64;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (connect, body, shared_h2) = (connect.clone(), body.clone(), shared_h2.clone());
+        tasks.spawn(async move {
+            let mut sender = match shared_h2 {
+                Some(h2) => Sender::H2(h2),
+                None => {
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(connect().await?).await?;
+                    tokio::spawn(conn);
+                    Sender::H1(sender)
+                }
+            };
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_connection));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let request = match &body {
+                    Some(body) => Request::post("https://localhost/inject")
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()))?,
+                    None => Request::get("https://localhost/live").body(Full::new(Bytes::new()))?,
+                };
+                let t = Instant::now();
+                let response = sender.send(request).await?;
+                anyhow::ensure!(response.status() == 200, "status {}", response.status());
+                response.into_body().collect().await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done??);
+    }
+    Ok(latencies)
+}
+
+/// The calling thread's CPU time (user + system), in seconds.
+fn thread_cpu_seconds() -> f64 {
+    stat_cpu_seconds("/proc/thread-self/stat")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -265,7 +380,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds("/proc/self/stat")
+}
+
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -408,48 +527,19 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
         None
     };
     let body = Bytes::from(review());
-    let per_connection = opts.rate as f64 / opts.connections as f64;
-    let deadline = Instant::now() + Duration::from_secs(opts.secs);
+    let load = Load {
+        rate: opts.rate,
+        secs: opts.secs,
+        connections: opts.connections,
+        h2: shared_h2,
+    };
     let (cpu0, start) = (cpu_seconds(), Instant::now());
-    let mut tasks = Vec::new();
-    for _ in 0..opts.connections {
-        let (connect, body, shared_h2) = (connect.clone(), body.clone(), shared_h2.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut sender = match shared_h2 {
-                Some(h2) => Sender::H2(h2),
-                None => {
-                    let (sender, conn) =
-                        hyper::client::conn::http1::handshake(connect().await?).await?;
-                    tokio::spawn(conn);
-                    Sender::H1(sender)
-                }
-            };
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_connection));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                tick.tick().await;
-                let request = Request::post("https://localhost/inject")
-                    .header("content-type", "application/json")
-                    .body(Full::new(body.clone()))?;
-                let t = Instant::now();
-                let response = sender.send(request).await?;
-                anyhow::ensure!(response.status() == 200, "status {}", response.status());
-                response.into_body().collect().await?;
-                latencies.push(t.elapsed());
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let run = load.run(connect.clone(), Some(body.clone()))?;
     let (cpu, wall) = (cpu_seconds() - cpu0, start.elapsed());
     let rss_load = rss_mib();
-    latencies.sort();
+    let latencies = run.latencies;
     println!(
-        "admission ({}): {} reviews in {:.1}s ({:.0}/s over {} senders, target {}/s); p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; CPU {:.1}% of a core; RSS idle {:.1} MiB, under load {:.1} MiB",
+        "admission ({}): {} reviews in {:.1}s ({:.0}/s over {} senders, target {}/s); p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; CPU {:.1}% of a core (server {:.1}%, load generator {:.1}%); RSS idle {:.1} MiB, under load {:.1} MiB",
         if opts.h2 {
             "HTTP/2, one connection"
         } else {
@@ -464,8 +554,38 @@ async fn bench_admission(opts: &Opts) -> anyhow::Result<()> {
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default()),
         100.0 * cpu / wall.as_secs_f64(),
+        100.0 * (cpu - run.cpu) / wall.as_secs_f64(),
+        100.0 * run.cpu / wall.as_secs_f64(),
         rss_idle,
         rss_load,
+    );
+
+    // Where the time goes: the same round trips without a review (`GET /live`: TLS, HTTP
+    // and both sides' scheduling), and the review alone in process, back to back.
+    let live = load.run(connect, None)?.latencies;
+    let injector = Injector::new(
+        Arc::new(InMemory),
+        Arc::new(StaticConfig {
+            values: Arc::new(Values::default()),
+            trust_anchors_pem: oxlink_tls::fixtures::ANCHOR_CRT.into(),
+        }),
+        "linkerd".into(),
+    );
+    let mut reviews = Vec::with_capacity(opts.iterations);
+    for _ in 0..opts.iterations {
+        let t = Instant::now();
+        let reviewed = injector.review(&body).await?;
+        std::hint::black_box(reviewed);
+        reviews.push(t.elapsed());
+    }
+    reviews.sort();
+    println!(
+        "where a review's time goes: the review alone (decode, inject, patch, encode) p50 {:.3} ms, p99 {:.3} ms; an HTTPS round trip without one (GET /live at {}/s) p50 {:.3} ms, p99 {:.3} ms",
+        ms(percentile(&reviews, 0.5)),
+        ms(percentile(&reviews, 0.99)),
+        opts.rate,
+        ms(percentile(&live, 0.5)),
+        ms(percentile(&live, 0.99)),
     );
     let cached = cache.state().len();
     drop(cache);

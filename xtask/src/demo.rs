@@ -9,7 +9,10 @@
 //! todobackend's endpoints and todoui's profile through destination. Everything is torn down on
 //! exit or Ctrl-C.
 
+mod idle;
 mod mesh;
+
+pub(crate) use self::idle::idle_rss;
 
 use crate::{cluster, paths, pods, run, tools};
 use anyhow::{Context, Result, bail, ensure};
@@ -74,7 +77,7 @@ impl Installer {
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
-    let mut demo = Demo::new(ctrl_c()?)?;
+    let mut demo = Demo::new(ctrl_c()?, "demo", target_dir().join("debug"))?;
     let result = demo.run(&args);
     if let Err(e) = &result {
         eprintln!("\nthe demo failed: {e:#}\nlogs: {}", demo.dir.display());
@@ -106,6 +109,8 @@ struct Demo {
     real: bool,
     dir: PathBuf,
     bin: PathBuf,
+    /// Where the controllers' binaries are: `bin`, or the release builds for `idle-rss`.
+    controllers_bin: PathBuf,
     children: Vec<(&'static str, Child)>,
     stop: Arc<AtomicBool>,
     step: usize,
@@ -115,8 +120,8 @@ struct Demo {
 const STEPS: usize = 10;
 
 impl Demo {
-    fn new(stop: Arc<AtomicBool>) -> Result<Self> {
-        let dir = paths::workspace().join("target").join("demo");
+    fn new(stop: Arc<AtomicBool>, dir: &str, controllers_bin: PathBuf) -> Result<Self> {
+        let dir = paths::workspace().join("target").join(dir);
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("logs"))?;
         Ok(Self {
@@ -125,6 +130,7 @@ impl Demo {
             real: false,
             dir,
             bin: target_dir().join("debug"),
+            controllers_bin,
             children: Vec::new(),
             stop,
             step: 0,
@@ -429,7 +435,7 @@ impl Demo {
         let kubeconfig = self.service_account_kubeconfig(sa)?;
         let log = self.dir.join("logs").join(format!("{sa}.log"));
         let out = fs::File::create(&log)?;
-        let child = Command::new(self.bin.join(binary))
+        let child = Command::new(self.controllers_bin.join(binary))
             .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env("OXLINK_LOG", "info")
@@ -439,7 +445,7 @@ impl Demo {
             // Its own process group: Ctrl-C reaches the demo, which stops it in order.
             .process_group(0)
             .spawn()
-            .with_context(|| format!("starting {}", self.bin.join(binary).display()))?;
+            .with_context(|| format!("starting {}", self.controllers_bin.join(binary).display()))?;
         println!("    {sa}: pid {} (log {})", child.id(), log.display());
         self.children.push((sa, child));
         let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();

@@ -44,7 +44,7 @@ pub(crate) fn available(program: &str, version_arg: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn display(cmd: &Command) -> String {
+pub(crate) fn display(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())

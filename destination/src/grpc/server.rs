@@ -226,8 +226,8 @@ async fn connection<S: GrpcService, IO>(
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size)
-        .handshake(io);
-    let mut conn: Connection<IO, Bytes> =
+        .handshake(Batched(io));
+    let mut conn: Connection<Batched<IO>, Bytes> =
         match tokio::time::timeout(limits.handshake_timeout, handshake).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(error)) => {
@@ -309,6 +309,46 @@ async fn connection<S: GrpcService, IO>(
                 conn.graceful_shutdown();
             }
         }
+    }
+}
+
+/// A connection that h2 writes to as one without vectored writes. h2 then copies every DATA
+/// frame smaller than 1 KiB into its write buffer (instead of writing each one on its own,
+/// behind its header, as it does for frames of 256 bytes or more on vectored IO), so a
+/// fan-out's small updates to a connection's many streams leave in a few large writes rather
+/// than one system call per stream; larger frames (a first snapshot) are still written
+/// without a copy.
+struct Batched<IO>(IO);
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Batched<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Batched<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
