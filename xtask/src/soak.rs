@@ -374,7 +374,7 @@ impl Soak<'_> {
         };
         let total = run.total();
         println!(
-            "soak [{}] {}: {} in {secs:.0}s; {} sent, {} failed; RSS {:?}",
+            "soak [{}] {}: {} in {secs:.0}s; {} sent, {} failed {}; RSS {:?}",
             elapsed(self.started),
             fault.name(),
             match &run.outcome {
@@ -383,6 +383,7 @@ impl Soak<'_> {
             },
             total.sent,
             total.failed,
+            total.failure_kinds(),
             run.rss
         );
         Ok(run)
@@ -658,7 +659,7 @@ impl Soak<'_> {
                     continue;
                 };
                 match load_window(SocketAddr::new(ip, STATS_PORT)) {
-                    Ok(stats) => window.add(&stats),
+                    Ok(stats) => window.add(app, &stats),
                     // A pod on its way out has stopped serving; its log has its last counts.
                     Err(e) if !pod["metadata"]["deletionTimestamp"].is_null() => {
                         let _ = e;
@@ -672,7 +673,7 @@ impl Soak<'_> {
                 continue;
             }
             if let Some(stats) = last_counts(&pod.name, uid, pod.app) {
-                window.add(&stats);
+                window.add(pod.app, &stats);
                 pod.done = true;
             }
         }

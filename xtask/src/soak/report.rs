@@ -15,13 +15,16 @@ pub(crate) struct Window {
     pub(crate) sent: u64,
     /// Requests that got no response, a non-2xx status, or a gRPC status other than OK.
     pub(crate) failed: u64,
+    /// Failures by load generator and kind (`load: timeout`, `grpc-load: grpc-14`,
+    /// `load: HTTP 502`).
+    pub(crate) failures: BTreeMap<String, u64>,
     /// Latencies of the responses: middle of a histogram bucket (µs) → count.
     buckets: BTreeMap<u64, u64>,
 }
 
 impl Window {
-    /// Adds one load generator's window.
-    pub(crate) fn add(&mut self, stats: &Stats) {
+    /// Adds a window of load generator `load`.
+    pub(crate) fn add(&mut self, load: &str, stats: &Stats) {
         self.sent += stats.sent;
         let ok: u64 = stats
             .by_status
@@ -30,6 +33,19 @@ impl Window {
             .map(|(_, n)| n)
             .sum();
         self.failed += stats.errors + stats.responses.saturating_sub(ok);
+        let non_2xx = stats
+            .by_status
+            .iter()
+            .filter(|(status, _)| !status.starts_with('2'))
+            .map(|(status, n)| (format!("HTTP {status}"), n));
+        for (kind, n) in stats
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| (k.clone(), n))
+            .chain(non_2xx)
+        {
+            *self.failures.entry(format!("{load}: {kind}")).or_default() += n;
+        }
         for &(us, n) in &stats.latency_buckets_us {
             *self.buckets.entry(us).or_default() += n;
         }
@@ -39,9 +55,21 @@ impl Window {
     pub(crate) fn merge(&mut self, other: &Window) {
         self.sent += other.sent;
         self.failed += other.failed;
+        for (kind, &n) in &other.failures {
+            *self.failures.entry(kind.clone()).or_default() += n;
+        }
         for (&us, &n) in &other.buckets {
             *self.buckets.entry(us).or_default() += n;
         }
+    }
+
+    /// The failures by kind, `load: timeout ×2, grpc-load: grpc-14 ×1`.
+    pub(crate) fn failure_kinds(&self) -> String {
+        self.failures
+            .iter()
+            .map(|(kind, n)| format!("{kind} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The 99th percentile latency in milliseconds, `None` without responses.
@@ -141,14 +169,14 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
     let mut out = String::new();
     let _ = write!(
         out,
-        "{:<3} {:<34} {:<9} {:>7} {:>6} {:>10} {:>10} {:>10} {:>6}",
+        "{:<3} {:<44} {:<9} {:>7} {:>6} {:>10} {:>10} {:>10} {:>6}",
         "#", "fault", "redundant", "sent", "failed", "p99 before", "during", "after", "took"
     );
     for c in controllers {
         let _ = write!(out, " {:>12}", format!("{c} MiB"));
     }
     out.push_str("  result\n");
-    let _ = write!(out, "{:<3} {:<34}", "", "(start)");
+    let _ = write!(out, "{:<3} {:<44}", "", "(start)");
     let _ = write!(
         out,
         " {:<9} {:>7} {:>6} {:>10} {:>10} {:>10} {:>6}",
@@ -162,7 +190,7 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
         let total = run.total();
         let _ = write!(
             out,
-            "{:<3} {:<34} {:<9} {:>7} {:>6} {:>10} {:>10} {:>10} {:>5.0}s",
+            "{:<3} {:<44} {:<9} {:>7} {:>6} {:>10} {:>10} {:>10} {:>5.0}s",
             i + 1,
             format!("{} (round {})", run.name, run.round),
             if run.redundant { "yes" } else { "no" },
@@ -191,6 +219,9 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
             Err(e) => {
                 let _ = write!(out, "  FAILED: {}", e.lines().next().unwrap_or_default());
             }
+        }
+        if total.failed > 0 {
+            let _ = write!(out, "; failed: {}", total.failure_kinds());
         }
         out.push('\n');
     }
@@ -244,9 +275,12 @@ mod tests {
     #[test]
     fn windows_count_errors_and_non_2xx_as_failed_and_merge_latencies() {
         let mut w = Window::default();
-        w.add(&stats(10, 8, 1, 1, &[1, 2, 3]));
-        w.add(&stats(5, 5, 0, 0, &[100]));
+        let mut timeout = stats(10, 8, 1, 1, &[1, 2, 3]);
+        timeout.errors_by_kind.insert("timeout".into(), 1);
+        w.add("load", &timeout);
+        w.add("grpc-load", &stats(5, 5, 0, 0, &[100]));
         assert_eq!((w.sent, w.failed), (15, 2));
+        assert_eq!(w.failure_kinds(), "load: HTTP 500 ×1, load: timeout ×1");
         assert_eq!(w.p99_ms(), Some(100.0));
         assert_eq!(Window::default().p99_ms(), None);
     }
@@ -258,7 +292,11 @@ mod tests {
         outcome: Result<String, String>,
     ) -> FaultRun {
         let mut during = Window::default();
-        during.add(&stats(100, 100 - failed, 0, failed, &[5]));
+        let mut s = stats(100, 100 - failed, 0, failed, &[5]);
+        if failed > 0 {
+            s.errors_by_kind.insert("timeout".into(), failed);
+        }
+        during.add("load", &s);
         FaultRun {
             round: 1,
             name,
@@ -311,10 +349,11 @@ mod tests {
             "{table}"
         );
         assert!(
-            lines[3].contains(" no ") && lines[3].ends_with("ok: 12s"),
+            lines[3].contains(" no ") && lines[3].ends_with("ok: 12s; failed: load: timeout ×4"),
             "{table}"
         );
         assert!(lines[4].ends_with("FAILED: timed out"), "{table}");
+        assert!(lines[2].ends_with("; failed: load: timeout ×1"), "{table}");
     }
 
     #[test]
