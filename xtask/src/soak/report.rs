@@ -173,7 +173,7 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
         "#", "fault", "redundant", "sent", "failed", "p99 before", "during", "after", "took"
     );
     for c in controllers {
-        let _ = write!(out, " {:>12}", format!("{c} MiB"));
+        let _ = write!(out, " {:>16}", format!("{c} MiB"));
     }
     out.push_str("  result\n");
     let _ = write!(out, "{:<3} {:<44}", "", "(start)");
@@ -183,7 +183,7 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
         "", "", "", "", "", "", ""
     );
     for c in controllers {
-        let _ = write!(out, " {:>12}", rss_cell(start_rss.get(c)));
+        let _ = write!(out, " {:>16}", rss_cell(start_rss.get(c)));
     }
     out.push('\n');
     for (i, run) in runs.iter().enumerate() {
@@ -202,7 +202,7 @@ pub(crate) fn table(runs: &[FaultRun], start_rss: &Rss, controllers: &[&'static 
             run.secs,
         );
         for c in controllers {
-            let _ = write!(out, " {:>12}", rss_cell(run.rss.get(c)));
+            let _ = write!(out, " {:>16}", rss_cell(run.rss.get(c)));
         }
         match &run.outcome {
             Ok(note) => {

@@ -147,6 +147,7 @@ async fn the_command_serves_its_stats_until_stopped() {
         stats_port: Some(port),
         timeout: Duration::from_secs(5),
         http2: false,
+        grpc: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = args.run(
