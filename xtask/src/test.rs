@@ -106,7 +106,7 @@ const LEFT_OUT_BY_NO_E2E: [&str; 5] = [
 /// The short soak's step: every fault once, windows of [`SHORT_SOAK_WINDOW`] seconds.
 const SOAK_STEP: &str = "soak (short)";
 const SHORT_SOAK_MINUTES: u64 = 3;
-const SHORT_SOAK_WINDOW: u64 = 5;
+const SHORT_SOAK_WINDOW: u64 = 3;
 
 pub(crate) fn run(args: TestArgs) -> Result<()> {
     let started = Instant::now();
