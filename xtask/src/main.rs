@@ -51,8 +51,8 @@ enum Task {
     /// Run everything CI runs: fmt, clippy, unit tests, and the e2e suite on localkube.
     Test(test::TestArgs),
     /// The todo app and a gRPC pair under steady load through the real proxies while faults
-    /// run (controllers killed, the API server restarted, issuer and trust anchor rotated,
-    /// endpoints churned, pods deleted); a table per fault and one closing line.
+    /// run (controllers killed, the API server restarted, watches closed, issuer and trust
+    /// anchor rotated, endpoints churned, pods deleted); a table per fault and one closing line.
     Soak(soak::SoakArgs),
     /// The workshop on a local cluster: control plane installed and running, the todo app
     /// injected, a simulated proxy certified and resolving; torn down on exit or Ctrl-C.

@@ -65,6 +65,9 @@ pub(crate) enum Fault {
     KillInjector,
     /// Stop and start the API server (localkube): every watch is dropped.
     RestartApiServer,
+    /// Every controller replica's connections to the API server closed under it (`ss -K` in
+    /// its network namespace), the API server staying up: each must notice and watch again.
+    DropWatches,
     /// A new issuer, signed by the trust anchor, into `linkerd-identity-issuer`.
     RotateIssuer,
     /// todobackend and the gRPC server scaled 2 → 4 → 2.
@@ -75,11 +78,12 @@ pub(crate) enum Fault {
     RotateAnchor,
 }
 
-const FAULTS: [Fault; 8] = [
+const FAULTS: [Fault; 9] = [
     Fault::KillIdentity,
     Fault::KillDestination,
     Fault::KillInjector,
     Fault::RestartApiServer,
+    Fault::DropWatches,
     Fault::RotateIssuer,
     Fault::ChurnEndpoints,
     Fault::DeletePods,
@@ -92,7 +96,8 @@ impl Fault {
             Fault::KillIdentity => "kill identity (1 of 2)",
             Fault::KillDestination => "kill destination (1 of 2)",
             Fault::KillInjector => "kill proxy-injector (1 of 2)",
-            Fault::RestartApiServer => "restart API server, drop watches",
+            Fault::RestartApiServer => "restart the API server",
+            Fault::DropWatches => "close the controllers' watches",
             Fault::RotateIssuer => "rotate the issuer",
             Fault::ChurnEndpoints => "churn endpoints 2→4→2",
             Fault::DeletePods => "delete pods mid-request",
@@ -101,9 +106,10 @@ impl Fault {
     }
 
     /// Whether a replica of what the fault takes away is left serving. The API server has
-    /// none; every controller runs two replicas, and the app's rollouts surge.
+    /// none, and closing the watches hits every controller replica at once; every controller
+    /// runs two replicas, and the app's rollouts surge.
     fn redundant(self) -> bool {
-        self != Fault::RestartApiServer
+        !matches!(self, Fault::RestartApiServer | Fault::DropWatches)
     }
 }
 
@@ -404,6 +410,7 @@ impl Soak<'_> {
                 }
                 Ok(format!("API server back after {back:.1}s"))
             }
+            Fault::DropWatches => self.drop_watches(),
             Fault::RotateIssuer => self.rotate_issuer(),
             Fault::ChurnEndpoints => {
                 for n in [4, 2] {
@@ -472,6 +479,64 @@ impl Soak<'_> {
         Ok(format!(
             "pid {victim} killed, restarted after {restarted:.1}s, Ready after {:.1}s",
             t.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// Closes every controller replica's connections to the API server (its watches among
+    /// them) and waits until each has connected again and every replica is Ready.
+    fn drop_watches(&self) -> Result<String> {
+        let pids: Vec<(&str, u32)> = CONTROLLERS
+            .iter()
+            .flat_map(|(name, binary, _)| controller_pids(binary).into_iter().map(|p| (*name, p)))
+            .collect();
+        let t = Instant::now();
+        let mut closed = 0;
+        for &(name, pid) in &pids {
+            let filter = api_server_filter(pid)
+                .with_context(|| format!("where {name} (pid {pid}) finds the API server"))?;
+            let out = run::output(
+                std::process::Command::new("nsenter")
+                    .args(["-t", &pid.to_string(), "-n", "ss", "-K", "-t", "-n"])
+                    .args(&filter),
+            )?;
+            // One header line, then one line per closed socket.
+            closed += out.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+        }
+        ensure!(closed > 0, "no connection to the API server to close");
+        for &(name, pid) in &pids {
+            let filter = api_server_filter(pid)?;
+            loop {
+                let out = run::output(
+                    std::process::Command::new("nsenter")
+                        .args([
+                            "-t",
+                            &pid.to_string(),
+                            "-n",
+                            "ss",
+                            "-t",
+                            "-n",
+                            "state",
+                            "established",
+                        ])
+                        .args(&filter),
+                )
+                .unwrap_or_default();
+                if out.lines().skip(1).any(|l| !l.trim().is_empty()) {
+                    break;
+                }
+                if t.elapsed() > RECOVERY {
+                    bail!("{name} (pid {pid}) did not connect to the API server again");
+                }
+                self.sleep(Duration::from_millis(200))?;
+            }
+        }
+        let back = t.elapsed().as_secs_f64();
+        for (_, _, deploy) in CONTROLLERS {
+            self.wait_deployment(CONTROL_NS, deploy, CONTROLLER_REPLICAS)?;
+        }
+        Ok(format!(
+            "{closed} connections of {} replicas closed, all connected again after {back:.1}s",
+            pids.len()
         ))
     }
 
@@ -681,6 +746,31 @@ impl Soak<'_> {
     }
 }
 
+/// The `ss` filter for the connections of process `pid` to the API server, by the address
+/// its pod was given (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`).
+fn api_server_filter(pid: u32) -> Result<Vec<String>> {
+    let environ = fs::read(format!("/proc/{pid}/environ"))?;
+    let var = |name: &str| {
+        environ
+            .split(|&b| b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+            .with_context(|| format!("{name} is not set"))
+    };
+    let (host, port) = (
+        var("KUBERNETES_SERVICE_HOST")?,
+        var("KUBERNETES_SERVICE_PORT")?,
+    );
+    Ok(vec![
+        "dst".into(),
+        host,
+        "dport".into(),
+        "=".into(),
+        format!(":{port}"),
+    ])
+}
+
 /// A load generator's counts since its last window (`POST /window`).
 fn load_window(addr: SocketAddr) -> Result<Stats> {
     let (status, body) = run::http(addr, "POST", "/window", Duration::from_secs(5))?;
@@ -809,9 +899,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_api_server_has_no_replica() {
+    fn only_the_api_server_and_the_watches_have_no_replica() {
         let lone: Vec<Fault> = FAULTS.iter().copied().filter(|f| !f.redundant()).collect();
-        assert_eq!(lone, [Fault::RestartApiServer]);
+        assert_eq!(lone, [Fault::RestartApiServer, Fault::DropWatches]);
     }
 
     #[test]
