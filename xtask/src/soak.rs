@@ -9,8 +9,9 @@
 //! sending 20 unary calls a second to a gRPC server of two replicas.
 //!
 //! Then faults, one after another, each with a window of steady load before it, the fault
-//! itself (until the mesh has recovered), and a window after it; the schedule repeats until
-//! `--minutes` are up (the first round, every fault once, always runs to its end). After each
+//! itself (until the mesh has recovered), and a window after it; the schedule repeats while
+//! the next fault can end within `--minutes` of the start (the first round, every fault once,
+//! always runs to its end). After each
 //! window the soak draws every load generator's counts (`POST :9000/window`; a load pod that
 //! was replaced printed its last counts into its log, which the soak reads), so no request goes
 //! uncounted. After each fault it samples the RSS of every controller replica.
@@ -42,8 +43,8 @@ use std::{
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SoakArgs {
-    /// How long to run the fault schedule, in minutes (the first round, every fault once,
-    /// always runs to its end).
+    /// How long the soak runs, set-up included, in minutes: no fault starts that would end
+    /// later (but the first round, every fault once, always runs to its end).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) minutes: u64,
     /// Seconds of steady load before and after each fault.
