@@ -133,6 +133,15 @@ async fn the_stats_port_serves_and_resets_the_counts() {
     let reset: Stats = serde_json::from_slice(&reset.body).unwrap();
     assert!(reset.sent <= 1 && reset.responses <= 1, "{reset:?}");
     assert!(reset.elapsed_s < stats.elapsed_s, "{reset:?}");
+    // A window hands over the counts so far and starts anew.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (window, _) = fetch(stats_server.addr(), Method::POST, "/window", "", false).await;
+    let window: Stats = serde_json::from_slice(&window.body).unwrap();
+    assert!(window.sent >= 2, "{window:?}");
+    assert!(!window.latency_buckets_us.is_empty(), "{window:?}");
+    let after: Stats =
+        serde_json::from_slice(&get(stats_server.addr(), "/stats").await.body).unwrap();
+    assert!(after.elapsed_s < window.elapsed_s, "{after:?}");
     task.abort();
 }
 
