@@ -213,6 +213,7 @@ fn soak(demo: &mut Demo, args: &SoakArgs) -> Result<(Runs, Rss)> {
         pki: PathBuf::new(),
         pki_count: 0,
         seen: BTreeMap::new(),
+        old_pod_dirs: pod_dirs(),
         started,
     };
     soak.install()?;
@@ -290,6 +291,8 @@ struct Soak<'a> {
     pki_count: u32,
     /// Load pods by UID.
     seen: BTreeMap<String, LoadPod>,
+    /// The pod directories of the pod runtime from before the soak (of earlier runs).
+    old_pod_dirs: BTreeSet<String>,
     started: Instant,
 }
 
@@ -734,6 +737,17 @@ impl Soak<'_> {
                 }
             }
         }
+        // A load pod that came and went between two draws (a rotation restarts the load
+        // generators more than once) is known only by the directory the runtime gave it.
+        for dir in pod_dirs().difference(&self.old_pod_dirs) {
+            if let Some((app, name, uid)) = load_pod_dir(dir) {
+                self.seen.entry(uid.to_string()).or_insert_with(|| LoadPod {
+                    name: name.to_string(),
+                    app,
+                    done: false,
+                });
+            }
+        }
         for (uid, pod) in &mut self.seen {
             if pod.done || listed.contains(uid) {
                 continue;
@@ -745,6 +759,32 @@ impl Soak<'_> {
         }
         window
     }
+}
+
+/// The names of the pod runtime's pod directories (`<ns>_<pod>_<uid>`).
+fn pod_dirs() -> BTreeSet<String> {
+    fs::read_dir(POD_STATE)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The load generator, pod name and UID of a pod directory of the app's namespace, if it is a
+/// load generator's.
+fn load_pod_dir(dir: &str) -> Option<(&'static str, &str, &str)> {
+    let rest = dir.strip_prefix(APP_NS)?.strip_prefix('_')?;
+    let (name, uid) = rest.rsplit_once('_')?;
+    let app = LOADS.into_iter().find(|app| {
+        name.strip_prefix(app)
+            .and_then(|r| r.strip_prefix('-'))
+            // `<deployment>-<replicaset hash>-<suffix>`: no more dashes after the app's name.
+            .is_some_and(|r| r.matches('-').count() == 1)
+    })?;
+    Some((app, name, uid))
 }
 
 /// The `ss` filter for the connections of process `pid` to the API server, by the address
@@ -903,6 +943,26 @@ mod tests {
     fn only_the_api_server_and_the_watches_have_no_replica() {
         let lone: Vec<Fault> = FAULTS.iter().copied().filter(|f| !f.redundant()).collect();
         assert_eq!(lone, [Fault::RestartApiServer, Fault::DropWatches]);
+    }
+
+    #[test]
+    fn load_pod_directories_are_told_apart() {
+        assert_eq!(
+            load_pod_dir("todo_load-686796f8f9-px97v_acba72df-4ccd"),
+            Some(("load", "load-686796f8f9-px97v", "acba72df-4ccd"))
+        );
+        assert_eq!(
+            load_pod_dir("todo_grpc-load-664f4bf5bd-lrz9b_2f220f54"),
+            Some(("grpc-load", "grpc-load-664f4bf5bd-lrz9b", "2f220f54"))
+        );
+        for other in [
+            "todo_todoui-764fc6b66-lpkph_28926926",
+            "linkerd_load-686796f8f9-px97v_acba72df",
+            "todo_load-balancer-686796f8f9-px97v_acba72df",
+            "todo_load-686796f8f9-px97v",
+        ] {
+            assert_eq!(load_pod_dir(other), None, "{other}");
+        }
     }
 
     #[test]
