@@ -362,6 +362,7 @@ impl Soak<'_> {
             elapsed(self.started),
             fault.name()
         );
+        let t0 = Instant::now();
         self.sleep(window)?;
         let before = self.poll();
         let t = Instant::now();
@@ -384,7 +385,7 @@ impl Soak<'_> {
         };
         let total = run.total();
         println!(
-            "soak [{}] {}: {} in {secs:.0}s; {} sent, {} failed {}; RSS {:?}",
+            "soak [{}] {}: {} in {secs:.0}s; {} sent ({:.1}/s), {} failed {}; RSS {:?}",
             elapsed(self.started),
             fault.name(),
             match &run.outcome {
@@ -392,6 +393,7 @@ impl Soak<'_> {
                 Err(e) => format!("FAILED ({e})"),
             },
             total.sent,
+            total.sent as f64 / t0.elapsed().as_secs_f64(),
             total.failed,
             total.failure_kinds(),
             run.rss
