@@ -46,6 +46,10 @@ pub(crate) struct GenerateArgs {
     /// How long the issuer is valid (Go duration; 8760h is one year).
     #[arg(long, default_value = "8760h", value_parser = parse_duration)]
     issuer_lifetime: Duration,
+    /// Sign the issuer with the trust anchor in this directory (its ca.crt and ca.key) instead
+    /// of generating an anchor; only issuer.crt and issuer.key are written (an issuer rotation).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["anchor_common_name", "anchor_lifetime"])]
+    anchor_dir: Option<PathBuf>,
     /// Replace files that already exist.
     #[arg(long)]
     force: bool,
@@ -75,6 +79,9 @@ pub(crate) fn run(
 const FILES: [&str; 4] = ["ca.crt", "ca.key", "issuer.crt", "issuer.key"];
 
 fn generate(args: GenerateArgs, now: SystemTime, out: &mut impl Write) -> Result<()> {
+    if let Some(anchor_dir) = &args.anchor_dir {
+        return generate_issuer(&args, anchor_dir, now, out);
+    }
     if args.issuer_lifetime > args.anchor_lifetime {
         bail!(
             "the issuer would outlive its trust anchor ({} > {}); shorten --issuer-lifetime",
@@ -116,9 +123,55 @@ fn generate(args: GenerateArgs, now: SystemTime, out: &mut impl Write) -> Result
     Ok(())
 }
 
+/// `generate --anchor-dir`: a new issuer signed by an existing trust anchor.
+fn generate_issuer(
+    args: &GenerateArgs,
+    anchor_dir: &Path,
+    now: SystemTime,
+    out: &mut impl Write,
+) -> Result<()> {
+    let read = |name: &str| {
+        let path = anchor_dir.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let anchor = generate::GeneratedCa {
+        crt_pem: read("ca.crt")?,
+        key_pem: read("ca.key")?,
+    };
+    if !args.force {
+        refuse_overwrite_of(&args.dir, &FILES[2..])
+            .map_err(|e| anyhow::anyhow!("{e} (use --force to replace)"))?;
+    }
+    let issuer = generate::issuer(&anchor, &args.issuer_common_name, args.issuer_lifetime, now)
+        .with_context(|| {
+            format!(
+                "signing an issuer with the trust anchor in {}",
+                anchor_dir.display()
+            )
+        })?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    write(&args.dir, "issuer.crt", &issuer.crt_pem, false)?;
+    write(&args.dir, "issuer.key", &issuer.key_pem, true)?;
+    writeln!(
+        out,
+        "issuer {:?} valid for {}, signed by the trust anchor {}: {}",
+        args.issuer_common_name,
+        humanize(args.issuer_lifetime),
+        anchor_dir.join("ca.crt").display(),
+        args.dir.join("issuer.crt").display()
+    )?;
+    Ok(())
+}
+
 /// Fails when any of the four files already exists in `dir`.
 fn refuse_overwrite(dir: &Path) -> Result<()> {
-    let existing: Vec<String> = FILES
+    refuse_overwrite_of(dir, &FILES)
+}
+
+/// Fails when any of `files` already exists in `dir`.
+fn refuse_overwrite_of(dir: &Path, files: &[&str]) -> Result<()> {
+    let existing: Vec<String> = files
         .iter()
         .map(|f| dir.join(f))
         .filter(|p| p.exists())

@@ -144,8 +144,25 @@ impl Cluster {
             let _ = fs::remove_dir_all(dir.join("etcd"));
         }
         fs::create_dir_all(dir)?;
-        let log = fs::File::create(dir.join("localkube.log"))?;
-        let mut cmd = Command::new(&binary);
+        fs::File::create(dir.join("localkube.log"))?;
+        self.start(&binary, runtime.is_none())?;
+        if runtime.is_none() {
+            // A restart of localkube (by a test) must leave the pods to the runtime again.
+            fs::write(dir.join(POD_RUNTIME_FILE), "external\n")?;
+            pods::start(dir, &binary)?;
+        }
+        Ok(())
+    }
+
+    /// Starts localkube (appending to its log), for the real pod runtime (`external`) or the
+    /// node simulator, and waits until it is ready.
+    fn start(&self, binary: &Path, external: bool) -> Result<()> {
+        let dir = &self.dir;
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("localkube.log"))?;
+        let mut cmd = Command::new(binary);
         cmd.arg("up")
             .arg("--dir")
             .arg(dir)
@@ -153,11 +170,7 @@ impl Cluster {
             .arg(format!("--etcd-port={}", self.port + 1))
             .arg(format!(
                 "--pod-runtime={}",
-                if runtime.is_none() {
-                    "external"
-                } else {
-                    "simulated"
-                }
+                if external { "external" } else { "simulated" }
             ))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -176,12 +189,35 @@ impl Cluster {
             "localkube ready after {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        if runtime.is_none() {
-            // A restart of localkube (by a test) must leave the pods to the runtime again.
-            fs::write(dir.join(POD_RUNTIME_FILE), "external\n")?;
-            pods::start(dir, &binary)?;
-        }
         Ok(())
+    }
+
+    /// Restarts the API server (localkube: etcd, the API server and the controllers) and
+    /// leaves the pods alone: the pod runtime keeps running them and re-watches. Every watch
+    /// and connection to the API server is dropped on the way.
+    pub(crate) fn restart_api_server(&self) -> Result<()> {
+        let pid = self
+            .running_pid()
+            .context("localkube is not running: nothing to restart")?;
+        let external = self.dir.join(POD_RUNTIME_FILE).exists();
+        let binary = build()?;
+        self.stop_localkube(pid);
+        self.start(&binary, external)
+    }
+
+    /// SIGTERM, then SIGKILL after 30 seconds; forgets its pid and readiness.
+    fn stop_localkube(&self, pid: u32) {
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(pid) {
+            eprintln!("localkube (pid {pid}) did not stop within 30s; killing it");
+            signal(pid, "KILL");
+        }
+        let _ = fs::remove_file(self.dir.join("pid"));
+        let _ = fs::remove_file(self.dir.join("ready"));
     }
 
     /// Stops the cluster if it runs: SIGTERM, then SIGKILL after 30 seconds.
@@ -193,17 +229,7 @@ impl Cluster {
             let _ = fs::remove_file(dir.join("pid"));
             return Ok(());
         };
-        signal(pid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if alive(pid) {
-            eprintln!("localkube (pid {pid}) did not stop within 30s; killing it");
-            signal(pid, "KILL");
-        }
-        let _ = fs::remove_file(dir.join("pid"));
-        let _ = fs::remove_file(dir.join("ready"));
+        self.stop_localkube(pid);
         eprintln!("localkube stopped");
         Ok(())
     }

@@ -22,8 +22,8 @@ use oxlink_crds::names::{
 };
 use std::{
     fs,
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    io::Write,
+    net::SocketAddr,
     os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -35,8 +35,8 @@ use std::{
 };
 
 /// The namespace of the control plane, and of the app.
-const CONTROL_NS: &str = "linkerd";
-const APP_NS: &str = "todo";
+pub(crate) const CONTROL_NS: &str = "linkerd";
+pub(crate) const APP_NS: &str = "todo";
 const TRUST_DOMAIN: &str = "cluster.local";
 
 /// Where the local controllers listen (all on 127.0.0.1).
@@ -77,7 +77,7 @@ impl Installer {
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<()> {
-    let mut demo = Demo::new(ctrl_c()?, "demo", target_dir().join("debug"))?;
+    let mut demo = Demo::new("demo", ctrl_c()?, target_dir().join("debug"))?;
     let result = demo.run(&args);
     if let Err(e) = &result {
         eprintln!("\nthe demo failed: {e:#}\nlogs: {}", demo.dir.display());
@@ -88,7 +88,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<()> {
 
 /// A flag that Ctrl-C sets; the handler is installed once per process (a test run may run the
 /// demo more than once).
-fn ctrl_c() -> Result<Arc<AtomicBool>> {
+pub(crate) fn ctrl_c() -> Result<Arc<AtomicBool>> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     if let Some(flag) = FLAG.get() {
         return Ok(flag.clone());
@@ -101,7 +101,8 @@ fn ctrl_c() -> Result<Arc<AtomicBool>> {
 }
 
 /// One run: the cluster, the binaries, the files handed to the controllers, and the processes.
-struct Demo {
+/// `cargo xtask soak` sets up its mesh with the same pieces.
+pub(crate) struct Demo {
     cluster: cluster::Cluster,
     /// Whether this run started the cluster (and so stops it).
     started_cluster: bool,
@@ -120,8 +121,10 @@ struct Demo {
 const STEPS: usize = 10;
 
 impl Demo {
-    fn new(stop: Arc<AtomicBool>, dir: &str, controllers_bin: PathBuf) -> Result<Self> {
-        let dir = paths::workspace().join("target").join(dir);
+    /// A run whose files and logs go to `target/<name>` (emptied first), running the controllers
+    /// built in `controllers_bin`.
+    pub(crate) fn new(name: &str, stop: Arc<AtomicBool>, controllers_bin: PathBuf) -> Result<Self> {
+        let dir = paths::workspace().join("target").join(name);
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("logs"))?;
         Ok(Self {
@@ -140,6 +143,36 @@ impl Demo {
 
     fn run(&mut self, args: &DemoArgs) -> Result<()> {
         self.begin("Building oxlink, the controllers, the pod runtime and the simulated proxy");
+        self.build()?;
+
+        self.begin("Starting the local cluster");
+        self.start_cluster()?;
+        self.oxlink(&["check", "--pre"])?;
+
+        self.begin("Installing the CRDs and the control plane");
+        match args.install_with {
+            Installer::Oxlink => self.install_with_oxlink(&[])?,
+            Installer::Helm => self.install_with_helm()?,
+        }
+
+        if self.real {
+            self.begin("identity, destination and the proxy injector run as the chart's pods");
+            self.wait_for_controller_pods()?;
+        } else {
+            self.begin("Starting identity, destination and the proxy injector as local processes");
+            self.start_controllers()?;
+        }
+
+        self.begin("Checking the installation");
+        self.oxlink(&["check", "--wait", "2m"])?;
+
+        self.begin("Deploying the todo app into a namespace annotated for injection");
+        self.deploy_todo_app()?;
+        self.after_the_todo_app(args)
+    }
+
+    /// Builds oxlink, the controllers, the pod runtime and the simulated proxy, and kubectl.
+    pub(crate) fn build(&self) -> Result<()> {
         run::status(run::cargo().args([
             "build",
             "--locked",
@@ -160,8 +193,11 @@ impl Demo {
             "oxlink-pod-runtime",
         ]))?;
         tools::ensure(tools::Tool::Kubectl)?;
+        Ok(())
+    }
 
-        self.begin("Starting the local cluster");
+    /// Starts the local cluster, or reuses the running one (and then leaves it up).
+    pub(crate) fn start_cluster(&mut self) -> Result<()> {
         if self.cluster.is_running() {
             println!("    reusing the running local cluster (it stays up afterwards)");
         } else {
@@ -177,26 +213,12 @@ impl Demo {
                 "    pods are status only: the controllers run as local processes, the proxy is simulated"
             ),
         }
-        self.oxlink(&["check", "--pre"])?;
+        Ok(())
+    }
 
-        self.begin("Installing the CRDs and the control plane");
-        match args.install_with {
-            Installer::Oxlink => self.install_with_oxlink()?,
-            Installer::Helm => self.install_with_helm()?,
-        }
-
-        if self.real {
-            self.begin("identity, destination and the proxy injector run as the chart's pods");
-            self.wait_for_controller_pods()?;
-        } else {
-            self.begin("Starting identity, destination and the proxy injector as local processes");
-            self.start_controllers()?;
-        }
-
-        self.begin("Checking the installation");
-        self.oxlink(&["check", "--wait", "2m"])?;
-
-        self.begin("Deploying the todo app into a namespace annotated for injection");
+    /// Deploys the todo app into namespace `todo`, annotated for injection, and checks that
+    /// every pod came out injected.
+    pub(crate) fn deploy_todo_app(&self) -> Result<()> {
         self.kubectl(&["create", "namespace", APP_NS])?;
         self.kubectl(&["annotate", "namespace", APP_NS, "linkerd.io/inject=enabled"])?;
         let app = fixture("todo-app.yaml");
@@ -211,8 +233,10 @@ impl Demo {
                 "--timeout=120s",
             ])?;
         }
-        self.show_injected_pods()?;
+        self.show_injected_pods()
+    }
 
+    fn after_the_todo_app(&mut self, args: &DemoArgs) -> Result<()> {
         if self.real {
             self.begin(
                 "Requests through the mesh: client → todoui → todobackend → postgresdb, over mTLS",
@@ -245,6 +269,21 @@ impl Demo {
         Ok(())
     }
 
+    /// The local cluster.
+    pub(crate) fn cluster(&self) -> &cluster::Cluster {
+        &self.cluster
+    }
+
+    /// Whether pods run for real (the pod runtime, the real proxy).
+    pub(crate) fn real(&self) -> bool {
+        self.real
+    }
+
+    /// The run's directory (`target/<name>`).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Prints the next step's heading (and checks for Ctrl-C between steps).
     fn begin(&mut self, what: &str) {
         self.step += 1;
@@ -255,22 +294,24 @@ impl Demo {
         );
     }
 
-    fn interrupted(&self) -> Result<()> {
+    pub(crate) fn interrupted(&self) -> Result<()> {
         if self.stop.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
         Ok(())
     }
 
-    fn install_with_oxlink(&self) -> Result<()> {
+    /// `oxlink install --crds | kubectl apply -f -`, then `oxlink install EXTRA… | kubectl
+    /// apply -f -`.
+    pub(crate) fn install_with_oxlink(&self, extra: &[&str]) -> Result<()> {
         let crds = self.oxlink_output(&["install", "--crds"])?;
         self.kubectl_stdin(&["apply", "-f", "-"], &crds)?;
         self.wait_for_crds()?;
         let mut install = vec!["install"];
-        install.extend(LOCAL_VALUES.iter().flat_map(|v| ["--set", v]));
-        if self.real {
-            install.truncate(1);
+        if !self.real {
+            install.extend(LOCAL_VALUES.iter().flat_map(|v| ["--set", v]));
         }
+        install.extend(extra);
         let control_plane = self.oxlink_output(&install)?;
         self.kubectl_stdin(&["apply", "-f", "-"], &control_plane)
     }
@@ -614,7 +655,7 @@ impl Demo {
 
     /// Stops the controllers (SIGTERM, then SIGKILL after 10 s), removes what the demo created
     /// on a cluster it did not start, and stops the cluster it started.
-    fn teardown(&mut self) {
+    pub(crate) fn teardown(&mut self) {
         println!("\nTearing down…");
         for (name, child) in self.children.iter_mut().rev() {
             run::signal(child.id(), "TERM");
@@ -647,12 +688,12 @@ impl Demo {
         }
     }
 
-    fn oxlink(&self, args: &[&str]) -> Result<()> {
+    pub(crate) fn oxlink(&self, args: &[&str]) -> Result<()> {
         self.interrupted()?;
         run::status(&mut self.oxlink_cmd(args))
     }
 
-    fn oxlink_output(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn oxlink_output(&self, args: &[&str]) -> Result<String> {
         self.interrupted()?;
         run::output(&mut self.oxlink_cmd(args))
     }
@@ -665,12 +706,12 @@ impl Demo {
         cmd
     }
 
-    fn kubectl(&self, args: &[&str]) -> Result<()> {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Result<()> {
         self.interrupted()?;
         run::status(&mut self.kubectl_cmd(args))
     }
 
-    fn kubectl_output(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn kubectl_output(&self, args: &[&str]) -> Result<String> {
         self.interrupted()?;
         run::output(&mut self.kubectl_cmd(args))
     }
@@ -682,7 +723,7 @@ impl Demo {
     }
 
     /// Runs kubectl with `input` on its standard input (`… | kubectl apply -f -`).
-    fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<()> {
+    pub(crate) fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<()> {
         self.interrupted()?;
         let mut cmd = self.kubectl_cmd(args);
         eprintln!("$ kubectl {} <<< ({} bytes)", args.join(" "), input.len());
@@ -709,7 +750,7 @@ impl Demo {
 /// server calls every webhook at 127.0.0.1.
 const LOCAL_VALUES: &[&str] = &["webhook.url=https://127.0.0.1:18443"];
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     paths::workspace()
         .join("e2e")
         .join("fixtures")
@@ -719,7 +760,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// Cargo's target directory, as cargo itself resolves it for this workspace.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| paths::workspace().join("target"))
@@ -727,13 +768,5 @@ fn target_dir() -> PathBuf {
 
 /// Whether `GET path` on `addr` answers 200.
 fn http_ok(addr: SocketAddr, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+    run::http(addr, "GET", path, Duration::from_secs(2)).is_ok_and(|(status, _)| status == 200)
 }

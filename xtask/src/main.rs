@@ -12,6 +12,7 @@ mod paths;
 mod pods;
 mod prometheus;
 mod run;
+mod soak;
 mod test;
 mod tools;
 
@@ -51,6 +52,10 @@ enum Task {
     E2e(e2e::E2eArgs),
     /// Run everything CI runs: fmt, clippy, unit tests, and the e2e suite on localkube.
     Test(test::TestArgs),
+    /// The todo app and a gRPC pair under steady load through the real proxies while faults
+    /// run (controllers killed, the API server restarted, watches closed, issuer and trust
+    /// anchor rotated, endpoints churned, pods deleted); a table per fault and one closing line.
+    Soak(soak::SoakArgs),
     /// The workshop on a local cluster: control plane installed and running, the todo app
     /// injected, a simulated proxy certified and resolving; torn down on exit or Ctrl-C.
     Demo(demo::DemoArgs),
@@ -68,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Task::E2e(args) => e2e::run(args),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Demo(args) => demo::run(args),
+        Task::Soak(args) => soak::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -36,6 +36,37 @@ pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A plain HTTP/1.0 request (no body) to `addr`: the status and the body of the response.
+pub(crate) fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: std::time::Duration,
+) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .with_context(|| format!("{method} {path} on {addr}"))?;
+    let status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("{method} {path} on {addr}: not an HTTP response"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_string();
+    Ok((status, body))
+}
+
 /// Whether `program` can be found and started.
 pub(crate) fn available(program: &str, version_arg: &str) -> bool {
     Command::new(program)

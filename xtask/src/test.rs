@@ -2,7 +2,8 @@
 //!
 //! fmt → clippy → unit tests → codegen drift → fuzz targets (built, each run for
 //! [`fuzz::TEST_SECONDS`]) → helm lint --strict → local cluster up → e2e suite → cluster down
-//! (also on failure) → `cargo xtask demo --no-wait` through both install routes.
+//! (also on failure) → `cargo xtask demo --no-wait` through both install routes → a short
+//! `cargo xtask soak` ([`SHORT_SOAK_MINUTES`], every fault once, on a fresh cluster of its own).
 //!
 //! A step that needs one that failed is reported as not run, with that reason. `cargo test`
 //! runs with `--no-fail-fast`, so one failing test binary hides none after it. The run ends
@@ -12,7 +13,7 @@
 //! at run time (`oxlink_e2e::skip`, see [`run::TestReport`]). Any failed step makes the run
 //! exit non-zero, after all of that is printed.
 
-use crate::{cluster, codegen, demo, e2e, fuzz, paths, run, tools};
+use crate::{cluster, codegen, demo, e2e, fuzz, paths, run, soak, tools};
 use anyhow::{Result, bail};
 use std::{process::Command, time::Instant};
 
@@ -94,19 +95,25 @@ impl Steps {
 }
 
 /// What `--no-e2e` leaves out, said at the start and in the summary.
-const LEFT_OUT_BY_NO_E2E: [&str; 4] = [
+const LEFT_OUT_BY_NO_E2E: [&str; 5] = [
     "cluster up",
     "e2e",
     "demo (oxlink install)",
     "demo (helm install)",
+    SOAK_STEP,
 ];
+
+/// The short soak's step: every fault once, windows of [`SHORT_SOAK_WINDOW`] seconds.
+const SOAK_STEP: &str = "soak (short)";
+const SHORT_SOAK_MINUTES: u64 = 3;
+const SHORT_SOAK_WINDOW: u64 = 3;
 
 pub(crate) fn run(args: TestArgs) -> Result<()> {
     let started = Instant::now();
     if args.no_e2e {
         eprintln!(
-            "--no-e2e: leaving out the local cluster, the e2e suite (oxlink-e2e) and the demo \
-             through both install routes; their tests are neither run nor counted"
+            "--no-e2e: leaving out the local cluster, the e2e suite (oxlink-e2e), the demo \
+             through both install routes and the short soak; their tests are neither run nor counted"
         );
     }
     let mut tests = run::TestReport::default();
@@ -157,7 +164,8 @@ pub(crate) fn run(args: TestArgs) -> Result<()> {
     Ok(())
 }
 
-/// The local cluster, the e2e suite on it, and the demo through both install routes.
+/// The local cluster, the e2e suite on it, the demo through both install routes, and the
+/// short soak.
 fn e2e_and_demos(args: &TestArgs, steps: &mut Steps, tests: &mut run::TestReport) {
     let tools = steps.run("tools", || {
         tools::ensure(tools::Tool::Helm)?;
@@ -203,6 +211,19 @@ fn e2e_and_demos(args: &TestArgs, steps: &mut Steps, tests: &mut run::TestReport
         } else {
             steps.not_run(installer.step_name(), "the tools step failed");
         }
+    }
+    // Fails on a failed request during a fault that left a replica serving, a fault that did
+    // not complete, or RSS growth beyond the soak's bound.
+    if tools {
+        steps.run(SOAK_STEP, || {
+            soak::run(soak::SoakArgs {
+                minutes: SHORT_SOAK_MINUTES,
+                window: SHORT_SOAK_WINDOW,
+                skip: Vec::new(),
+            })
+        });
+    } else {
+        steps.not_run(SOAK_STEP, "the tools step failed");
     }
 }
 

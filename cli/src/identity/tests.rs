@@ -103,6 +103,63 @@ fn generate_refuses_to_overwrite_and_changes_nothing() {
 }
 
 #[test]
+fn generate_with_anchor_dir_signs_a_new_issuer_with_that_anchor() {
+    let pki = scratch("anchor-dir");
+    let p = pki.display().to_string();
+    oxlink(&["identity", "generate", "--dir", &p]).unwrap();
+    let (anchor, old_issuer) = (
+        fs::read(pki.join("ca.crt")).unwrap(),
+        fs::read(pki.join("issuer.crt")).unwrap(),
+    );
+    // Without --force, the issuer files in place are kept.
+    let err = oxlink(&["identity", "generate", "--dir", &p, "--anchor-dir", &p])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refusing to overwrite") && err.contains("issuer.crt"),
+        "{err}"
+    );
+    assert!(!err.contains("ca.crt"), "{err}");
+    let out = oxlink(&[
+        "identity",
+        "generate",
+        "--dir",
+        &p,
+        "--anchor-dir",
+        &p,
+        "--force",
+    ])
+    .unwrap();
+    assert!(out.contains("signed by the trust anchor"), "{out}");
+    assert_eq!(
+        fs::read(pki.join("ca.crt")).unwrap(),
+        anchor,
+        "the anchor stays"
+    );
+    assert_ne!(fs::read(pki.join("issuer.crt")).unwrap(), old_issuer);
+    let out = oxlink(&[
+        "identity",
+        "inspect",
+        &path(&pki, "issuer.crt"),
+        "--bundle",
+        &path(&pki, "ca.crt"),
+    ])
+    .unwrap();
+    assert!(out.contains("√ the chain verifies to the bundle"), "{out}");
+
+    // An anchor directory without the anchor's key is a precise error, and writes nothing.
+    let elsewhere = scratch("anchor-dir-none");
+    let e = elsewhere.display().to_string();
+    let err = format!(
+        "{:#}",
+        oxlink(&["identity", "generate", "--dir", &e, "--anchor-dir", &e]).unwrap_err()
+    );
+    assert!(err.contains("reading") && err.contains("ca.crt"), "{err}");
+    assert!(!elsewhere.exists());
+    fs::remove_dir_all(pki).unwrap();
+}
+
+#[test]
 fn bad_lifetimes_and_bad_files_are_precise_errors() {
     let dir = scratch("bad");
     let d = dir.display().to_string();

@@ -1,7 +1,7 @@
 //! The HTTP client of `load`, `get` and `todoui`: keep-alive connections from a small pool,
 //! HTTP/1.1 or h2c prior knowledge, and a timeout over the whole exchange.
 
-use crate::httpd::{Body, SERVED_BY};
+use crate::httpd::{Body, GRPC_STATUS, SERVED_BY};
 use http::{Request, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -41,6 +41,8 @@ pub struct Reply {
     pub served_by: Option<String>,
     /// Its body.
     pub body: Bytes,
+    /// Its `grpc-status`, from the headers (Trailers-Only) or the trailers, if any.
+    pub grpc_status: Option<u32>,
 }
 
 /// Why no response came.
@@ -90,11 +92,16 @@ pub async fn send(
                 false => Failure::Request(chain(&e)),
             })?;
         let (parts, body) = rsp.into_parts();
-        let body = body
+        let collected = body
             .collect()
             .await
-            .map_err(|e| Failure::Request(chain(&e)))?
-            .to_bytes();
+            .map_err(|e| Failure::Request(chain(&e)))?;
+        let grpc_status = [Some(&parts.headers), collected.trailers()]
+            .into_iter()
+            .flatten()
+            .find_map(|h| h.get(GRPC_STATUS))
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let body = collected.to_bytes();
         let served_by = parts
             .headers
             .get(SERVED_BY)
@@ -104,6 +111,7 @@ pub async fn send(
             version: parts.version,
             served_by,
             body,
+            grpc_status,
         })
     };
     tokio::time::timeout(timeout, exchange)

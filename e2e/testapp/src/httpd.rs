@@ -73,6 +73,43 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     }
 }
 
+/// The content type of gRPC requests and responses.
+pub const GRPC: &str = "application/grpc";
+
+/// Whether `req` is a gRPC call (`content-type: application/grpc`, `+proto` and the like).
+pub fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(GRPC))
+}
+
+/// A gRPC response in the Trailers-Only form: HTTP 200 with `grpc-status` (and, unless OK,
+/// `grpc-message`) in its headers and no message. `status` maps to the gRPC code a server
+/// behind it would give: 200 → OK, 503 → UNAVAILABLE, 500 → INTERNAL, any other → UNKNOWN.
+pub fn grpc(status: StatusCode) -> Response<Body> {
+    let code = match status.as_u16() {
+        200 => 0,
+        503 => 14,
+        500 => 13,
+        _ => 2,
+    };
+    let mut rsp = with_type(StatusCode::OK, GRPC, Bytes::new());
+    rsp.headers_mut()
+        .insert(GRPC_STATUS, HeaderValue::from(code));
+    if code != 0 {
+        rsp.headers_mut().insert(
+            "grpc-message",
+            HeaderValue::from_str(&format!("HTTP status {}", status.as_u16()))
+                .unwrap_or(HeaderValue::from_static("error")),
+        );
+    }
+    rsp
+}
+
+/// The header (or trailer) with a gRPC call's status code.
+pub const GRPC_STATUS: &str = "grpc-status";
+
 /// An HTML response.
 pub fn html(status: StatusCode, body: String) -> Response<Body> {
     with_type(status, "text/html; charset=utf-8", body.into())

@@ -35,7 +35,8 @@ pub struct Cli {
 /// What to run.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// A test server: HTTP/1.1 and h2c on each port, with configurable latency and failures.
+    /// A test server: HTTP/1.1 and h2c on each port, with configurable latency and failures;
+    /// a gRPC call (`content-type: application/grpc`) is answered with its gRPC status.
     Serve(serve::ServeArgs),
     /// The todo app's backend: `/todos` in memory, checked against `postgres` on each call.
     Todobackend(todo::backend::BackendArgs),
@@ -43,7 +44,8 @@ pub enum Command {
     Todoui(todo::ui::UiArgs),
     /// The todo app's database, as opaque TCP: a line echo server.
     Postgres(todo::postgres::PostgresArgs),
-    /// A steady load generator that counts statuses, `x-served-by` values and latencies.
+    /// A steady load generator (GETs or unary gRPC calls) that counts statuses, `x-served-by`
+    /// values and latencies.
     Load(load::LoadArgs),
     /// Sequential requests, printing one JSON line each.
     Get(get::GetArgs),

@@ -32,7 +32,7 @@ pub struct LoadArgs {
     /// How long to run, then print the stats as JSON and exit (default: until stopped).
     #[arg(long, value_name = "D", value_parser = args::duration)]
     pub duration: Option<Duration>,
-    /// Serve `GET /stats` (the JSON) and `POST /reset` on this port.
+    /// Serve `GET /stats` (the JSON), `POST /reset` and `POST /window` on this port.
     #[arg(long, value_name = "PORT")]
     pub stats_port: Option<u16>,
     /// A request with no response within this counts as an error.
@@ -41,6 +41,11 @@ pub struct LoadArgs {
     /// Use h2c with prior knowledge instead of HTTP/1.1.
     #[arg(long)]
     pub http2: bool,
+    /// Send unary gRPC calls (POST over h2c, `content-type: application/grpc`, one empty
+    /// message) to the URLs' paths, e.g. `http://server:8080/soak.Echo/Call`; a call whose
+    /// `grpc-status` is not 0 (OK) counts as an error, `grpc-<code>`.
+    #[arg(long)]
+    pub grpc: bool,
 }
 
 /// A load to generate.
@@ -56,6 +61,8 @@ pub struct Load {
     pub timeout: Duration,
     /// h2c instead of HTTP/1.1.
     pub http2: bool,
+    /// Unary gRPC calls (over h2c) instead of GETs.
+    pub grpc: bool,
 }
 
 // === impl LoadArgs ===
@@ -75,6 +82,7 @@ impl LoadArgs {
             stats_port,
             timeout,
             http2,
+            grpc,
         } = self;
         let recorder = Arc::new(Recorder::default());
         // Held until the end: dropping it would stop the stats server.
@@ -89,11 +97,16 @@ impl LoadArgs {
             rps,
             duration,
             timeout,
-            http2,
+            http2: http2 || grpc,
+            grpc,
         };
         eprintln!(
             "oxlink-testapp load: {rps} requests/s over {} for {} to {}{}",
-            if http2 { "h2c" } else { "HTTP/1.1" },
+            match (grpc, http2) {
+                (true, _) => "gRPC",
+                (false, true) => "h2c",
+                (false, false) => "HTTP/1.1",
+            },
             duration.map_or("ever".into(), |d| format!("{d:?}")),
             load.urls
                 .iter()
@@ -105,10 +118,9 @@ impl LoadArgs {
                 s.addr()
             )),
         );
-        tokio::select! {
-            () = load.generate(&recorder) => {}
-            () = shutdown => {}
-        }
+        // Stopped, it sends no more and waits for the requests in flight, so that its last
+        // counts miss none.
+        load.generate_until(&recorder, shutdown).await;
         println!("{}", serde_json::to_string(&recorder.snapshot())?);
         Ok(())
     }
@@ -119,6 +131,13 @@ impl LoadArgs {
 impl Load {
     /// Sends requests until the duration is over, then waits for the ones in flight.
     pub async fn generate(&self, recorder: &Arc<Recorder>) {
+        self.generate_until(recorder, std::future::pending()).await;
+    }
+
+    /// Sends requests until the duration is over or `stop` completes, then waits for the ones
+    /// in flight (each ends within the timeout).
+    pub async fn generate_until(&self, recorder: &Arc<Recorder>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
         let client = client::new(self.http2);
         let period = Duration::from_secs_f64(1.0 / self.rps);
         let mut ticks = tokio::time::interval(period);
@@ -130,15 +149,27 @@ impl Load {
             tokio::select! {
                 biased;
                 () = sleep_until(end) => break,
+                () = &mut stop => break,
                 _ = ticks.tick() => {}
             }
             while in_flight.try_join_next().is_some() {}
             let ticket = recorder.sent(&url.to_string());
             let (client, recorder, url) = (client.clone(), recorder.clone(), url.clone());
-            let timeout = self.timeout;
+            let (timeout, grpc) = (self.timeout, self.grpc);
             in_flight.spawn(async move {
                 let started = Instant::now();
-                match client::send(&client, get(url), timeout).await {
+                let req = if grpc { grpc_call(url) } else { get(url) };
+                match client::send(&client, req, timeout).await {
+                    Ok(rsp) if grpc && rsp.grpc_status != Some(0) => recorder.error(
+                        ticket,
+                        &format!(
+                            "grpc-{}",
+                            rsp.grpc_status.map_or_else(
+                                || format!("none-http-{}", rsp.status.as_u16()),
+                                |c| c.to_string()
+                            )
+                        ),
+                    ),
                     Ok(rsp) => recorder.response(
                         ticket,
                         rsp.status.as_u16(),
@@ -166,12 +197,27 @@ fn get(url: Uri) -> Request<httpd::Body> {
     req
 }
 
+/// A unary gRPC call to the URL's path with one empty message (flag 0, length 0).
+fn grpc_call(url: Uri) -> Request<httpd::Body> {
+    let mut req = Request::new(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = url;
+    let headers = req.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(httpd::GRPC),
+    );
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    req
+}
+
 // === the stats server ===
 
 #[derive(Debug)]
 struct StatsServer(Arc<Recorder>);
 
-/// Serves `GET /stats` and `POST /reset` on `addr`.
+/// Serves `GET /stats`, `POST /reset` and `POST /window` (the counts since the last window,
+/// starting a new one; see [`Recorder::window`]) on `addr`.
 pub async fn serve_stats(
     addr: SocketAddr,
     pod: &str,
@@ -184,6 +230,7 @@ impl Handler for StatsServer {
     async fn handle(&self, req: Request<Bytes>) -> Response<httpd::Body> {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/stats") => httpd::json(StatusCode::OK, &self.0.snapshot()),
+            (&Method::POST, "/window") => httpd::json(StatusCode::OK, &self.0.window()),
             (&Method::POST, "/reset") => {
                 self.0.reset();
                 httpd::json(StatusCode::OK, &self.0.snapshot())

@@ -203,6 +203,9 @@ impl Handler for State {
             .by_status
             .entry(status.as_u16().to_string())
             .or_default() += 1;
+        if httpd::is_grpc(&req) {
+            return httpd::grpc(status);
+        }
         let echo = Echo {
             pod: &self.pod,
             path,

@@ -3,7 +3,7 @@
 
 mod histogram;
 
-pub use self::histogram::Histogram;
+pub use self::histogram::{Histogram, quantile_of_buckets};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, time::Duration, time::Instant};
@@ -14,13 +14,14 @@ pub const NOT_SERVED_BY: &str = "-";
 /// A snapshot of the counts, as `GET /stats` and the end of a run print it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Seconds since the start or the last reset.
+    /// Seconds since the start, the last reset or the last window.
     pub elapsed_s: f64,
     /// Requests sent.
     pub sent: u64,
     /// Responses received, of any status.
     pub responses: u64,
-    /// Requests that got no response: connection failures and timeouts.
+    /// Requests that got no response (connection failures and timeouts) and gRPC calls
+    /// answered with a status other than OK.
     pub errors: u64,
     /// Requests still waiting for their response or error.
     pub in_flight: u64,
@@ -30,10 +31,13 @@ pub struct Stats {
     pub by_served_by: BTreeMap<String, u64>,
     /// Requests sent, by URL.
     pub by_url: BTreeMap<String, u64>,
-    /// Errors by kind: `connect`, `request` or `timeout`.
+    /// Errors by kind: `connect`, `request`, `timeout` or `grpc-<code>`.
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Response latencies (errors not included).
     pub latency_ms: Latency,
+    /// The latency histogram's non-empty buckets, `[middle µs, count]`, to merge windows.
+    #[serde(default)]
+    pub latency_buckets_us: Vec<(u64, u64)>,
 }
 
 /// Latency percentiles in milliseconds (each within about 3% of the true value).
@@ -145,13 +149,30 @@ impl Recorder {
         inner.histogram = Histogram::default();
     }
 
+    /// The counts since the last window, and starts a new one. Unlike [`Recorder::reset`],
+    /// nothing is lost between windows: a request sent in one window and answered in the next
+    /// is counted as sent in the first and answered in the second, so the windows add up to
+    /// the whole run (and a window's `in_flight` is only an estimate).
+    pub fn window(&self) -> Stats {
+        let mut inner = self.inner.lock();
+        let stats = Self::stats(&inner);
+        inner.since = Instant::now();
+        inner.stats = Stats::default();
+        inner.histogram = Histogram::default();
+        stats
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> Stats {
-        let inner = self.inner.lock();
+        Self::stats(&self.inner.lock())
+    }
+
+    fn stats(inner: &Inner) -> Stats {
         let mut stats = inner.stats.clone();
         stats.elapsed_s = round(inner.since.elapsed().as_secs_f64(), 3);
         stats.in_flight = stats.sent.saturating_sub(stats.responses + stats.errors);
         stats.latency_ms = inner.histogram.latency();
+        stats.latency_buckets_us = inner.histogram.buckets();
         stats
     }
 }

@@ -27,7 +27,7 @@ pub(crate) fn idle_rss(idle: Duration) -> Result<String> {
         "oxlink-proxy-injector",
     ]))?;
     run::status(run::cargo().args(["build", "--locked", "--bins", "-p", "oxlink-cli"]))?;
-    let mut demo = Demo::new(ctrl_c()?, "bench-idle", target_dir().join("release"))?;
+    let mut demo = Demo::new("bench-idle", ctrl_c()?, target_dir().join("release"))?;
     ensure!(
         demo.cluster.is_running(),
         "idle-rss needs the local cluster: start it with `cargo xtask cluster up`"

@@ -4,8 +4,6 @@
 use super::{APP_NS, CONTROL_NS, Demo, fixture};
 use anyhow::{Context, Result, bail, ensure};
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     process::Command,
     time::{Duration, Instant},
 };
@@ -16,7 +14,7 @@ const UI: &str = "http://todoui.todo.svc.cluster.local:8090";
 impl Demo {
     /// Waits until the chart's three controller Deployments are available, their pods running
     /// for real on the local cluster's nodes.
-    pub(super) fn wait_for_controller_pods(&self) -> Result<()> {
+    pub(crate) fn wait_for_controller_pods(&self) -> Result<()> {
         for deploy in [
             "linkerd-identity",
             "linkerd-destination",
@@ -150,12 +148,14 @@ fn run_output(cmd: &mut Command) -> Result<String> {
 
 /// The Prometheus text on a proxy's admin port.
 fn proxy_metrics(ip: &str) -> Result<String> {
-    let mut conn =
-        TcpStream::connect((ip, 4191)).with_context(|| format!("connecting to {ip}:4191"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: proxy\r\n\r\n")?;
-    let mut text = String::new();
-    conn.read_to_string(&mut text)?;
+    let ip: std::net::IpAddr = ip.parse().with_context(|| format!("pod IP {ip:?}"))?;
+    let (status, text) = crate::run::http(
+        (ip, 4191).into(),
+        "GET",
+        "/metrics",
+        Duration::from_secs(10),
+    )?;
+    ensure!(status == 200, "{ip}:4191/metrics answered {status}");
     Ok(text)
 }
 

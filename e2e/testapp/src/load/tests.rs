@@ -22,6 +22,7 @@ fn load(urls: Vec<Uri>, rps: f64, duration: Duration, timeout: Duration) -> Load
         duration: Some(duration),
         timeout,
         http2: false,
+        grpc: false,
     }
 }
 
@@ -132,6 +133,15 @@ async fn the_stats_port_serves_and_resets_the_counts() {
     let reset: Stats = serde_json::from_slice(&reset.body).unwrap();
     assert!(reset.sent <= 1 && reset.responses <= 1, "{reset:?}");
     assert!(reset.elapsed_s < stats.elapsed_s, "{reset:?}");
+    // A window hands over the counts so far and starts anew.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (window, _) = fetch(stats_server.addr(), Method::POST, "/window", "", false).await;
+    let window: Stats = serde_json::from_slice(&window.body).unwrap();
+    assert!(window.sent >= 2, "{window:?}");
+    assert!(!window.latency_buckets_us.is_empty(), "{window:?}");
+    let after: Stats =
+        serde_json::from_slice(&get(stats_server.addr(), "/stats").await.body).unwrap();
+    assert!(after.elapsed_s < window.elapsed_s, "{after:?}");
     task.abort();
 }
 
@@ -146,6 +156,7 @@ async fn the_command_serves_its_stats_until_stopped() {
         stats_port: Some(port),
         timeout: Duration::from_secs(5),
         http2: false,
+        grpc: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = args.run(
@@ -182,4 +193,67 @@ async fn the_command_serves_its_stats_until_stopped() {
             .expect("the stats port answers while the load runs");
     result.unwrap();
     assert_eq!(stats.by_served_by["pod-a"], stats.responses);
+}
+
+#[tokio::test]
+async fn grpc_calls_count_their_grpc_status() {
+    let (server, _) = serving(
+        "pod-g",
+        BehaviourArgs {
+            fail_every: Some(4),
+            ..Default::default()
+        },
+    )
+    .await;
+    let url: Uri = format!("http://{}/soak.Echo/Call", server.addrs()[0])
+        .parse()
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    Load {
+        http2: true,
+        grpc: true,
+        ..load(
+            vec![url],
+            100.0,
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+        )
+    }
+    .generate(&recorder)
+    .await;
+    let stats = recorder.snapshot();
+    let counts = server.counts();
+    assert_eq!(counts.requests, stats.sent, "{stats:?}");
+    // The server's 503s are UNAVAILABLE (14) to a gRPC client, and count as errors.
+    assert_eq!(
+        stats.errors_by_kind.get("grpc-14").copied().unwrap_or(0),
+        counts.by_status["503"],
+        "{stats:?} {counts:?}"
+    );
+    assert_eq!(stats.by_status["200"], counts.by_status["200"], "{stats:?}");
+    assert_eq!(stats.by_served_by["pod-g"], stats.responses);
+}
+
+#[tokio::test]
+async fn a_stopped_load_waits_for_its_requests_in_flight() {
+    let (_slow, url) = serving(
+        "slow",
+        BehaviourArgs {
+            latency: vec![args::latency_rule("/load=200ms").unwrap()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let recorder = Arc::new(Recorder::default());
+    let forever = Load {
+        duration: None,
+        ..load(vec![url], 50.0, Duration::ZERO, Duration::from_secs(5))
+    };
+    forever
+        .generate_until(&recorder, tokio::time::sleep(Duration::from_millis(100)))
+        .await;
+    let stats = recorder.snapshot();
+    assert!(stats.sent >= 1, "{stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    assert_eq!(stats.responses, stats.sent, "{stats:?}");
 }

@@ -61,6 +61,20 @@ impl Histogram {
         self.max_us
     }
 
+    /// The non-empty buckets as `(middle µs, count)`, lowest first: enough to merge
+    /// histograms of several windows and take their quantiles ([`quantile_of_buckets`]).
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, &n)| {
+                let (low, width) = bounds(i);
+                ((low + width / 2).clamp(self.min_us, self.max_us), n)
+            })
+            .collect()
+    }
+
     /// The summary in milliseconds.
     pub fn latency(&self) -> Latency {
         if self.count == 0 {
@@ -77,6 +91,24 @@ impl Histogram {
             max: ms(self.max_us),
         }
     }
+}
+
+/// The value (µs) at quantile `q` of `(value, count)` pairs sorted by value, as
+/// [`Histogram::buckets`] gives them (merged from several, still sorted); 0 when empty.
+pub fn quantile_of_buckets(buckets: &[(u64, u64)], q: f64) -> u64 {
+    let count: u64 = buckets.iter().map(|(_, n)| n).sum();
+    if count == 0 {
+        return 0;
+    }
+    let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+    let mut seen = 0;
+    for &(value, n) in buckets {
+        seen += n;
+        if seen >= rank {
+            return value;
+        }
+    }
+    buckets.last().map_or(0, |(v, _)| *v)
 }
 
 /// The bucket of a value.
@@ -132,5 +164,20 @@ mod tests {
             assert!((got - want).abs() / want < 0.035, "{got} vs {want}");
         }
         assert_eq!(Histogram::default().latency(), Latency::default());
+    }
+
+    #[test]
+    fn buckets_give_the_same_quantiles() {
+        let mut h = Histogram::default();
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        let buckets = h.buckets();
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 100);
+        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+        for q in [0.5, 0.95, 0.99, 1.0] {
+            assert_eq!(quantile_of_buckets(&buckets, q), h.quantile_us(q), "q={q}");
+        }
+        assert_eq!(quantile_of_buckets(&[], 0.99), 0);
     }
 }

@@ -41,3 +41,27 @@ fn responses_without_served_by_are_counted_under_a_dash() {
     let json = serde_json::to_string(&stats).unwrap();
     assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), stats);
 }
+
+#[test]
+fn windows_add_up_to_the_whole_run() {
+    let recorder = Recorder::default();
+    let early = recorder.sent("u");
+    let answered = recorder.sent("u");
+    recorder.response(answered, 200, None, Duration::from_millis(2));
+    let first = recorder.window();
+    assert_eq!((first.sent, first.responses), (2, 1));
+    assert_eq!(first.latency_buckets_us.iter().map(|b| b.1).sum::<u64>(), 1);
+
+    // Answered after the window closed: counted in the next one, not lost.
+    recorder.error(early, "timeout");
+    let late = recorder.sent("u");
+    recorder.response(late, 200, None, Duration::from_millis(3));
+    let second = recorder.window();
+    assert_eq!((second.sent, second.responses, second.errors), (1, 1, 1));
+    assert_eq!(first.sent + second.sent, 3);
+    assert_eq!(
+        first.responses + second.responses + first.errors + second.errors,
+        3
+    );
+    assert_eq!(recorder.snapshot().sent, 0, "the window started anew");
+}
