@@ -5,7 +5,7 @@
 
 mod chart;
 mod check;
-mod cluster;
+pub(crate) mod cluster;
 mod metrics;
 
 use anyhow::Result;

@@ -85,7 +85,8 @@ impl Prometheus {
     }
 }
 
-fn is_meshed(p: &Pod) -> bool {
+/// Whether the pod runs a `linkerd-proxy` container (as a native sidecar or not).
+pub(crate) fn is_meshed(p: &Pod) -> bool {
     p.spec.as_ref().is_some_and(|s| {
         s.containers
             .iter()
