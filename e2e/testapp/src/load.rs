@@ -105,10 +105,9 @@ impl LoadArgs {
                 s.addr()
             )),
         );
-        tokio::select! {
-            () = load.generate(&recorder) => {}
-            () = shutdown => {}
-        }
+        // Stopped, it sends nothing more but waits for the requests in flight (each ends
+        // within its timeout), as a client that shuts down cleanly does.
+        load.generate_until(&recorder, shutdown).await;
         println!("{}", serde_json::to_string(&recorder.snapshot())?);
         Ok(())
     }
@@ -119,6 +118,13 @@ impl LoadArgs {
 impl Load {
     /// Sends requests until the duration is over, then waits for the ones in flight.
     pub async fn generate(&self, recorder: &Arc<Recorder>) {
+        self.generate_until(recorder, std::future::pending()).await;
+    }
+
+    /// Sends requests until the duration is over or `stop` completes, then waits for the ones
+    /// in flight.
+    pub async fn generate_until(&self, recorder: &Arc<Recorder>, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
         let client = client::new(self.http2);
         let period = Duration::from_secs_f64(1.0 / self.rps);
         let mut ticks = tokio::time::interval(period);
@@ -130,6 +136,7 @@ impl Load {
             tokio::select! {
                 biased;
                 () = sleep_until(end) => break,
+                () = &mut stop => break,
                 _ = ticks.tick() => {}
             }
             while in_flight.try_join_next().is_some() {}
