@@ -12,6 +12,12 @@
 //! The control plane reads the bundle when it starts (identity checks the issuer against it,
 //! destination and identity verify mesh TLS with it, the injector copies it into new pods), so
 //! each bundle change restarts the control plane before the workloads.
+//!
+//! A restarted injector is Ready before the API server can reach it through its Service (the
+//! Service routing catches up with the new endpoint a moment later), and the webhook fails open
+//! (`failurePolicy: Ignore`), so a pod created in that moment would start without a proxy and
+//! drop out of the mesh. A batch of meshed workloads therefore starts only once a dry-run pod of
+//! each comes back injected, and a pod that started without a proxy all the same is replaced.
 
 mod cluster;
 mod input;
