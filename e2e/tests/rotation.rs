@@ -195,18 +195,7 @@ async fn rotation(client: Client, ns: String) -> Result<()> {
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into());
         let id = format!("{sa}.{ns}.serviceaccount.identity.linkerd.cluster.local");
-        let chain = dataplane::served_certificates(ip(p)?, 8080, &id)
-            .await
-            .with_context(|| format!("the certificate of pod {}", name(p)))?;
-        ensure!(!chain.is_empty(), "pod {} served no certificate", name(p));
-        let now = SystemTime::now();
-        new.verify_leaf(&chain[0], &chain[1..], &id, now)
-            .with_context(|| format!("pod {} against the new anchor", name(p)))?;
-        ensure!(
-            old.verify_leaf(&chain[0], &chain[1..], &id, now).is_err(),
-            "pod {}'s certificate still chains to the old anchor",
-            name(p)
-        );
+        new_anchor_only(p, 8080, &id, &new, &old).await?;
     }
 
     // The controllers' own mesh TLS certificates chain to the new anchor only, too.
@@ -224,18 +213,7 @@ async fn rotation(client: Client, ns: String) -> Result<()> {
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
         {
-            let chain = dataplane::served_certificates(ip(p)?, port, &id)
-                .await
-                .with_context(|| format!("the certificate of pod {}", name(p)))?;
-            ensure!(!chain.is_empty(), "pod {} served no certificate", name(p));
-            let now = SystemTime::now();
-            new.verify_leaf(&chain[0], &chain[1..], &id, now)
-                .with_context(|| format!("pod {} against the new anchor", name(p)))?;
-            ensure!(
-                old.verify_leaf(&chain[0], &chain[1..], &id, now).is_err(),
-                "pod {}'s certificate still chains to the old anchor",
-                name(p)
-            );
+            new_anchor_only(p, port, &id, &new, &old).await?;
         }
     }
 
@@ -328,6 +306,30 @@ fn load_totals(ns: &str) -> std::result::Result<Totals, String> {
         t.raw.push(stats);
     }
     Ok(t)
+}
+
+/// The certificate pod `p` serves as `id` on `port` chains to the `new` anchor and not to the
+/// `old` one.
+async fn new_anchor_only(
+    p: &Pod,
+    port: u16,
+    id: &str,
+    new: &TrustBundle,
+    old: &TrustBundle,
+) -> Result<()> {
+    let chain = dataplane::served_certificates(ip(p)?, port, id)
+        .await
+        .with_context(|| format!("the certificate of pod {}", name(p)))?;
+    ensure!(!chain.is_empty(), "pod {} served no certificate", name(p));
+    let now = SystemTime::now();
+    new.verify_leaf(&chain[0], &chain[1..], id, now)
+        .with_context(|| format!("pod {} against the new anchor", name(p)))?;
+    ensure!(
+        old.verify_leaf(&chain[0], &chain[1..], id, now).is_err(),
+        "pod {}'s certificate still chains to the old anchor",
+        name(p)
+    );
+    Ok(())
 }
 
 /// What `oxlink check` says of the rotation: the result (`success`, `warning`, `error`) and

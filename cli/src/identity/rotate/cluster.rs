@@ -195,13 +195,20 @@ pub(crate) async fn write_issuer_secret(
 }
 
 pub(crate) async fn delete_secret(client: &Client, ns: &str, name: &str) -> Result<()> {
-    match Api::<Secret>::namespaced(client.clone(), ns)
-        .delete(name, &DeleteParams::default())
+    delete(Api::<Secret>::namespaced(client.clone(), ns), name)
         .await
-    {
+        .with_context(|| format!("deleting Secret {ns}/{name}"))
+}
+
+/// Deletes `name`; one already gone is fine.
+async fn delete<K>(api: Api<K>, name: &str) -> kube::Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("deleting Secret {ns}/{name}")),
+        Err(e) => Err(e),
     }
 }
 
@@ -436,14 +443,9 @@ pub(crate) async fn unmeshed_pods(client: &Client, w: &Workload) -> Result<Vec<S
 }
 
 pub(crate) async fn delete_pod(client: &Client, ns: &str, name: &str) -> Result<()> {
-    match Api::<Pod>::namespaced(client.clone(), ns)
-        .delete(name, &DeleteParams::default())
+    delete(Api::<Pod>::namespaced(client.clone(), ns), name)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("deleting pod {ns}/{name}")),
-    }
+        .with_context(|| format!("deleting pod {ns}/{name}"))
 }
 
 /// Reads the rollout numbers of a Deployment, StatefulSet or DaemonSet (as JSON).
