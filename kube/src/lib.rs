@@ -13,6 +13,7 @@ mod client;
 mod connect;
 pub mod events;
 pub mod metrics;
+pub mod pods;
 #[cfg(feature = "test-util")]
 pub mod proc;
 

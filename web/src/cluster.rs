@@ -9,8 +9,8 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
 };
 use oxlink_crds::{names::proxy::PROXY_CONTAINER, service_profile::ServiceProfile};
+use oxlink_kube::pods::{is_live, selects};
 use oxlink_viz::{Kind, stat::Listed};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// A resource the request names does not exist (the API server's words).
@@ -19,46 +19,7 @@ use std::collections::BTreeMap;
 pub struct NotFound(pub String);
 
 fn is_meshed(p: &Pod) -> bool {
-    p.spec.as_ref().is_some_and(|s| {
-        s.containers
-            .iter()
-            .chain(s.init_containers.iter().flatten())
-            .any(|c| c.name == PROXY_CONTAINER)
-    })
-}
-
-fn is_live(p: &Pod) -> bool {
-    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-    !matches!(phase, Some("Succeeded") | Some("Failed")) && p.metadata.deletion_timestamp.is_none()
-}
-
-/// Whether a label selector (`matchLabels`, `matchExpressions`) selects `labels`.
-pub fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    if selector.is_null() {
-        return false;
-    }
-    let labels_ok = selector["matchLabels"].as_object().is_none_or(|m| {
-        m.iter()
-            .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-    });
-    let exprs_ok = selector["matchExpressions"].as_array().is_none_or(|exprs| {
-        exprs.iter().all(|e| {
-            let key = e["key"].as_str().unwrap_or_default();
-            let values: Vec<&str> = e["values"]
-                .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let value = labels.get(key).map(String::as_str);
-            match e["operator"].as_str().unwrap_or_default() {
-                "In" => value.is_some_and(|v| values.contains(&v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(&v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
-    });
-    labels_ok && exprs_ok
+    oxlink_kube::pods::runs_container(p, PROXY_CONTAINER)
 }
 
 fn workload_resource(kind: Kind) -> Option<ApiResource> {
@@ -285,31 +246,4 @@ pub async fn services_of(
         })
         .filter_map(|s| s.metadata.name)
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workload_selectors_match_pod_labels() {
-        let labels: std::collections::BTreeMap<String, String> =
-            [("app", "web"), ("tier", "front")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        let sel = |v: serde_json::Value| selects(&v, &labels);
-        assert!(sel(serde_json::json!({"matchLabels": {"app": "web"}})));
-        assert!(!sel(serde_json::json!({"matchLabels": {"app": "db"}})));
-        assert!(sel(
-            serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]})
-        ));
-        assert!(!sel(
-            serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]})
-        ));
-        assert!(sel(
-            serde_json::json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]})
-        ));
-        assert!(!sel(serde_json::Value::Null));
-    }
 }

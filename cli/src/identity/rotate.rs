@@ -12,6 +12,12 @@
 //! The control plane reads the bundle when it starts (identity checks the issuer against it,
 //! destination and identity verify mesh TLS with it, the injector copies it into new pods), so
 //! each bundle change restarts the control plane before the workloads.
+//!
+//! A restarted injector is Ready before the API server can reach it through its Service (the
+//! Service routing catches up with the new endpoint a moment later), and the webhook fails open
+//! (`failurePolicy: Ignore`), so a pod created in that moment would start without a proxy and
+//! drop out of the mesh. A batch of meshed workloads therefore starts only once a dry-run pod of
+//! each comes back injected, and a pod that started without a proxy all the same is replaced.
 
 mod cluster;
 mod input;
@@ -454,7 +460,7 @@ async fn restart_control_plane(
 ) -> Result<()> {
     // One at a time, identity first: the others get their certificates from it.
     for w in cluster::control_plane(&ctx.client, &ctx.ns).await? {
-        restart_batch(ctx, rotation, std::slice::from_ref(&w), token, out).await?;
+        restart_batch(ctx, rotation, std::slice::from_ref(&w), false, token, out).await?;
     }
     Ok(())
 }
@@ -479,7 +485,7 @@ async fn restart_workloads(
             tokio::time::sleep(ctx.pause).await;
         }
         writeln!(out, "batch {}/{}:", i + 1, all.len())?;
-        restart_batch(ctx, rotation, batch, token, out).await?;
+        restart_batch(ctx, rotation, batch, true, token, out).await?;
     }
     if workloads.is_empty() {
         writeln!(out, "√ no meshed workload to restart")?;
@@ -487,16 +493,22 @@ async fn restart_workloads(
     Ok(())
 }
 
-/// Restarts a batch and waits for every rollout of it to complete.
+/// Restarts a batch and waits for every rollout of it to complete. The pods of `meshed`
+/// workloads are created only once the proxy injector is reached, and a pod that started
+/// without a proxy all the same is replaced.
 async fn restart_batch(
     ctx: &mut Ctx,
     rotation: &mut Rotation,
     batch: &[Workload],
+    meshed: bool,
     token: &str,
     out: &mut impl Write,
 ) -> Result<()> {
     let mut patched = 0;
     for w in batch {
+        if meshed {
+            wait_for_injector(ctx, w, out).await?;
+        }
         if cluster::restart(&ctx.client, w, token).await? {
             patched += 1;
             writeln!(out, "  {w} restarted")?;
@@ -517,7 +529,58 @@ async fn restart_batch(
     }
     for w in batch {
         wait_for_rollout(ctx, w).await?;
+        if meshed {
+            replace_unmeshed(ctx, w, out).await?;
+        }
         writeln!(out, "  √ {w} is Ready")?;
+    }
+    Ok(())
+}
+
+/// Waits until a pod of `w` created now gets its proxy: the webhook fails open, so a pod
+/// created while the API server cannot reach a restarted injector would run unmeshed.
+async fn wait_for_injector(ctx: &Ctx, w: &Workload, out: &mut impl Write) -> Result<()> {
+    let deadline = Instant::now() + ctx.timeout;
+    let mut said = false;
+    while !cluster::injects(&ctx.client, w).await? {
+        if Instant::now() > deadline {
+            bail!(
+                "after {}s, a pod of {w} is still created without a proxy: the API server does not \
+                 reach the proxy injector (see `oxlink check`), or the workload is no longer \
+                 injected; fix it and run `oxlink identity rotate-anchor` again to resume",
+                ctx.timeout.as_secs()
+            );
+        }
+        if !said {
+            writeln!(
+                out,
+                "  waiting for the proxy injector: a pod of {w} created now would get no proxy"
+            )?;
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// Replaces, one at a time, the pods of `w` that started without a proxy (created while the
+/// injector was not reached), waiting for the rollout after each.
+async fn replace_unmeshed(ctx: &Ctx, w: &Workload, out: &mut impl Write) -> Result<()> {
+    while let Some(pod) = cluster::unmeshed_pods(&ctx.client, w)
+        .await?
+        .into_iter()
+        .next()
+    {
+        writeln!(
+            out,
+            "  ‼ pod {}/{pod} of {w} started without a proxy (the proxy injector was not reached): replacing it",
+            w.namespace
+        )?;
+        wait_for_injector(ctx, w, out).await?;
+        cluster::delete_pod(&ctx.client, &w.namespace, &pod).await?;
+        // Until its controller has seen the deletion, the rollout still looks complete.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_for_rollout(ctx, w).await?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
 };
 use oxlink_crds::names::{annotations, control_plane as cp, labels};
 use serde_json::{Value, json};
@@ -195,13 +195,20 @@ pub(crate) async fn write_issuer_secret(
 }
 
 pub(crate) async fn delete_secret(client: &Client, ns: &str, name: &str) -> Result<()> {
-    match Api::<Secret>::namespaced(client.clone(), ns)
-        .delete(name, &DeleteParams::default())
+    delete(Api::<Secret>::namespaced(client.clone(), ns), name)
         .await
-    {
+        .with_context(|| format!("deleting Secret {ns}/{name}"))
+}
+
+/// Deletes `name`; one already gone is fine.
+async fn delete<K>(api: Api<K>, name: &str) -> kube::Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("deleting Secret {ns}/{name}")),
+        Err(e) => Err(e),
     }
 }
 
@@ -259,12 +266,7 @@ pub(crate) async fn meshed_pods(client: &Client, ns: &str) -> Result<Vec<Pod>> {
 /// Whether the pod runs a `linkerd-proxy` container (as a native sidecar or not): our
 /// controllers carry the control-plane label but serve mesh TLS themselves, without a proxy.
 pub(super) fn has_proxy(pod: &Pod) -> bool {
-    pod.spec.as_ref().is_some_and(|spec| {
-        spec.containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .any(|c| c.name == oxlink_crds::names::proxy::PROXY_CONTAINER)
-    })
+    oxlink_kube::pods::runs_container(pod, oxlink_crds::names::proxy::PROXY_CONTAINER)
 }
 
 /// The workloads that own meshed pods (from the injector's `linkerd.io/proxy-*` labels), and
@@ -367,6 +369,83 @@ pub(crate) async fn rollout(client: &Client, w: &Workload) -> Result<Option<Roll
         v["metadata"]["generation"] = json!(o.metadata.generation.unwrap_or_default());
         rollout_status(w.kind, &v)
     }))
+}
+
+/// Whether a pod of `w` created now gets its proxy: a dry run of creating one from the
+/// workload's template goes through the admission webhooks as a real one would, so this
+/// answers whether the API server reaches the proxy injector. With the webhook's
+/// `failurePolicy: Ignore`, a pod created while it does not (a restarted injector whose new
+/// endpoint the Service routing has not caught up with) starts without a proxy. A workload that
+/// no longer exists needs nothing.
+pub(crate) async fn injects(client: &Client, w: &Workload) -> Result<bool> {
+    let Some(obj) = api(client, w)
+        .get_opt(&w.name)
+        .await
+        .with_context(|| format!("getting {w}"))?
+    else {
+        return Ok(true);
+    };
+    let template = &obj.data["spec"]["template"];
+    let mut metadata = template["metadata"].clone();
+    if !metadata.is_object() {
+        metadata = json!({});
+    }
+    metadata["generateName"] = json!(format!("{}-", w.name));
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": template["spec"],
+    }))
+    .with_context(|| format!("the pod template of {w}"))?;
+    let created = Api::<Pod>::namespaced(client.clone(), &w.namespace)
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            },
+            &pod,
+        )
+        .await
+        .with_context(|| format!("creating a pod of {w} as a dry run"))?;
+    Ok(has_proxy(&created))
+}
+
+/// The live pods of `w` (by its selector) that run no proxy, by name.
+pub(crate) async fn unmeshed_pods(client: &Client, w: &Workload) -> Result<Vec<String>> {
+    let Some(obj) = api(client, w)
+        .get_opt(&w.name)
+        .await
+        .with_context(|| format!("getting {w}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let selector = &obj.data["spec"]["selector"];
+    let pods = Api::<Pod>::namespaced(client.clone(), &w.namespace)
+        .list(&ListParams::default())
+        .await
+        .with_context(|| format!("listing the pods of {w}"))?
+        .items;
+    Ok(pods
+        .iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            p.metadata.deletion_timestamp.is_none()
+                && !matches!(phase, Some("Succeeded" | "Failed"))
+                && oxlink_kube::pods::selects(
+                    selector,
+                    &p.metadata.labels.clone().unwrap_or_default(),
+                )
+                && !has_proxy(p)
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect())
+}
+
+pub(crate) async fn delete_pod(client: &Client, ns: &str, name: &str) -> Result<()> {
+    delete(Api::<Pod>::namespaced(client.clone(), ns), name)
+        .await
+        .with_context(|| format!("deleting pod {ns}/{name}"))
 }
 
 /// Reads the rollout numbers of a Deployment, StatefulSet or DaemonSet (as JSON).

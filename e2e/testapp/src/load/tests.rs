@@ -106,6 +106,30 @@ async fn hung_requests_time_out_and_refused_ones_are_connect_errors() {
 }
 
 #[tokio::test]
+async fn a_stopped_load_waits_for_the_requests_in_flight() {
+    let (_slow, url) = serving(
+        "slow",
+        BehaviourArgs {
+            latency: vec![args::latency_rule("/load=300ms").unwrap()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let recorder = Arc::new(Recorder::default());
+    let forever = Load {
+        duration: None,
+        ..load(vec![url], 40.0, Duration::ZERO, Duration::from_secs(5))
+    };
+    forever
+        .generate_until(&recorder, tokio::time::sleep(Duration::from_millis(200)))
+        .await;
+    let stats = recorder.snapshot();
+    assert!(stats.sent >= 1, "{stats:?}");
+    assert_eq!(stats.responses, stats.sent, "{stats:?}");
+    assert_eq!(stats.by_status["200"], stats.sent, "{stats:?}");
+}
+
+#[tokio::test]
 async fn the_stats_port_serves_and_resets_the_counts() {
     let (_server, url) = serving("pod-a", BehaviourArgs::default()).await;
     let recorder = Arc::new(Recorder::default());
