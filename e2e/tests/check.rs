@@ -648,6 +648,70 @@ async fn certificates_are_judged_in_their_categories() -> Result<()> {
                 problems(&report)
             );
 
+            // An anchor with 30 days left beside the installed one: the same warning, naming it;
+            // and a trust anchor rotation left unfinished: a warning naming its step.
+            let short = generate::trust_anchor(
+                "short-lived",
+                Duration::from_secs(30 * 24 * 3600),
+                SystemTime::now(),
+            )?;
+            let roots = |bundle: String, rotation: Option<&str>| {
+                json!({
+                    "metadata": {
+                        "name": cp::TRUST_ROOTS_CONFIGMAP,
+                        "labels": {labels::CONTROL_PLANE_NS: &ns},
+                        "annotations": rotation
+                            .map(|r| json!({annotations::ANCHOR_ROTATION: r}))
+                            .unwrap_or_else(|| json!({})),
+                    },
+                    "data": {cp::TRUST_ROOTS_KEY: bundle},
+                })
+            };
+            let unfinished = r#"{"step":"switch-issuer","newAnchor":"00","newAnchorSubject":"CN=short-lived","startedAt":"2026-01-01T00:00:00Z"}"#;
+            apply::<ConfigMap>(
+                &client,
+                Some(&ns),
+                roots(
+                    format!("{}{}", install.anchor.crt_pem, short.crt_pem),
+                    Some(unfinished),
+                ),
+            )
+            .await?;
+            let (ok, report) = check(&["--wait", "60s", "-L", &ns]).await?;
+            ensure!(ok, "warnings keep the exit code 0: {report:#}");
+            let (result, error) = result_of(
+                &report,
+                "linkerd-identity",
+                "trust anchors are valid for at least 60 days",
+            );
+            ensure!(
+                result == "warning"
+                    && error.starts_with("Anchors expiring soon:")
+                    && error.contains("CN=short-lived will expire on ")
+                    && !error.contains(&format!("root.{ns}")),
+                "{result} {error}"
+            );
+            let (result, error) = result_of(
+                &report,
+                "linkerd-identity",
+                "no trust anchor rotation is left unfinished",
+            );
+            ensure!(
+                result == "warning" && error.contains("is at step 3/7"),
+                "{result} {error}"
+            );
+            ensure!(
+                problems(&report).len() == 3,
+                "only those and the issuer's: {:#?}",
+                problems(&report)
+            );
+            apply::<ConfigMap>(
+                &client,
+                Some(&ns),
+                roots(install.anchor.crt_pem.clone(), None),
+            )
+            .await?;
+
             // An issuer from another trust anchor: an error in linkerd-identity.
             let stranger = generate::trust_anchor(
                 "someone-else",

@@ -66,15 +66,17 @@ impl Cli {
                 let delay = args.shutdown_delay;
                 until_shutdown_after(delay, args.run(bind_ip, pod)).await
             }
-            // The workshop's servers drain as a Spring Boot app with graceful shutdown does: they
-            // keep answering for a moment after SIGTERM, while their endpoint leaves the clients.
+            // The workshop's servers drain as apps behind a preStop sleep do: they keep answering for
+            // a moment after SIGTERM, while their endpoint leaves the clients.
             Command::Todobackend(args) => {
                 until_shutdown_after(Some(WORKSHOP_DRAIN), args.run(bind_ip, pod)).await
             }
             Command::Todoui(args) => {
                 until_shutdown_after(Some(WORKSHOP_DRAIN), args.run(bind_ip, pod)).await
             }
-            Command::Postgres(args) => until_shutdown(args.run(bind_ip)).await,
+            Command::Postgres(args) => {
+                until_shutdown_after(Some(WORKSHOP_DRAIN), args.run(bind_ip)).await
+            }
             Command::Get(args) => until_shutdown(args.run(&mut std::io::stdout().lock())).await,
             // Prints its stats when stopped, so it watches for the signal itself.
             Command::Load(args) => args.run(bind_ip, pod, shutdown()).await,
@@ -83,7 +85,7 @@ impl Cli {
 }
 
 /// How long the workshop's servers keep serving after SIGTERM.
-const WORKSHOP_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+const WORKSHOP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs `command` until it ends or SIGINT/SIGTERM arrives.
 async fn until_shutdown(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
