@@ -122,20 +122,10 @@ async fn tap(client: Client, ns: String) -> Result<()> {
         },
     )
     .await?;
-    let pod = |app: &str| {
-        list.iter()
-            .find(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("app"))
-                    .map(String::as_str)
-                    == Some(app)
-            })
-            .cloned()
-            .with_context(|| format!("no {app} pod"))
-    };
-    let (web, load) = (pod("web")?, pod("load")?);
+    let (web, load) = (
+        dataplane::pod_by_app(&list, "web")?,
+        dataplane::pod_by_app(&list, "load")?,
+    );
     let web_name = web.metadata.name.clone().unwrap_or_default();
     let load_name = load.metadata.name.clone().unwrap_or_default();
     let web_ip = web
